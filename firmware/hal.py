@@ -1,0 +1,130 @@
+# The hardware abstraction the lock application is written against. The
+# application never touches `machine`, `bluetooth` or the OS directly: a board
+# (firmware/board_*.py) or the simulator (simulator/hal.py) implements this.
+#
+# Conventions: times from `rtc_now` are lock seconds (since 2020-01-01 UTC);
+# `ticks_ms` is a monotonic millisecond counter that survives RTC changes.
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+# Reset causes reported by `reset_cause` (and logged at boot).
+RESET_POWER_ON = const(0)
+RESET_WATCHDOG = const(1)
+RESET_SOFT = const(2)
+RESET_BROWNOUT = const(3)
+RESET_UNKNOWN = const(9)
+
+# Power states, for the energy model (time spent in each is accounted).
+POWER_SLEEP = "sleep"
+POWER_ADVERTISING = "advertising"
+POWER_CONNECTED = "connected"
+POWER_MOTOR = "motor"
+POWER_STATES = (POWER_SLEEP, POWER_ADVERTISING, POWER_CONNECTED, POWER_MOTOR)
+
+
+class Link:
+    """A byte pipe: the USB serial port or one BLE connection.
+
+    Framing happens above it. Nothing arriving here is trusted.
+    """
+
+    async def recv(self):
+        """Next chunk of bytes; b"" once the peer has gone."""
+        raise NotImplementedError
+
+    async def send(self, data):
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+
+class HAL:
+    """What the lock application needs from a board."""
+
+    board_name = "abstract"
+
+    # --- time -------------------------------------------------------------
+    def rtc_now(self):
+        """RTC reading in lock seconds. After a power loss it may be anything."""
+        raise NotImplementedError
+
+    def rtc_set(self, lock_seconds):
+        raise NotImplementedError
+
+    def ticks_ms(self):
+        raise NotImplementedError
+
+    # --- actuator and sensors ----------------------------------------------
+    def motor(self, direction):
+        """Drive the bolt motor: +1 unlock, -1 lock, 0 stop."""
+        raise NotImplementedError
+
+    def bolt_retracted(self):
+        """True when the bolt sensor reports the bolt fully withdrawn (unlocked)."""
+        raise NotImplementedError
+
+    def bolt_thrown(self):
+        """True when the bolt sensor reports the bolt fully thrown (locked)."""
+        raise NotImplementedError
+
+    def door_closed(self):
+        raise NotImplementedError
+
+    def button_pressed(self):
+        """The commissioning button, inside the door (physical presence)."""
+        raise NotImplementedError
+
+    def indicate(self, what):
+        """LED/buzzer pattern: "ok", "refused", "wait-button", "alarm", "off"."""
+        pass
+
+    def battery_mv(self):
+        raise NotImplementedError
+
+    # --- supervision ---------------------------------------------------------
+    def watchdog_start(self, timeout_ms):
+        pass
+
+    def watchdog_feed(self):
+        pass
+
+    def reset_cause(self):
+        return RESET_UNKNOWN
+
+    def reset(self):
+        """Restart the board (used after factory reset and on fatal errors)."""
+        raise NotImplementedError
+
+    def random_bytes(self, n):
+        raise NotImplementedError
+
+    def power_state(self, state):
+        """Tell the board (and the energy model) which power state we are in."""
+        pass
+
+    # --- storage -------------------------------------------------------------
+    def config_fs(self):
+        """A filesystem object for firmware.store.Store (littlefs)."""
+        raise NotImplementedError
+
+    def log_device(self):
+        """The raw block device of the event log region."""
+        raise NotImplementedError
+
+    # --- links ---------------------------------------------------------------
+    async def serial_link(self):
+        """The USB serial port as a Link (it exists for as long as the board runs)."""
+        raise NotImplementedError
+
+    async def ble_accept(self):
+        """Wait for the next BLE connection; return it as a Link."""
+        raise NotImplementedError
+
+    def ble_advertise(self, lock_id, status):
+        """Update what the lock advertises (name and a status byte)."""
+        pass
