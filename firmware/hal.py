@@ -47,6 +47,9 @@ class HAL:
     """What the lock application needs from a board."""
 
     board_name = "abstract"
+    # Battery thresholds in millivolts; boards override them for their cells.
+    battery_low_mv = 4400
+    battery_critical_mv = 4000
 
     # --- time -------------------------------------------------------------
     def rtc_now(self):

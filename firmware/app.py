@@ -1,0 +1,280 @@
+# The lock application: asyncio tasks around firmware.lock.Lock.
+#
+# - the BLE loop: one connection at a time; hello with a fresh nonce, access
+#   requests, authenticated results; idle and total timeouts so nobody can
+#   hold the lock busy;
+# - the serial loop: the installer's framed protocol (commissioning, sync, log,
+#   decommissioning), never the REPL;
+# - supervision: battery, the button (factory reset when held), watchdog.
+import asyncio
+
+from protocol import events
+from protocol import frames
+from protocol import messages as msg
+from protocol import reasons
+from protocol import token as tok
+from firmware import hal as hal_mod
+from firmware.actuator import Actuator, sleep_ms
+from firmware.lock import Lock, Session
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+IDLE_TIMEOUT_S = const(5)  # a BLE peer that says nothing for this long is dropped
+SESSION_MAX_S = const(30)  # no BLE connection lasts longer than this
+BUTTON_WINDOW_MS = const(30000)  # time the installer has to press the button
+FACTORY_RESET_HOLD_MS = const(10000)
+WATCHDOG_MS = const(8000)
+BATTERY_PERIOD_MS = const(60000)
+FRAME_ERROR_PERIOD_MS = const(60000)
+
+
+class App:
+    def __init__(self, hal):
+        self.hal = hal
+        self.lock = Lock(hal)
+        self.actuator = Actuator(hal, self.lock)
+        self.waiting_for_button = False
+        self.hal_idle_state = hal_mod.POWER_ADVERTISING
+
+    # --- links ---------------------------------------------------------------
+    async def serve(self, link, channel):
+        """Exchange frames with one peer until it leaves (or times out)."""
+        session = Session(channel)
+        decoder = frames.Decoder()
+        lock = self.lock
+        if channel == "ble":
+            await link.send(frames.encode(lock.hello(session)))
+        bad_frames = 0
+        logged_ms = None
+        while True:
+            if channel == "ble":
+                try:
+                    data = await asyncio.wait_for(link.recv(), IDLE_TIMEOUT_S)
+                except asyncio.TimeoutError:
+                    lock.record(events.CONNECTION_TIMEOUT, 1)
+                    return
+            else:
+                data = await link.recv()
+            if not data:
+                return
+            for payload in decoder.feed(data):
+                await self.handle(session, payload, link)
+            if decoder.errors != bad_frames:
+                bad_frames = decoder.errors
+                # At most one record a minute: a flood of garbage cannot fill the log.
+                now = self.hal.ticks_ms()
+                if logged_ms is None or now - logged_ms > FRAME_ERROR_PERIOD_MS:
+                    logged_ms = now
+                    lock.record(events.FRAME_ERROR, min(bad_frames, 0xFFFF))
+
+    async def reply(self, link, payload):
+        await link.send(frames.encode(payload))
+
+    async def handle(self, session, payload, link):
+        lock = self.lock
+        try:
+            mtype, fields = msg.decode(payload)
+        except msg.MessageError:
+            await self.reply(link, lock.error(reasons.MALFORMED))
+            return
+        if mtype == msg.GET_HELLO:
+            await self.reply(link, lock.hello(session))
+        elif mtype == msg.OPEN:
+            await self.open_request(session, fields, link)
+            if session.channel == "ble":
+                await self.reply(link, lock.hello(session))  # ready for the next request
+        elif mtype == msg.COMMISSION and session.channel == "serial":
+            await self.commission(session, fields, link)
+        elif mtype == msg.ADMIN and session.channel == "serial":
+            await self.admin_request(session, fields, link)
+        else:
+            await self.reply(link, lock.error(reasons.UNSUPPORTED))
+
+    async def open_request(self, session, fields, link):
+        lock = self.lock
+        delay = lock.limiter.delay_ms()
+        if delay:
+            await sleep_ms(delay)
+        nonce = fields[1]
+        reason, claims, pop_key = lock.check_request(session, fields)
+        if reason != reasons.ALLOW:
+            if pop_key is not None:
+                await self.reply(link, lock.result(nonce, reason, lock.log.next_seq - 1, pop_key))
+            else:
+                await self.reply(link, lock.error(reason, nonce))
+            self.hal.indicate("refused")
+            return
+        key_id = events.key_id_of(claims.sub)
+        flags = events.FLAG_ALARM_ACCESS if claims.alarm else 0
+        action = fields[3]
+        if action == tok.SCOPE_OPEN:
+            if await self.actuator.unlock():
+                seq = lock.record(events.ALARM_OPEN if claims.alarm else events.OPENED, 0,
+                                  key_id, flags)
+                outcome = reasons.ALLOW
+                self.hal.indicate("ok")
+                self.actuator.start_supervision()
+            else:
+                seq = lock.record(events.JAMMED, 1, key_id, flags)
+                outcome = reasons.JAMMED
+                self.hal.indicate("refused")
+                await self.actuator.relock()
+            await self.reply(link, lock.result(nonce, outcome, seq, pop_key))
+        elif action == tok.SCOPE_LOG:
+            args = fields.get(6) or {}
+            start = args.get(1, 1)
+            if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+                start = 1
+            page = lock.log_page(start)
+            seq = lock.record(events.LOG_READ, len(page), key_id, flags)
+            await self.reply(link, lock.result(nonce, reasons.ALLOW, seq, pop_key, page))
+        else:
+            seq = lock.record(events.REFUSED, reasons.UNSUPPORTED, key_id, flags)
+            await self.reply(link, lock.result(nonce, reasons.UNSUPPORTED, seq, pop_key))
+
+    async def wait_button(self):
+        """True if the commissioning button is pressed within the window."""
+        self.waiting_for_button = True
+        self.hal.indicate("wait-button")
+        start = self.hal.ticks_ms()
+        try:
+            while self.hal.ticks_ms() - start < BUTTON_WINDOW_MS:
+                if self.hal.button_pressed():
+                    return True
+                await sleep_ms(50)
+            return False
+        finally:
+            self.waiting_for_button = False
+            self.hal.indicate("off")
+
+    async def commission(self, session, fields, link):
+        lock = self.lock
+        nonce = fields[1]
+        reason = lock.check_commission(session, fields)
+        if reason != reasons.ALLOW:
+            lock.refuse(reason)
+            await self.reply(link, lock.error(reason, nonce))
+            return
+        await self.reply(link, msg.encode(msg.PRESS_BUTTON, {1: BUTTON_WINDOW_MS // 1000}))
+        if not await self.wait_button():
+            lock.refuse(reasons.BUTTON_REQUIRED)
+            await self.reply(link, lock.error(reasons.BUTTON_REQUIRED, nonce))
+            return
+        seq = lock.commission(fields)
+        self.hal.ble_advertise(lock.lock_id, lock.battery)
+        await self.reply(link, lock.admin_result(nonce, reasons.ALLOW, {1: seq, 2: lock.status()}))
+
+    async def admin_request(self, session, fields, link):
+        lock = self.lock
+        nonce = fields[1]
+        reason = lock.check_admin(session, fields)
+        if reason != reasons.ALLOW:
+            lock.refuse(reason)
+            await self.reply(link, lock.error(reason, nonce))
+            return
+        op = fields[2]
+        if op == "decommission":
+            await self.reply(link, msg.encode(msg.PRESS_BUTTON, {1: BUTTON_WINDOW_MS // 1000}))
+            if not await self.wait_button():
+                lock.refuse(reasons.BUTTON_REQUIRED)
+                await self.reply(link, lock.error(reasons.BUTTON_REQUIRED, nonce))
+                return
+            # Answer under the admin key while the lock still has it.
+            answer = lock.admin_result(nonce, reasons.ALLOW, {1: lock.log.next_seq})
+            lock.decommission()
+            await self.reply(link, answer)
+            return
+        outcome, data = lock.admin(op, fields[3])
+        await self.reply(link, lock.admin_result(nonce, outcome, data))
+
+    async def ble_loop(self):
+        hal = self.hal
+        while True:
+            hal.power_state(hal_mod.POWER_ADVERTISING)
+            link = await hal.ble_accept()
+            hal.power_state(hal_mod.POWER_CONNECTED)
+            try:
+                await asyncio.wait_for(self.serve(link, "ble"), SESSION_MAX_S)
+            except asyncio.TimeoutError:
+                self.lock.record(events.CONNECTION_TIMEOUT, 2)
+            except OSError:
+                pass  # the peer vanished mid-write: the lock just goes on
+            finally:
+                link.close()
+
+    async def serial_loop(self):
+        link = await self.hal.serial_link()
+        while True:
+            try:
+                await self.serve(link, "serial")
+            except OSError:
+                await sleep_ms(500)
+            await sleep_ms(100)
+
+    # --- supervision ---------------------------------------------------------
+    async def battery_loop(self):
+        while True:
+            await sleep_ms(BATTERY_PERIOD_MS)
+            self.lock.check_battery()
+            self.hal.ble_advertise(self.lock.lock_id, self.lock.battery)
+
+    async def button_loop(self):
+        hal = self.hal
+        held_since = None
+        while True:
+            await sleep_ms(250)
+            if self.waiting_for_button or not hal.button_pressed():
+                held_since = None
+                continue
+            now = hal.ticks_ms()
+            if held_since is None:
+                held_since = now
+            elif now - held_since >= FACTORY_RESET_HOLD_MS:
+                self.lock.factory_reset()
+                hal.reset()
+                return
+
+    async def watchdog_loop(self):
+        hal = self.hal
+        hal.watchdog_start(WATCHDOG_MS)
+        while True:
+            deadline = self.actuator.deadline_ms
+            # A motor run that overstays its own time limit means a hung task:
+            # stop feeding and let the watchdog restart the board safely.
+            if deadline is None or hal.ticks_ms() < deadline:
+                hal.watchdog_feed()
+            await sleep_ms(1000)
+
+    async def start(self):
+        lock = self.lock
+        self.hal.ble_advertise(lock.lock_id, lock.battery)
+        await self.actuator.make_safe()
+        tasks = [self.serial_loop(), self.ble_loop(), self.battery_loop(), self.button_loop(),
+                 self.watchdog_loop()]
+        return [asyncio.create_task(t) for t in tasks]
+
+
+async def main(hal, stop_event=None):
+    """Run the lock until stop_event is set (forever on a board)."""
+    app = App(hal)
+    tasks = await app.start()
+    try:
+        if stop_event is None:
+            while True:
+                await asyncio.sleep(3600)
+        else:
+            await stop_event.wait()
+    finally:
+        for t in tasks:
+            t.cancel()
+        if app.actuator.supervisor is not None:
+            app.actuator.supervisor.cancel()
+    return app
+
+
+def run(hal):
+    asyncio.run(main(hal))
