@@ -3,8 +3,8 @@
 # door-left-open alarm. Every step is logged.
 import asyncio
 
-from protocol import events
 from firmware import hal as hal_mod
+from protocol import events
 
 try:
     from micropython import const

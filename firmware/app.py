@@ -8,14 +8,12 @@
 # - supervision: battery, the button (factory reset when held), watchdog.
 import asyncio
 
-from protocol import events
-from protocol import frames
-from protocol import messages as msg
-from protocol import reasons
-from protocol import token as tok
 from firmware import hal as hal_mod
 from firmware.actuator import Actuator, sleep_ms
 from firmware.lock import Lock, Session
+from protocol import events, frames, reasons
+from protocol import messages as msg
+from protocol import token as tok
 
 try:
     from micropython import const

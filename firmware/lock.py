@@ -1,22 +1,16 @@
 # The lock's decisions: challenges, access requests, commissioning, admin
 # requests, and the audit log. Everything here is synchronous and touches the
 # hardware only through the HAL; firmware/app.py drives it from asyncio.
-from protocol import cbor
-from protocol import clock
-from protocol.crypto import eq
-from protocol import events
-from protocol import keys
-from protocol import messages as msg
-from protocol import reasons
-from protocol import revocation
-from protocol import timeupdate
-from protocol import token as tok
 from firmware import hal as hal_mod
-from firmware.config import Config, ConfigError, CONFIG_NAME
+from firmware.config import CONFIG_NAME, Config, ConfigError
 from firmware.eventlog import EventLog
 from firmware.ratelimit import RateLimiter
 from firmware.store import Store
 from firmware.timekeeper import TimeKeeper
+from protocol import cbor, clock, events, keys, reasons, revocation, timeupdate
+from protocol import messages as msg
+from protocol import token as tok
+from protocol.crypto import eq
 
 try:
     from micropython import const

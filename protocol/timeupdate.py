@@ -2,8 +2,7 @@
 # key. A key-carried update (no nonce) says only "it is at least T" and can only
 # move the lock's clock forward; the installer's serial sync is bound to the
 # lock's nonce instead (an ADMIN "sync" request) and may correct it backwards.
-from protocol import cbor
-from protocol import cose
+from protocol import cbor, cose
 
 try:
     from micropython import const

@@ -1,0 +1,70 @@
+# Benchmark workload, portable: runs under MicroPython and CPython.
+# Usage: micropython -X heapsize=N bench/core.py WORKLOAD COUNT INPUT.json
+# Prints "ok <seconds per operation>" if all COUNT operations complete.
+import json
+import sys
+import time
+
+sys.path.insert(0, ".")
+
+from protocol import crypto, events, keys  # noqa: E402
+from protocol import messages as msg  # noqa: E402
+from protocol import token as tok  # noqa: E402
+
+
+def _now():
+    try:
+        return time.ticks_us() / 1e6
+    except AttributeError:
+        return time.perf_counter()
+
+
+def unlock(v):
+    # What the lock does for one HMAC token: verify, proof of possession,
+    # decision, event record.
+    secret = bytes.fromhex(v["secret"])
+    token = bytes.fromhex(v["token"])
+    nonce = bytes.fromhex(v["nonce"])
+    proof = bytes.fromhex(v["proof"])
+    lock_id = v["lock_id"]
+    now = v["now"]
+    token_key = keys.token_mac_key(secret)
+    log_key = keys.log_key(secret)
+    prev = events.GENESIS_MAC
+
+    def op(i):
+        claims = tok.verify(token, tok.SUITE_HMAC, token_key)
+        pop = keys.pop_key(secret, claims.cti)
+        if not crypto.eq(msg.open_proof(pop, nonce, lock_id, "open", token), proof):
+            raise SystemExit("proof failed")
+        if tok.decide(claims, lock_id, now, True, None, "open") != 0:
+            raise SystemExit("decision failed")
+        return events.encode(i + 1, now, events.OPENED, 0, 0, events.key_id_of(claims.sub),
+                             prev, log_key)
+    return op
+
+
+def ed25519(v):
+    pk = bytes.fromhex(v["ed_pk"])
+    sig = bytes.fromhex(v["ed_sig"])
+    m = bytes.fromhex(v["ed_msg"])
+
+    def op(i):
+        if not crypto.ed25519_verify(pk, m, sig):
+            raise SystemExit("signature failed")
+    return op
+
+
+def main():
+    workload, count, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    with open(path) as f:
+        v = json.load(f)
+    op = {"unlock": unlock, "ed25519": ed25519}[workload](v)
+    op(0)  # warm-up (and a first correctness check)
+    t0 = _now()
+    for i in range(count):
+        op(i)
+    print("ok %.6f" % ((_now() - t0) / count))
+
+
+main()
