@@ -38,6 +38,9 @@ lint: setup
 bench: setup
 	$(PY) tools/bench.py
 
+demo: setup
+	$(PY) tools/demo.py
+
 mpy-cross: setup
 	$(PY) tools/mpycompile.py
 

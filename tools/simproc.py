@@ -1,0 +1,71 @@
+"""Run one simulated lock in a subprocess and find its endpoints.
+
+Used by the demo, lockctl and the tests: it starts `python -m simulator`
+exactly as a person would and reads the endpoints it prints.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tools.transport import link_for_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class SimulatedLock:
+    def __init__(self, state: Path, extra_args: list[str] | None = None) -> None:
+        self.state = state
+        self.extra_args = extra_args or []
+        self.proc: subprocess.Popen[str] | None = None
+        self.serial = ""
+        self.ble = ""
+        self.output: list[str] = []
+
+    def start(self, timeout: float = 30.0) -> "SimulatedLock":
+        cmd = [sys.executable, "-m", "simulator", "--state", str(self.state),
+               "--ble", "127.0.0.1:0", "--auto-button", *self.extra_args]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, env=env)
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("simulator exited:\n" + "".join(self.output))
+            self.output.append(line)
+            if line.startswith("serial:"):
+                self.serial = line.split(":", 1)[1].strip()
+            elif line.startswith("ble:"):
+                self.ble = line.split(":", 1)[1].strip()
+            elif line.strip() == "ready":
+                return self
+        raise RuntimeError("simulator did not become ready:\n" + "".join(self.output))
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def serial_link(self) -> Any:
+        return link_for_url(self.serial)
+
+    def ble_link(self) -> Any:
+        return link_for_url("socket://" + self.ble)
+
+    def __enter__(self) -> "SimulatedLock":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
