@@ -71,9 +71,10 @@ def _head(out, major, n):
 
 def _key_ok(k):
     # Keys loads() can give back: no arrays or maps (they decode unhashable).
+    # (On MicroPython bool is not an int subclass for isinstance: name it.)
     if isinstance(k, Tag):
         return _key_ok(k.value)
-    return k is None or isinstance(k, (int, str, bytes))
+    return k is None or k is True or k is False or isinstance(k, (int, str, bytes))
 
 
 def _encode(out, obj, depth):
@@ -147,11 +148,11 @@ def dumps(obj):
 # ---------------------------------------------------------------- decoding
 
 
-def _utf8_ok(mv, i, end):
+def _utf8_ok(buf, i, end):
     # RFC 3629 well-formedness: no overlong forms, surrogates or code points past
     # U+10FFFF. MicroPython's str() lets those through; CPython's does not.
     while i < end:
-        c = mv[i]
+        c = buf[i]
         i += 1
         if c < 0x80:
             continue
@@ -167,84 +168,78 @@ def _utf8_ok(mv, i, end):
             hi = 0x8F if c == 0xF4 else 0xBF
         else:
             return False
-        if i + n > end or not lo <= mv[i] <= hi:
+        if i + n > end or not lo <= buf[i] <= hi:
             return False
         for j in range(i + 1, i + n):
-            if not 0x80 <= mv[j] <= 0xBF:
+            if not 0x80 <= buf[j] <= 0xBF:
                 return False
         i += n
     return True
 
 
 class _Decoder:
-    def __init__(self, mv, max_items):
-        self.mv = mv
+    def __init__(self, buf, max_items):
+        self.buf = buf  # bytes, or a memoryview of anything else
         self.i = 0
-        self.end = len(mv)
+        self.end = len(buf)
         self.left = max_items  # items still allowed
 
-    def _count(self, n):
-        if n > self.left:
+    def item(self, depth):
+        if self.left < 1:
             raise CBORError("too many items")
-        self.left -= n
-
-    def _head(self):
-        # Returns (major type, argument); rejects what no item of ours may start with.
-        mv, i = self.mv, self.i
+        self.left -= 1
+        # The head: initial byte and argument, rejecting what no item of ours starts with.
+        buf, i = self.buf, self.i
         if i >= self.end:
             raise CBORError("truncated")
-        ib = mv[i]
+        ib = buf[i]
         i += 1
         major = ib >> 5
-        ai = ib & 31
+        n = ib & 31
+        if 28 <= n <= 30:
+            raise CBORError("reserved additional information")
         if major == 7:
             self.i = i
-            if 20 <= ai <= 22:
-                return 7, ai
-            if ai == 31:
+            if n == 20:
+                return False
+            if n == 21:
+                return True
+            if n == 22:
+                return None
+            if n == 31:
                 raise CBORError("unexpected break")
-            if 25 <= ai <= 27:
+            if 25 <= n <= 27:
                 raise CBORError("floats not supported")
             raise CBORError("unsupported simple value")
-        if ai < 24:
-            self.i = i
-            return major, ai
-        if ai == 31:
+        if n == 31:
             raise CBORError("indefinite length not supported")
-        if ai > 27:
-            raise CBORError("reserved additional information")
-        n = 1 << (ai - 24)  # 1, 2, 4 or 8 argument bytes
-        if n > self.end - i:
-            raise CBORError("truncated")
-        v = 0
-        for j in range(i, i + n):
-            v = (v << 8) | mv[j]
-        # Shortest form: the argument must not fit a shorter head.
-        if v < (24 if n == 1 else 1 << (4 * n)):
-            raise CBORError("non-shortest head")
-        self.i = i + n
-        return major, v
+        if n >= 24:
+            size = 1 << (n - 24)  # 1, 2, 4 or 8 argument bytes
+            if size > self.end - i:
+                raise CBORError("truncated")
+            n = 0
+            for j in range(i, i + size):
+                n = (n << 8) | buf[j]
+            i += size
+            # Shortest form: the argument must not fit a shorter head.
+            if n < (24 if size == 1 else 1 << (4 * size)):
+                raise CBORError("non-shortest head")
+        self.i = i
 
-    def item(self, depth):
-        self._count(1)
-        major, n = self._head()
         if major == 0:
             return n
         if major == 1:
             return -1 - n
-        if major == 7:
-            return (False, True, None)[n - 20]
         if major <= 3:
-            i = self.i
             if n > self.end - i:
                 raise CBORError("truncated")
             self.i = i + n
             if major == 2:
-                return bytes(self.mv[i : i + n])
-            if not _utf8_ok(self.mv, i, i + n):
+                return bytes(buf[i : i + n])
+            if not _utf8_ok(buf, i, i + n):
                 raise CBORError("invalid UTF-8")
             try:
-                return str(self.mv[i : i + n], "utf-8")
+                return str(buf[i : i + n], "utf-8")
             except (UnicodeError, ValueError):
                 raise CBORError("invalid UTF-8") from None
         if depth >= MAX_DEPTH:
@@ -254,16 +249,16 @@ class _Decoder:
             return Tag(n, self.item(depth))
         # Every item takes at least one byte: check the count against the input
         # and the item budget before building anything.
-        if major == 5:
-            n2 = 2 * n
-        else:
-            n2 = n
-        if n2 > self.end - self.i:
+        count = 2 * n if major == 5 else n
+        if count > self.end - i:
             raise CBORError("truncated")
-        if n2 > self.left:
+        if count > self.left:
             raise CBORError("too many items")
         if major == 4:
-            return [self.item(depth) for _ in range(n)]
+            a = [None] * n
+            for j in range(n):
+                a[j] = self.item(depth)
+            return a
         d = {}
         for _ in range(n):
             k = self.item(depth)
@@ -278,10 +273,20 @@ class _Decoder:
 
 
 def loads(data, max_items=MAX_ITEMS):
-    """Decode one CBOR item that fills data (bytes, bytearray or memoryview)."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
+    """Decode one CBOR item that fills data (bytes, bytearray or memoryview).
+
+    Raises CBORError for anything else: see the top of this module. max_items bounds
+    the data items (a tag and its content count two); the input length bounds them too.
+    """
+    if isinstance(data, bytes):
+        buf = data  # slices of bytes are bytes: one copy per string
+    elif isinstance(data, (bytearray, memoryview)):
+        buf = memoryview(data)
+        if getattr(buf, "format", "B") != "B":  # CPython: a view of wider items
+            raise CBORError("expected bytes")
+    else:
         raise CBORError("expected bytes")
-    dec = _Decoder(memoryview(data), max_items)
+    dec = _Decoder(buf, max_items)
     obj = dec.item(0)
     if dec.i != dec.end:
         raise CBORError("trailing bytes")
