@@ -7,7 +7,7 @@ from firmware.eventlog import EventLog
 from firmware.ratelimit import RateLimiter
 from firmware.store import Store
 from firmware.timekeeper import TimeKeeper
-from protocol import cbor, clock, events, keys, reasons, revocation, timeupdate
+from protocol import cbor, clock, cose, events, keys, reasons, revocation, timeupdate
 from protocol import messages as msg
 from protocol import token as tok
 from protocol.crypto import eq
@@ -51,7 +51,7 @@ class Session:
 class Lock:
     def __init__(self, hal):
         self.hal = hal
-        self.store = Store(hal.config_fs())
+        self.store = Store(fs=hal.config_fs())
         self.log = EventLog(hal.log_device())
         self.log.recover()
         last = self.log.last_record()
@@ -79,12 +79,17 @@ class Lock:
                 # fresh list arrives.
                 self.revocations = revocation.RevocationList(cutoff=max(newest_time, 1))
         raw = self.store.load(TIME_NAME)
-        trusted_at = int.from_bytes(raw, "big") if raw and len(raw) == 4 else 0
+        trusted_at, was_trusted = 0, False
+        if raw and len(raw) == 5:
+            trusted_at, was_trusted = int.from_bytes(raw[:4], "big"), raw[4] == 1
         cause = hal.reset_cause()
         self.reset_cause = cause
+        # Only a reset that kept the RTC running keeps a clock that was trusted.
         self.clock = TimeKeeper.at_boot(
             hal, trusted_at, newest_time,
-            cause in (hal_mod.RESET_WATCHDOG, hal_mod.RESET_SOFT))
+            was_trusted and cause in (hal_mod.RESET_WATCHDOG, hal_mod.RESET_SOFT))
+        if was_trusted and not self.clock.trusted:
+            self._save_time()  # remembered, so a later warm reset does not trust it again
         self.limiter = RateLimiter(hal)
         self.battery = BATTERY_OK
         self.battery_mv = hal.battery_mv()
@@ -227,10 +232,15 @@ class Lock:
         if not ok:
             self.record(events.TIME_REJECTED, reasons.ROLLBACK)
             return reasons.ROLLBACK
+        if exact:
+            self._save_time()
         if exact or t > before:
-            self.store.save(TIME_NAME, self.clock.trusted_at.to_bytes(4, "big"))
             self.record(events.TIME_SET, min(0xFFFF, abs(t - before)))
         return reasons.ALLOW
+
+    def _save_time(self):
+        flag = b"\x01" if self.clock.trusted else b"\x00"
+        self.store.save(TIME_NAME, self.clock.trusted_at.to_bytes(4, "big") + flag)
 
     def apply_revocation(self, blob):
         try:
@@ -267,8 +277,13 @@ class Lock:
         try:
             claims = tok.verify(fields[2], self.config.suite, self.token_key)
         except tok.TokenError as exc:
-            self.refuse(exc.reason)
-            return exc.reason, None, None
+            reason = exc.reason
+            if reason == reasons.BAD_SIGNATURE and not self._addressed_here(fields[2]):
+                # Tokens are keyed per lock, so another door's token never
+                # verifies here; say why, from its (unverified) audience.
+                reason = reasons.WRONG_LOCK
+            self.refuse(reason)
+            return reason, None, None
         key_id = events.key_id_of(claims.sub)
         flags = events.FLAG_ALARM_ACCESS if claims.alarm else 0
         pop_key = keys.pop_key(self.config.secret, claims.cti)
@@ -293,6 +308,14 @@ class Lock:
             return reason, claims, pop_key
         self.limiter.success()
         return reasons.ALLOW, claims, pop_key
+
+    def _addressed_here(self, token_bytes):
+        """False only if the token clearly names other locks (used for the reason)."""
+        try:
+            claims = tok.parse_claims(cose.decode(token_bytes).payload)
+        except ValueError:
+            return True
+        return self.lock_id in claims.aud
 
     def result(self, nonce, outcome, seq, pop_key, data=None):
         now = clock.to_unix(self.clock.now())
@@ -330,11 +353,11 @@ class Lock:
         # A new identity makes the old list meaningless: start with none, but
         # keep an old cut-off so a re-commissioned lock never fails open.
         self.store.save(REVOCATION_NAME, revocation.RevocationList(cutoff=0).to_bytes())
-        self.store.save(TIME_NAME, t.to_bytes(4, "big"))
         self.config = cfg
         self.revocations = revocation.RevocationList()
         self._derive_keys()
         self.clock.commissioned(t)
+        self._save_time()
         self.prev_mac = events.GENESIS_MAC  # the chain under the new log key starts here
         return self.record(events.COMMISSIONED, 0)
 

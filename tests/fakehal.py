@@ -1,0 +1,112 @@
+"""A fast in-memory HAL for driving firmware.lock.Lock directly in tests.
+
+The simulator (simulator/hal.py) is the full virtual board; this one keeps
+only what the lock's decisions need, with time moved by the test. Storage is
+real: Store over a host directory, EventLog over a RAM block device.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from firmware import hal as hal_mod
+from firmware.fs import Fs, RamBlockDevice
+
+
+class DirFs(Fs):
+    """Fs rooted in a host directory, so the lock's "/store" stays in a temp dir."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = str(root)
+
+    def _p(self, path: str) -> str:
+        return self.root + path
+
+    def open(self, path, mode="rb"):  # type: ignore[override]
+        return super().open(self._p(path), mode)
+
+    def rename(self, src, dst):  # type: ignore[override]
+        super().rename(self._p(src), self._p(dst))
+
+    def remove(self, path):  # type: ignore[override]
+        super().remove(self._p(path))
+
+    def mkdir(self, path):  # type: ignore[override]
+        super().mkdir(self._p(path))
+
+    def listdir(self, path):  # type: ignore[override]
+        return super().listdir(self._p(path))
+
+    def size(self, path):  # type: ignore[override]
+        return super().size(self._p(path))
+
+
+class FakeHAL(hal_mod.HAL):
+    board_name = "fake"
+
+    def __init__(self, root: Path, now: int, log_blocks: int = 8) -> None:
+        self.root = root
+        self.rtc = now
+        self.ms = 0
+        self.fs = DirFs(root)
+        self.log_dev = RamBlockDevice(4096, log_blocks)
+        self.cause = hal_mod.RESET_POWER_ON
+        self.mv = 5200
+        self.retracted = False
+        self.door = True
+        self.button = False
+        self.indications: list[str] = []
+
+    def reboot(self, cause: int = hal_mod.RESET_POWER_ON, rtc_lost: bool = False) -> None:
+        self.cause = cause
+        if rtc_lost:
+            self.rtc = 0
+
+    def advance(self, seconds: int) -> None:
+        self.rtc += seconds
+        self.ms += seconds * 1000
+
+    def rtc_now(self) -> int:
+        return self.rtc
+
+    def rtc_set(self, t: int) -> None:
+        self.rtc = t
+
+    def ticks_ms(self) -> int:
+        return self.ms
+
+    def motor(self, direction: int) -> None:
+        if direction:
+            self.retracted = direction > 0
+
+    def bolt_retracted(self) -> bool:
+        return self.retracted
+
+    def bolt_thrown(self) -> bool:
+        return not self.retracted
+
+    def door_closed(self) -> bool:
+        return self.door
+
+    def button_pressed(self) -> bool:
+        return self.button
+
+    def indicate(self, what: str) -> None:
+        self.indications.append(what)
+
+    def battery_mv(self) -> int:
+        return self.mv
+
+    def reset_cause(self) -> int:
+        return self.cause
+
+    def random_bytes(self, n: int) -> bytes:
+        return os.urandom(n)
+
+    def config_fs(self) -> Fs:
+        return self.fs
+
+    def log_device(self) -> RamBlockDevice:
+        return self.log_dev
