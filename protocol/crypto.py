@@ -1,13 +1,31 @@
-# Cryptographic primitives for the lock. Native where MicroPython has them
-# (hashlib.sha256), pure Python where it lacks them (HMAC, HKDF, constant-time
-# compare; SHA-512 and Ed25519 verification below).
+# Cryptographic primitives for the lock. Native where the interpreter has them
+# (hashlib.sha256 everywhere, hashlib.sha512 on CPython), pure Python where
+# MicroPython lacks them: HMAC, HKDF, constant-time compare, SHA-512
+# (protocol.sha512) and Ed25519 verification (protocol.ed25519).
+#
+# protocol.ed25519 is imported on the first ed25519_verify() call, so a lock
+# commissioned for the HMAC suite never spends heap on it (about 4 KB of table
+# plus its code). Firmware of an EdDSA lock should import protocol.ed25519 at
+# boot, while the heap is still unfragmented.
 import hashlib
 
-_BLOCK = 64
+from protocol import sha512 as _sha512
+
+_BLOCK = 64  # SHA-256 block size
+_HASH_LEN = 32
+
+
+class CryptoError(ValueError):
+    pass
 
 
 def sha256(data):
     return hashlib.sha256(data).digest()
+
+
+def sha512(data):
+    """SHA-512 digest (hashlib's where it exists, else pure Python)."""
+    return _sha512.new(data).digest()
 
 
 def _pad_key(key):
@@ -27,17 +45,21 @@ def hmac_sha256(key, data):
 
 
 def hkdf_sha256(ikm, salt, info, length):
-    """HKDF-SHA256 (RFC 5869): extract then expand to `length` bytes."""
-    if length < 0 or length > 255 * 32:
-        raise ValueError("hkdf length out of range")
+    """HKDF-SHA256 (RFC 5869): extract then expand to `length` bytes.
+
+    An empty or None salt means HashLen zero bytes; None info means empty."""
+    if length < 0 or length > 255 * _HASH_LEN:
+        raise CryptoError("hkdf length out of range")
     if not salt:
-        salt = bytes(32)
+        salt = bytes(_HASH_LEN)
+    if info is None:
+        info = b""
     prk = hmac_sha256(salt, ikm)
     out = b""
     block = b""
     counter = 1
     while len(out) < length:
-        block = hmac_sha256(prk, block + info + bytes((counter,)))
+        block = hmac_sha256(prk, block + bytes(info) + bytes((counter,)))
         out += block
         counter += 1
     return out[:length]
@@ -51,3 +73,12 @@ def eq(a, b):
     for i in range(len(a)):
         diff |= a[i] ^ b[i]
     return diff == 0
+
+
+def ed25519_verify(public_key, message, signature):
+    """Ed25519 verification (RFC 8032, 5.1.7; cofactorless check, see
+    protocol.ed25519). Returns a bool; False, not an exception, for byte
+    strings of the wrong length, undecodable keys or non-canonical S."""
+    from protocol import ed25519
+
+    return ed25519.verify(public_key, message, signature)
