@@ -105,7 +105,13 @@ class Lock:
             self.token_key = self.update_key = self.admin_key = None
             self.log_key = bytes(32)  # an uncommissioned lock still chains its log
             return
-        self.token_key = c.issuer_pk if c.suite == tok.SUITE_ED25519 else keys.token_mac_key(c.secret)
+        if c.suite == tok.SUITE_ED25519:
+            # Load the verifier (and its base-point table) now, while the heap
+            # is still unfragmented, rather than at the first visitor.
+            import protocol.ed25519  # noqa: F401
+            self.token_key = c.issuer_pk
+        else:
+            self.token_key = keys.token_mac_key(c.secret)
         self.update_key = keys.update_key(c.secret)
         self.admin_key = keys.admin_key(c.secret)
         self.log_key = keys.log_key(c.secret)
