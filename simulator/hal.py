@@ -1,0 +1,172 @@
+"""SimHAL: firmware.hal.HAL over the virtual hardware, the flash and the ports.
+
+One SimHAL serves one boot of the firmware: simulator/board.py makes a new one
+after every reset, with that boot's reset cause. Once the board has reset, the
+old SimHAL is dead: a firmware task that outlived the reset gets `BoardReset`
+from every call, so it can no longer move the motor or write the flash.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from firmware import hal as hal_mod
+from simulator.endpoints import BleServer, PtyEndpoint
+from simulator.hardware import Hardware
+
+
+class BoardReset(BaseException):
+    """The board is restarting (hal.reset(), or a call into a HAL whose boot
+    is over). A BaseException, so the firmware's `except Exception` cannot
+    swallow it: on a board, machine.reset() never returns."""
+
+
+class SimHAL(hal_mod.HAL):
+    board_name = "sim"
+
+    def __init__(self, hw: Hardware, *, reset_cause: int = hal_mod.RESET_POWER_ON,
+                 config_fs: Callable[[], Any] | None = None,
+                 log_device: Callable[[], Any] | None = None,
+                 serial: PtyEndpoint | None = None, ble: BleServer | None = None,
+                 on_reset: Callable[[int], None] | None = None) -> None:
+        self.hw = hw
+        self.board_name = hw.board.NAME
+        batt = hw.board.BATTERY
+        # Thresholds the firmware reads for ok/low/critical (board-specific).
+        self.battery_low_mv = batt["low_mv"]
+        self.battery_critical_mv = batt["critical_mv"]
+        self._cause = reset_cause
+        self._config_fs_factory = config_fs
+        self._log_device_factory = log_device
+        self._fs: Any = None
+        self._log: Any = None
+        self._serial = serial
+        self._serial_link: Any = None
+        self._ble = ble
+        self._on_reset = on_reset
+        self._boot_t = hw.clock.now()
+        self.alive = True
+        self.ble_links: list[Any] = []
+
+    def _check(self) -> None:
+        if not self.alive:
+            raise BoardReset("this boot is over")
+
+    def kill(self) -> None:
+        """The board has reset: this HAL answers nothing more."""
+        self.alive = False
+        if self._serial_link is not None:
+            self._serial_link.close()
+        for link in self.ble_links:
+            link.close()
+
+    # --- time ---------------------------------------------------------------
+    def rtc_now(self) -> int:
+        self._check()
+        return self.hw.rtc.now()
+
+    def rtc_set(self, lock_seconds: int) -> None:
+        self._check()
+        self.hw.rtc.set(int(lock_seconds))
+
+    def ticks_ms(self) -> int:
+        return int((self.hw.clock.now() - self._boot_t) * 1000)
+
+    # --- actuator and sensors ---------------------------------------------
+    def motor(self, direction: int) -> None:
+        self._check()
+        self.hw.bolt.drive(direction)
+
+    def bolt_retracted(self) -> bool:
+        self._check()
+        return self.hw.bolt.retracted()
+
+    def bolt_thrown(self) -> bool:
+        self._check()
+        return self.hw.bolt.thrown()
+
+    def door_closed(self) -> bool:
+        self._check()
+        return self.hw.door.closed()
+
+    def button_pressed(self) -> bool:
+        self._check()
+        return self.hw.button.pressed()
+
+    def indicate(self, what: str) -> None:
+        self._check()
+        self.hw.indicate(what)
+
+    def battery_mv(self) -> int:
+        self._check()
+        return self.hw.battery.mv()
+
+    # --- supervision --------------------------------------------------------
+    def watchdog_start(self, timeout_ms: int) -> None:
+        self._check()
+        self.hw.watchdog.start(timeout_ms)
+
+    def watchdog_feed(self) -> None:
+        self._check()
+        self.hw.watchdog.feed()
+
+    def reset_cause(self) -> int:
+        return self._cause
+
+    def reset(self) -> None:
+        self._check()
+        if self._on_reset is not None:
+            self._on_reset(hal_mod.RESET_SOFT)
+        self.alive = False
+        raise BoardReset("hal.reset()")
+
+    def random_bytes(self, n: int) -> bytes:
+        return os.urandom(n)
+
+    def power_state(self, state: str) -> None:
+        self._check()
+        self.hw.power_state(state)
+
+    # --- storage ------------------------------------------------------------
+    def config_fs(self) -> Any:
+        self._check()
+        if self._fs is None:
+            if self._config_fs_factory is None:
+                raise OSError(19, "no filesystem on this board")
+            self._fs = self._config_fs_factory()
+        return self._fs
+
+    def log_device(self) -> Any:
+        self._check()
+        if self._log is None:
+            if self._log_device_factory is None:
+                raise OSError(19, "no log region on this board")
+            self._log = self._log_device_factory()
+        return self._log
+
+    # --- links --------------------------------------------------------------
+    async def serial_link(self) -> Any:
+        self._check()
+        if self._serial is None:
+            raise OSError(19, "no serial port on this board")
+        if self._serial_link is None:
+            self._serial_link = self._serial.link()
+        return self._serial_link
+
+    async def ble_accept(self) -> Any:
+        self._check()
+        if self._ble is None:
+            raise OSError(19, "no BLE on this board")
+        link = await self._ble.accept()
+        if not self.alive:  # the board reset while we waited
+            link.close()
+            raise BoardReset("this boot is over")
+        self.ble_links = [x for x in self.ble_links if not x.closed] + [link]
+        return link
+
+    def ble_advertise(self, lock_id: Any, status: Any) -> None:
+        self._check()
+        self.hw.advertised = (lock_id, status)
+        if self._ble is not None:
+            self._ble.advertise(lock_id, status)
