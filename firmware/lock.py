@@ -5,7 +5,7 @@ from firmware import hal as hal_mod
 from firmware.config import CONFIG_NAME, Config, ConfigError
 from firmware.eventlog import EventLog
 from firmware.ratelimit import RateLimiter
-from firmware.store import Store
+from firmware.store import Store, StoreError
 from firmware.timekeeper import TimeKeeper
 from protocol import cbor, clock, cose, events, keys, reasons, revocation, timeupdate
 from protocol import messages as msg
@@ -62,7 +62,7 @@ class Lock:
             self.prev_mac = ev.mac
             newest_time = ev.time
         self.config = None
-        raw = self.store.load(CONFIG_NAME)
+        raw = self._load(CONFIG_NAME)
         if raw is not None:
             try:
                 self.config = Config.from_bytes(raw)
@@ -70,7 +70,7 @@ class Lock:
                 self.config = None  # an unreadable identity opens for nobody
         self._derive_keys()
         self.revocations = revocation.RevocationList()
-        raw = self.store.load(REVOCATION_NAME)
+        raw = self._load(REVOCATION_NAME, b"")
         if raw is not None:
             try:
                 self.revocations = revocation.RevocationList.from_bytes(raw)
@@ -78,7 +78,7 @@ class Lock:
                 # Never fail open: refuse everything issued before now until a
                 # fresh list arrives.
                 self.revocations = revocation.RevocationList(cutoff=max(newest_time, 1))
-        raw = self.store.load(TIME_NAME)
+        raw = self._load(TIME_NAME)
         trusted_at, was_trusted = 0, False
         if raw and len(raw) == 5:
             trusted_at, was_trusted = int.from_bytes(raw[:4], "big"), raw[4] == 1
@@ -97,6 +97,14 @@ class Lock:
         self.record(events.BOOT, cause)
         if not self.clock.trusted and self.config is not None:
             self.record(events.CLOCK_UNTRUSTED, 0)
+
+    def _load(self, name, damaged=None):
+        """A stored record; `damaged` stands in for one that fails its checks
+        (the boot goes on: a lock that cannot start opens for nobody)."""
+        try:
+            return self.store.load(name)
+        except StoreError:
+            return damaged
 
     # --- identity and keys -----------------------------------------------------
     def _derive_keys(self):
