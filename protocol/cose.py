@@ -2,8 +2,7 @@
 # COSE_Sign1 with EdDSA (Ed25519). The caller decides which suite a lock uses;
 # the algorithm in a token's header is only checked against that choice,
 # never used to pick it (no algorithm confusion).
-from protocol import cbor
-from protocol import crypto
+from protocol import cbor, crypto
 
 try:
     from micropython import const
@@ -19,15 +18,23 @@ HDR_CRIT = const(2)
 HDR_KID = const(4)
 ALG_HMAC_256_256 = const(5)
 ALG_EDDSA = const(-8)
+ALG_ED25519 = const(-19)  # the fully specified name for EdDSA on Ed25519 (RFC 9864)
 MAC_LEN = const(32)
 SIG_LEN = const(64)
 # Header labels this implementation understands, so a critical header naming
 # anything else is refused (RFC 9052 section 3.1, "crit").
-_UNDERSTOOD = (HDR_ALG, HDR_CRIT, HDR_KID)
+_UNDERSTOOD = (HDR_ALG, HDR_KID)
+# Algorithms accepted for a Sign1 at a lock commissioned for Ed25519: both
+# identify an Ed25519 signature, and the key is fixed by the lock anyway.
+_SIGN1_ALGS = (ALG_EDDSA, ALG_ED25519)
 
 
 class COSEError(ValueError):
-    pass
+    """Malformed COSE, or the wrong structure or algorithm for this lock."""
+
+
+class COSEVerifyError(COSEError):
+    """Well-formed, but the MAC or signature does not verify."""
 
 
 class Message:
@@ -55,10 +62,20 @@ class Message:
             "Mac0" if self.cose_tag == TAG_MAC0 else "Sign1", self.alg, len(self.payload))
 
 
+def _label_ok(label):
+    # Header labels are integers or text strings (RFC 9052 section 3).
+    return isinstance(label, str) or (isinstance(label, int) and not isinstance(label, bool))
+
+
 def _check_headers(protected, unprotected):
     if not isinstance(protected, dict) or not isinstance(unprotected, dict):
         raise COSEError("headers must be maps")
+    for label in protected:
+        if not _label_ok(label):
+            raise COSEError("bad header label")
     for label in unprotected:
+        if not _label_ok(label):
+            raise COSEError("bad header label")
         if label in protected:
             raise COSEError("header label in both buckets")
     if HDR_ALG in unprotected:
@@ -70,7 +87,7 @@ def _check_headers(protected, unprotected):
         if not isinstance(crit, list) or not crit:
             raise COSEError("bad crit header")
         for label in crit:
-            if label not in _UNDERSTOOD or label not in protected:
+            if not _label_ok(label) or label not in _UNDERSTOOD or label not in protected:
                 raise COSEError("unknown critical header")
     kid = protected.get(HDR_KID, unprotected.get(HDR_KID))
     if kid is not None and not isinstance(kid, bytes):
@@ -135,13 +152,14 @@ def mac0_create(payload, key, kid=None):
 def mac0_verify_message(msg, key):
     if msg.cose_tag != TAG_MAC0:
         raise COSEError("expected COSE_Mac0")
-    if msg.alg != ALG_HMAC_256_256:
+    alg = msg.alg
+    if isinstance(alg, bool) or alg != ALG_HMAC_256_256:
         raise COSEError("algorithm not allowed for this lock")
     if len(msg.tag) != MAC_LEN:
-        raise COSEError("bad tag length")
+        raise COSEVerifyError("bad tag length")
     expected = crypto.hmac_sha256(key, _mac_structure(msg.protected_bytes, msg.payload))
     if not crypto.eq(expected, msg.tag):
-        raise COSEError("tag does not verify")
+        raise COSEVerifyError("tag does not verify")
     return msg.payload
 
 
@@ -173,13 +191,18 @@ def sign1_create(payload, sign, kid=None):
 def sign1_verify_message(msg, public_key):
     if msg.cose_tag != TAG_SIGN1:
         raise COSEError("expected COSE_Sign1")
-    if msg.alg != ALG_EDDSA:
+    alg = msg.alg
+    if isinstance(alg, bool) or alg not in _SIGN1_ALGS:
         raise COSEError("algorithm not allowed for this lock")
     if len(msg.tag) != SIG_LEN:
-        raise COSEError("bad signature length")
+        raise COSEVerifyError("bad signature length")
     tbs = _sig_structure(msg.protected_bytes, msg.payload)
-    if not crypto.ed25519_verify(public_key, tbs, msg.tag):
-        raise COSEError("signature does not verify")
+    try:
+        ok = crypto.ed25519_verify(public_key, tbs, msg.tag)
+    except ValueError:  # a signature that is not even an encoding of a point and scalar
+        ok = False
+    if not ok:
+        raise COSEVerifyError("signature does not verify")
     return msg.payload
 
 

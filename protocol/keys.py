@@ -7,8 +7,19 @@ SITE_SALT = b"nyckelfri-lock/v1"
 KEY_LEN = 32
 
 
+class KeysError(ValueError):
+    """An identifier that cannot name a key (never says anything about keys)."""
+
+
 def _text(value):
-    return value.encode() if isinstance(value, str) else bytes(value)
+    # bytes(5) would be five zero bytes: only text or bytes name a lock or token.
+    if isinstance(value, str):
+        value = value.encode()
+    elif not isinstance(value, (bytes, bytearray)):
+        raise KeysError("identifier must be text or bytes")
+    if not value:
+        raise KeysError("identifier must not be empty")
+    return bytes(value)
 
 
 def lock_secret(site_secret, lock_id):
@@ -23,6 +34,8 @@ def token_mac_key(lock_secret_):
 
 def pop_key(lock_secret_, cti):
     """Per-token proof-of-possession key: HKDF(lock secret, salt = cti)."""
+    if not isinstance(cti, (bytes, bytearray)) or not cti:
+        raise KeysError("token id must be a non-empty byte string")
     return hkdf_sha256(lock_secret_, bytes(cti), b"pop", KEY_LEN)
 
 

@@ -1,8 +1,7 @@
 # Messages of the lock protocol. Each is a CBOR map with small integer keys;
 # key 0 holds the message type. The same messages travel over the USB serial
 # port and over BLE, each in one frame (protocol/frames.py).
-from protocol import cbor
-from protocol import crypto
+from protocol import cbor, crypto
 
 try:
     from micropython import const
@@ -25,17 +24,67 @@ ADMIN = const(7)  # tool -> lock over serial: an operation under the admin key
 ADMIN_RESULT = const(8)  # lock -> tool: the answer, under the admin key
 PRESS_BUTTON = const(9)  # lock -> tool: waiting for the commissioning button
 
-# Field types: t text, b bytes, i int, B bool, m map, a array.
-# Each schema entry: (key, type, required, bound) where bound limits the
-# length of text/bytes/arrays.
+# Field keys, per message type (key 0 is always the type).
+HELLO_LOCK_ID = const(1)  # text, "" before commissioning
+HELLO_NONCE = const(2)  # the challenge: 16 random bytes, good for one request
+HELLO_TIME = const(3)  # the lock's clock, POSIX seconds
+HELLO_REVOCATION_VERSION = const(4)
+HELLO_BATTERY = const(5)  # 0 ok, 1 low, 2 critical
+HELLO_CLOCK_TRUSTED = const(6)
+HELLO_PROTOCOL = const(7)  # PROTOCOL_VERSION
+HELLO_SUITE = const(8)  # "hmac" or "ed25519"; absent before commissioning
+HELLO_STATUS = const(9)  # a status map (ST_* keys)
+
+OPEN_NONCE = const(1)  # the nonce of the HELLO this answers
+OPEN_TOKEN = const(2)  # the COSE token bytes
+OPEN_ACTION = const(3)  # "open" or "log"
+OPEN_PROOF = const(4)  # open_proof(...)
+OPEN_UPDATES = const(5)  # time and revocation updates the key carries (byte strings)
+OPEN_ARGS = const(6)  # action arguments; "log": {1: first sequence number}
+
+RESULT_NONCE = const(1)
+RESULT_OUTCOME = const(2)  # a protocol.reasons code
+RESULT_TIME = const(3)  # the lock's clock, POSIX seconds
+RESULT_SEQ = const(4)  # sequence number of the event logged for this request
+RESULT_STATUS = const(5)  # a status map (ST_* keys)
+RESULT_MAC = const(6)  # result_mac(...); absent if the lock could not use the PoP key
+RESULT_RECORDS = const(7)  # "log": event records (they carry their own MAC chain)
+
+ERROR_REASON = const(1)
+ERROR_NONCE = const(2)
+
+COMMISSION_NONCE = const(1)
+COMMISSION_LOCK_ID = const(2)
+COMMISSION_SECRET = const(3)  # the lock secret (32 bytes), over the serial cable only
+COMMISSION_SUITE = const(4)
+COMMISSION_TIME = const(5)  # POSIX seconds
+COMMISSION_ISSUER = const(6)  # the iss every token for this lock must carry
+COMMISSION_DOOR = const(7)
+COMMISSION_ISSUER_KEY = const(8)  # Ed25519 public key (suite "ed25519")
+
+ADMIN_NONCE = const(1)
+ADMIN_OP = const(2)
+ADMIN_ARGS = const(3)
+ADMIN_MAC = const(4)
+
+ADMIN_RESULT_NONCE = const(1)
+ADMIN_RESULT_OUTCOME = const(2)
+ADMIN_RESULT_DATA = const(3)
+ADMIN_RESULT_MAC = const(4)
+
+PRESS_BUTTON_SECONDS = const(1)
+
+# Field types: t text, b bytes, i unsigned int, B bool, m map, a array,
+# ab array of byte strings. Each schema entry: (key, type, required, bound)
+# where bound limits the length of text/bytes/arrays (0: no bound).
 _SCHEMAS = {
     HELLO: ((1, "t", True, 64), (2, "b", True, NONCE_LEN), (3, "i", True, 0),
             (4, "i", True, 0), (5, "i", True, 0), (6, "B", True, 0), (7, "i", True, 0),
             (8, "t", False, 16), (9, "m", False, 0)),
     OPEN: ((1, "b", True, NONCE_LEN), (2, "b", True, 640), (3, "t", True, 16),
-           (4, "b", True, MAC_LEN), (5, "a", False, 4), (6, "m", False, 0)),
+           (4, "b", True, MAC_LEN), (5, "ab", False, 4), (6, "m", False, 0)),
     RESULT: ((1, "b", True, NONCE_LEN), (2, "i", True, 0), (3, "i", True, 0), (4, "i", True, 0),
-             (5, "m", True, 0), (6, "b", False, MAC_LEN), (7, "a", False, 32)),
+             (5, "m", True, 0), (6, "b", False, MAC_LEN), (7, "ab", False, 32)),
     ERROR: ((1, "i", True, 0), (2, "b", False, NONCE_LEN)),
     GET_HELLO: (),
     COMMISSION: ((1, "b", True, NONCE_LEN), (2, "t", True, 64), (3, "b", True, 32),
@@ -64,9 +113,13 @@ class MessageError(ValueError):
     pass
 
 
+def _is_type(mtype):
+    return isinstance(mtype, int) and not isinstance(mtype, bool)
+
+
 def _check(value, kind, bound):
     if kind == "i":
-        return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
     if kind == "B":
         return isinstance(value, bool)
     if kind == "m":
@@ -77,14 +130,21 @@ def _check(value, kind, bound):
         ok = isinstance(value, bytes)
     else:
         ok = isinstance(value, list)
+        if ok and kind == "ab":
+            for item in value:
+                if not isinstance(item, bytes):
+                    return False
     return ok and (not bound or len(value) <= bound)
 
 
 def encode(mtype, fields):
-    """One message as CBOR: {0: type, key: value, ...}."""
-    schema = _SCHEMAS.get(mtype)
+    """One message as CBOR: {0: type, key: value, ...}. A None value is left out."""
+    schema = _SCHEMAS.get(mtype) if _is_type(mtype) else None
     if schema is None:
         raise MessageError("unknown message type")
+    for key in fields:
+        if not any(key == entry[0] for entry in schema):
+            raise MessageError("message %d has no field %r" % (mtype, key))
     body = {0: mtype}
     for key, kind, required, bound in schema:
         if key in fields and fields[key] is not None:
@@ -93,7 +153,10 @@ def encode(mtype, fields):
             body[key] = fields[key]
         elif required:
             raise MessageError("field %d of message %d missing" % (key, mtype))
-    return cbor.dumps(body)
+    try:
+        return cbor.dumps(body)
+    except cbor.CBORError:
+        raise MessageError("message %d holds a value CBOR cannot carry" % mtype)
 
 
 def decode(payload, expect=None):
@@ -108,7 +171,7 @@ def decode(payload, expect=None):
     if not isinstance(body, dict):
         raise MessageError("message must be a map")
     mtype = body.get(0)
-    schema = _SCHEMAS.get(mtype) if isinstance(mtype, int) else None
+    schema = _SCHEMAS.get(mtype) if _is_type(mtype) else None
     if schema is None:
         raise MessageError("unknown message type")
     if expect is not None and mtype not in expect:

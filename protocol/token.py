@@ -3,10 +3,7 @@
 # Claims use the registered integer keys; times in a token are NumericDate
 # (POSIX seconds, as RFC 8392 says) and are turned into lock time (seconds
 # since 2020) once, at parsing, so the decision works on small integers.
-from protocol import cbor
-from protocol import clock
-from protocol import cose
-from protocol import reasons
+from protocol import cbor, clock, cose, reasons
 
 try:
     from micropython import const
@@ -32,6 +29,7 @@ MAX_LIFETIME = const(86400)  # a token lives at most one shift (24 hours)
 SKEW = const(120)  # allowed clock difference between issuer, key and lock
 MAX_CTI = const(32)
 MAX_TEXT = const(64)
+MAX_AUD = const(16)  # lock ids one token may name
 
 SCOPE_OPEN = "open"
 SCOPE_LOG = "log"
@@ -45,7 +43,7 @@ class TokenError(ValueError):
     """A token that cannot be used; `reason` is a protocol.reasons code."""
 
     def __init__(self, reason, message):
-        ValueError.__init__(self, message)
+        super().__init__(message)
         self.reason = reason
 
 
@@ -74,14 +72,25 @@ def _text(value, what):
     return value
 
 
+# NumericDates the lock can hold: from its epoch (2020) to clock.MAX_LOCK_TIME.
+_UNIX_MIN = clock.UNIX_AT_LOCK_EPOCH
+_UNIX_MAX = clock.UNIX_AT_LOCK_EPOCH + clock.MAX_LOCK_TIME
+
+
 def _time(value, what):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if (not isinstance(value, int) or isinstance(value, bool)
+            or value < _UNIX_MIN or value > _UNIX_MAX):
         raise TokenError(reasons.MALFORMED, "claim %s must be a NumericDate" % what)
     return clock.from_unix(value)
 
 
 def parse_claims(payload):
-    """Decode a CWT claims set (the verified COSE payload) into Claims."""
+    """Decode a CWT claims set (the verified COSE payload) into Claims.
+
+    Every malformed claims set raises TokenError(MALFORMED). Times must be
+    integer NumericDates from 2020-01-01 to clock.MAX_LOCK_TIME; nbf defaults
+    to iat; cnf must hold a kid equal to cti (the PoP key is derived from cti).
+    """
     try:
         c = cbor.loads(payload)
     except cbor.CBORError:
@@ -94,8 +103,8 @@ def parse_claims(payload):
             raise TokenError(reasons.MALFORMED, "claim %d missing" % key)
     aud = c[CLAIM_AUD]
     if isinstance(aud, str):
-        aud = (aud,)
-    elif isinstance(aud, list) and aud:
+        aud = (_text(aud, "aud"),)
+    elif isinstance(aud, list) and aud and len(aud) <= MAX_AUD:
         aud = tuple(_text(a, "aud") for a in aud)
     else:
         raise TokenError(reasons.MALFORMED, "claim aud must be text or array of text")
@@ -106,17 +115,16 @@ def parse_claims(payload):
     if not isinstance(cti, bytes) or not cti or len(cti) > MAX_CTI:
         raise TokenError(reasons.MALFORMED, "claim cti must be a short byte string")
     scope = c[CLAIM_SCOPE]
-    if isinstance(scope, bytes):
-        try:
-            scope = scope.decode()
-        except Exception:
-            raise TokenError(reasons.MALFORMED, "scope is not text")
-    if not isinstance(scope, str):
-        raise TokenError(reasons.MALFORMED, "claim scope must be text")
+    # RFC 9200 also allows a byte string scope (binary encodings such as AIF);
+    # these tokens use the text form only.
+    if not isinstance(scope, str) or len(scope) > MAX_TEXT:
+        raise TokenError(reasons.MALFORMED, "claim scope must be a short text")
     words = tuple(w for w in scope.split(" ") if w)
     cnf = c[CLAIM_CNF]
-    if not isinstance(cnf, dict) or not isinstance(cnf.get(CNF_KID), bytes):
+    if not isinstance(cnf, dict) or len(cnf) != 1 or not isinstance(cnf.get(CNF_KID), bytes):
         raise TokenError(reasons.MALFORMED, "claim cnf must hold a kid")
+    if cnf[CNF_KID] != cti:
+        raise TokenError(reasons.MALFORMED, "cnf kid does not name this token")
     alarm = c.get(CLAIM_ALARM, False)
     if not isinstance(alarm, bool):
         raise TokenError(reasons.MALFORMED, "alarm claim must be a boolean")
@@ -147,25 +155,33 @@ def verify(token_bytes, suite, key):
 
     `suite` comes from the lock's commissioning, never from the token:
     "hmac" verifies COSE_Mac0 under `key` (the token MAC key), "ed25519"
-    verifies COSE_Sign1 under `key` (the issuer's public key).
+    verifies COSE_Sign1 under `key` (the issuer's public key). A token of the
+    other kind, or with another algorithm, is refused as UNSUPPORTED before
+    any key is used; a MAC or signature that does not verify as BAD_SIGNATURE.
+    Every failure raises TokenError.
     """
+    if suite == SUITE_HMAC:
+        cose_tag = cose.TAG_MAC0
+    elif suite == SUITE_ED25519:
+        cose_tag = cose.TAG_SIGN1
+    else:
+        raise TokenError(reasons.UNSUPPORTED, "unknown suite")
     try:
         msg = cose.decode(token_bytes)
+    except cose.COSEError as exc:
+        raise TokenError(reasons.MALFORMED, str(exc))
+    if msg.cose_tag != cose_tag:
+        raise TokenError(reasons.UNSUPPORTED, "token kind does not match the lock's suite")
+    try:
         if suite == SUITE_HMAC:
             payload = cose.mac0_verify_message(msg, key)
-        elif suite == SUITE_ED25519:
-            payload = cose.sign1_verify_message(msg, key)
         else:
-            raise TokenError(reasons.UNSUPPORTED, "unknown suite")
+            payload = cose.sign1_verify_message(msg, key)
+    except cose.COSEVerifyError as exc:
+        raise TokenError(reasons.BAD_SIGNATURE, str(exc))
     except cose.COSEError as exc:
-        text = str(exc)
-        if "verify" in text:
-            raise TokenError(reasons.BAD_SIGNATURE, text)
-        raise TokenError(reasons.MALFORMED, text)
-    claims = parse_claims(payload)
-    if claims.kid != claims.cti:
-        raise TokenError(reasons.MALFORMED, "cnf kid does not name this token")
-    return claims
+        raise TokenError(reasons.UNSUPPORTED, str(exc))
+    return parse_claims(payload)
 
 
 def decide(claims, lock_id, now, clock_trusted, revocations, action, issuer=None):
@@ -175,23 +191,33 @@ def decide(claims, lock_id, now, clock_trusted, revocations, action, issuer=None
     is the last trusted time, a lower bound: opening still works for tokens
     valid at that bound (a client on the floor matters more than a perfect
     clock), but nothing else does until an authenticated time arrives.
+
+    The first rule that fails gives the reason, in this order: issuer, lock,
+    validity window (MALFORMED if exp <= nbf, LIFETIME_TOO_LONG if exp is more
+    than MAX_LIFETIME after nbf or after iat), revocation (site-wide cut-off, then
+    token id and staff key), scope, not yet valid, expired, untrusted clock.
     """
     if issuer is not None and claims.iss != issuer:
         return reasons.WRONG_ISSUER
     if lock_id not in claims.aud:
         return reasons.WRONG_LOCK
-    if claims.exp - claims.nbf > MAX_LIFETIME or claims.exp <= claims.nbf:
+    exp = claims.exp
+    if exp <= claims.nbf:
+        return reasons.MALFORMED
+    # Bounding exp - iat too is what lets revocation entries be dropped 24 hours
+    # after their cut-off: no token issued before it can still be valid then.
+    if exp - claims.nbf > MAX_LIFETIME or exp - claims.iat > MAX_LIFETIME:
         return reasons.LIFETIME_TOO_LONG
-    if now + SKEW < claims.nbf:
-        return reasons.NOT_YET_VALID
-    if now - SKEW >= claims.exp:
-        return reasons.EXPIRED
-    if action not in claims.scope:
-        return reasons.SCOPE
     if revocations is not None:
         refusal = revocations.check(claims)
         if refusal != reasons.ALLOW:
             return refusal
+    if action not in claims.scope:
+        return reasons.SCOPE
+    if now + SKEW < claims.nbf:
+        return reasons.NOT_YET_VALID
+    if now - SKEW >= exp:
+        return reasons.EXPIRED
     if not clock_trusted and action != SCOPE_OPEN:
         return reasons.CLOCK_UNTRUSTED
     return reasons.ALLOW
