@@ -488,3 +488,44 @@ def test_real_firmware_boots_on_the_simulated_board(tmp_path) -> None:
     board = asyncio.run(go())
     assert [c for c, _ in board.boots] == [hal_mod.RESET_POWER_ON, hal_mod.RESET_WATCHDOG]
     assert board.hw.bolt.thrown() and board.hw.door.closed()
+
+
+# --- SimHAL over the hardware ---------------------------------------------------------
+def test_simhal_maps_the_hal_onto_the_hardware() -> None:
+    from simulator.hal import SimHAL
+
+    clock = ManualClock(100.0)
+    hw = Hardware(sim_board, clock, rtc_lock_seconds=1000)
+    resets: list[int] = []
+    hal = SimHAL(hw, reset_cause=hal_mod.RESET_WATCHDOG, on_reset=resets.append)
+    assert isinstance(hal, hal_mod.HAL) and hal.board_name == "sim"
+    assert hal.reset_cause() == hal_mod.RESET_WATCHDOG
+    assert hal.ticks_ms() == 0
+    clock.advance(1.5)
+    assert hal.ticks_ms() == 1500 and hal.rtc_now() == 1001
+    hal.rtc_set(50)
+    assert hw.rtc.now() == 50
+    assert hal.battery_low_mv == sim_board.BATTERY["low_mv"]
+    assert hal.battery_critical_mv == sim_board.BATTERY["critical_mv"]
+    hw.battery.set_level("low")
+    assert hal.battery_critical_mv < hal.battery_mv() <= hal.battery_low_mv
+    assert hal.bolt_thrown() and hal.door_closed() and not hal.button_pressed()
+    hal.power_state(hal_mod.POWER_MOTOR)
+    hal.motor(1)
+    clock.advance(sim_board.MOTOR["travel_s"])
+    hal.motor(0)
+    assert hal.bolt_retracted() and hw.power.state == hal_mod.POWER_MOTOR
+    hal.indicate("ok")
+    assert hw.indicator.state == "ok"
+    hal.watchdog_start(1000)
+    assert hw.watchdog.running
+    hal.ble_advertise("lock-1", 0)
+    assert hw.advertised == ("lock-1", 0)
+    assert len(hal.random_bytes(16)) == 16 and hal.random_bytes(16) != hal.random_bytes(16)
+    with pytest.raises(OSError):
+        hal.config_fs()  # this HAL was given no flash
+    with pytest.raises(BoardReset):
+        hal.reset()
+    assert resets == [hal_mod.RESET_SOFT]
+    with pytest.raises(BoardReset):
+        hal.motor(-1)  # the boot is over

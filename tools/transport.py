@@ -164,8 +164,9 @@ class _SerialChannel:
     def read(self, timeout: float | None) -> bytes:
         import serial
 
+        # The port's own timeout stays _POLL_S (setting it re-configures the
+        # port): a read returns within that, FrameLink.recv keeps the deadline.
         try:
-            self.port.timeout = _POLL_S if timeout is None else max(0.0, min(timeout, 0.5))
             n = self.port.in_waiting
             return self.port.read(n if n > 0 else 1)
         except (serial.SerialException, OSError) as e:
