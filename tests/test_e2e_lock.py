@@ -127,13 +127,11 @@ def test_wrong_proof_of_possession_is_refused(lock: SimulatedLock, site: Site) -
 
 
 def test_replayed_request_is_refused(lock: SimulatedLock, site: Site) -> None:
-    from protocol import frames
     grant = site.grant(LOCK, "staff-r")
     with lock.ble_link() as link:
         hello = read_hello(link)
         proof = msg.open_proof(grant.pop_key, hello.nonce, LOCK, "open", grant.token)
-        request = frames.encode(msg.encode(msg.OPEN, {1: hello.nonce, 2: grant.token,
-                                                      3: "open", 4: proof}))
+        request = msg.encode(msg.OPEN, {1: hello.nonce, 2: grant.token, 3: "open", 4: proof})
         link.send(request)
         mtype, first = msg.decode(link.recv(10))
         assert mtype == msg.RESULT and first[2] == reasons.ALLOW

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from protocol import crypto, frames, keys, reasons
+from protocol import crypto, keys, reasons
 from protocol import messages as msg
 from tools.issuer import Grant
 
@@ -80,7 +80,7 @@ def read_hello(link: Any, timeout: float = DEFAULT_TIMEOUT) -> Hello:
 
 
 def request_hello(link: Any, timeout: float = DEFAULT_TIMEOUT) -> Hello:
-    link.send(frames.encode(msg.encode(msg.GET_HELLO, {})))
+    link.send(msg.encode(msg.GET_HELLO, {}))
     return read_hello(link, timeout)
 
 
@@ -101,7 +101,7 @@ def access(link: Any, grant: Grant, action: str = "open", log_from: int | None =
         fields[5] = list(carried)
     if log_from is not None:
         fields[6] = {1: log_from}
-    link.send(frames.encode(msg.encode(msg.OPEN, fields)))
+    link.send(msg.encode(msg.OPEN, fields))
     mtype, f = _recv(link, timeout + 5, (msg.RESULT, msg.ERROR))
     if mtype == msg.ERROR:
         return Outcome(f[1], authenticated=False)
@@ -141,7 +141,7 @@ class Installer:
                                   6: issuer, 7: door}
         if issuer_pk is not None:
             fields[8] = issuer_pk
-        self.link.send(frames.encode(msg.encode(msg.COMMISSION, fields)))
+        self.link.send(msg.encode(msg.COMMISSION, fields))
         mtype, f = self._await_answer(on_press)
         if mtype == msg.ERROR:
             raise Refused(f[1], f"the lock refused commissioning: {reasons.name(f[1])}")
@@ -160,8 +160,7 @@ class Installer:
             raise ForeignLock(f"this is lock {hello.lock_id}, not {expect_lock}")
         args = args or {}
         mac = msg.admin_mac(admin_key, hello.nonce, hello.lock_id, op, args)
-        self.link.send(frames.encode(msg.encode(msg.ADMIN, {1: hello.nonce, 2: op, 3: args,
-                                                            4: mac})))
+        self.link.send(msg.encode(msg.ADMIN, {1: hello.nonce, 2: op, 3: args, 4: mac}))
         mtype, f = self._await_answer(on_press)
         if mtype == msg.ERROR:
             if f[1] == reasons.BAD_PROOF:
