@@ -130,7 +130,7 @@ def main() -> int:
         carried = issuer.issue_token(site_secret, LOCK_ID, iss=SITE, sub="S-1002",
                                      start=shift_start, end=shift_end)
         carried.updates = [block]
-        opened_b = visit("S-1002", carried, " (her key carries the block to the lock)")
+        opened_b = visit("S-1002", carried, " (his key carries the block to the lock)")
         refused_a = not visit("S-1001", grants["S-1001"], " with the lost phone")
         with sim.serial_link() as link:
             records = Installer(link).pull_log(issuer.admin_key_for(site_secret, LOCK_ID))
