@@ -10,7 +10,8 @@ class ConfigError(ValueError):
 
 
 class Config:
-    def __init__(self, lock_id, secret, suite, issuer, issuer_pk, door, commissioned_at):
+    def __init__(self, lock_id, secret, suite, issuer, issuer_pk, door, commissioned_at,
+                 commissioned_seq=0):
         self.lock_id = lock_id
         self.secret = secret
         self.suite = suite
@@ -18,6 +19,9 @@ class Config:
         self.issuer_pk = issuer_pk
         self.door = door
         self.commissioned_at = commissioned_at
+        # Seq of the COMMISSIONED event that starts this identity's log chain;
+        # it also names this identity's revocation list.
+        self.commissioned_seq = commissioned_seq
 
     def __repr__(self):
         # The secret is never shown.
@@ -25,14 +29,15 @@ class Config:
 
     def to_bytes(self):
         return cbor.dumps([FORMAT, self.lock_id, self.secret, self.suite, self.issuer,
-                           self.issuer_pk or b"", self.door, self.commissioned_at])
+                           self.issuer_pk or b"", self.door, self.commissioned_at,
+                           self.commissioned_seq])
 
     @classmethod
     def from_bytes(cls, data):
         try:
-            fmt, lock_id, secret, suite, issuer, pk, door, at = cbor.loads(data)
+            fmt, lock_id, secret, suite, issuer, pk, door, at, seq = cbor.loads(data)
         except (cbor.CBORError, ValueError, TypeError):
             raise ConfigError("stored configuration unreadable")
         if fmt != FORMAT or not isinstance(secret, bytes) or len(secret) != 32:
             raise ConfigError("stored configuration has an unknown format")
-        return cls(lock_id, secret, suite, issuer, pk or None, door, at)
+        return cls(lock_id, secret, suite, issuer, pk or None, door, at, seq)

@@ -70,7 +70,7 @@ class Lock:
                 self.config = None  # an unreadable identity opens for nobody
         self._derive_keys()
         self.revocations = revocation.RevocationList()
-        raw = self._load(REVOCATION_NAME, b"")
+        raw = self._load(self._revocation_name(), b"")
         if raw is not None:
             try:
                 self.revocations = revocation.RevocationList.from_bytes(raw)
@@ -82,6 +82,8 @@ class Lock:
         trusted_at, was_trusted = 0, False
         if raw and len(raw) == 5:
             trusted_at, was_trusted = int.from_bytes(raw[:4], "big"), raw[4] == 1
+        if self.config is not None:
+            trusted_at = max(trusted_at, self.config.commissioned_at)
         cause = hal.reset_cause()
         self.reset_cause = cause
         # Only a reset that kept the RTC running keeps a clock that was trusted.
@@ -94,9 +96,20 @@ class Lock:
         self.battery = BATTERY_OK
         self.battery_mv = hal.battery_mv()
         self.battery = self._battery_state(self.battery_mv)
+        if self.config is not None and self.log.next_seq <= self.config.commissioned_seq:
+            # Power was cut after the identity was committed but before its
+            # first event: finish the commissioning now.
+            self.prev_mac = events.GENESIS_MAC
+            self.record(events.COMMISSIONED, 0)
         self.record(events.BOOT, cause)
         if not self.clock.trusted and self.config is not None:
             self.record(events.CLOCK_UNTRUSTED, 0)
+
+    def _revocation_name(self):
+        # One list per commissioned identity: a new identity starts with none,
+        # and the single commit point of commissioning is the config file.
+        seq = self.config.commissioned_seq if self.config is not None else 0
+        return "%s-%d" % (REVOCATION_NAME, seq)
 
     def _load(self, name, damaged=None):
         """A stored record; `damaged` stands in for one that fails its checks
@@ -266,7 +279,7 @@ class Lock:
             if exc.reason != reasons.ROLLBACK:
                 self.record(events.REVOCATION_REJECTED, exc.reason)
             return exc.reason
-        self.store.save(REVOCATION_NAME, new.to_bytes())
+        self.store.save(self._revocation_name(), new.to_bytes())
         self.revocations = new
         self.record(events.REVOCATION_UPDATED, new.version)
         return reasons.ALLOW
@@ -361,24 +374,28 @@ class Lock:
     def commission(self, fields):
         """Install identity, secret, suite and time atomically; start a new log chain."""
         t = clock.from_unix(fields[5])
+        old_list = self._revocation_name()
+        seq = self.log.next_seq
         cfg = Config(fields[2], fields[3], fields[4], fields[6], fields.get(8),
-                     fields.get(7) or "apartment", t)
+                     fields.get(7) or "apartment", t, seq)
+        # The one commit point: a cut before it leaves the old identity whole,
+        # a cut after it is completed at the next boot.
         self.store.save(CONFIG_NAME, cfg.to_bytes())
-        # A new identity makes the old list meaningless: start with none, but
-        # keep an old cut-off so a re-commissioned lock never fails open.
-        self.store.save(REVOCATION_NAME, revocation.RevocationList(cutoff=0).to_bytes())
         self.config = cfg
         self.revocations = revocation.RevocationList()
         self._derive_keys()
         self.clock.commissioned(t)
-        self._save_time()
         self.prev_mac = events.GENESIS_MAC  # the chain under the new log key starts here
-        return self.record(events.COMMISSIONED, 0)
+        self.record(events.COMMISSIONED, 0)
+        self.store.delete(old_list)
+        self._save_time()
+        return seq
 
     def decommission(self):
         seq = self.record(events.DECOMMISSIONED, 0)
+        old_list = self._revocation_name()
         self.store.delete(CONFIG_NAME)
-        self.store.delete(REVOCATION_NAME)
+        self.store.delete(old_list)
         self.config = None
         self._derive_keys()
         self.revocations = revocation.RevocationList()
@@ -407,8 +424,10 @@ class Lock:
     def admin(self, op, args):
         """Run a verified admin op: (reason, data map)."""
         if op == "info":
-            return reasons.ALLOW, {1: self.status(), 2: self.config.door,
-                                   3: self.config.suite, 4: self.lock_id}
+            cfg = self.config
+            assert cfg is not None  # admin() runs only after check_admin() passed
+            return reasons.ALLOW, {1: self.status(), 2: cfg.door,
+                                   3: cfg.suite, 4: self.lock_id}
         if op == "sync":
             out = {}
             if 1 in args:
