@@ -116,9 +116,9 @@ def _encode(out, obj, depth):
             for k, v in obj.items():
                 if not _key_ok(k):
                     raise CBORError("unsupported map key")
-                kb = bytearray()
-                _encode(kb, k, depth)
-                items.append((bytes(kb), v))
+                enc = bytearray()
+                _encode(enc, k, depth)
+                items.append((bytes(enc), v))
             items.sort(key=lambda kv: kv[0])
             _head(out, 5, len(items))
             prev = None
@@ -279,7 +279,7 @@ def loads(data, max_items=MAX_ITEMS):
     the data items (a tag and its content count two); the input length bounds them too.
     """
     if isinstance(data, bytes):
-        buf = data  # slices of bytes are bytes: one copy per string
+        buf = data  # type: bytes | memoryview  # slices of bytes are bytes: one copy per string
     elif isinstance(data, (bytearray, memoryview)):
         buf = memoryview(data)
         if getattr(buf, "format", "B") != "B":  # CPython: a view of wider items

@@ -223,7 +223,7 @@ class ChainReport:
 
 def _out_of_order(order, seqs):
     """The positions in `order` outside one longest strictly increasing run of seqs."""
-    tails = []  # tails[k]: position ending the best increasing run of length k + 1
+    tails = []  # type: list[int]  # tails[k]: position ending the best increasing run of length k + 1
     back = [-1] * len(order)
     for j in range(len(order)):
         s = seqs[order[j]]
@@ -277,7 +277,11 @@ def verify_chain(records, log_key, anchor_mac=None, anchor_seq=None):
     """
     rep = ChainReport()
     k = len(records)
-    heads, macs, claimed = [None] * k, [None] * k, [None] * k
+    heads = [None] * k  # type: list[bytes | None]
+    macs = [None] * k  # type: list[bytes | None]
+    # claimed[i] is None or an int; the None checks go through indices (intact, live),
+    # which mypy cannot narrow, so this list is left untyped (list[Any]).
+    claimed = [None] * k  # type: list
     for i in range(k):
         rec = bytes(records[i])
         if len(rec) != RECORD_SIZE or rec == _ERASED:
@@ -304,7 +308,7 @@ def verify_chain(records, log_key, anchor_mac=None, anchor_seq=None):
         if claimed[i] not in by_seq:
             by_seq[claimed[i]] = i
     # 1. Which records verify, and through which predecessor (-1: the anchor).
-    via = [None] * k
+    via = [None] * k  # type: list[int | None]
     prev = None
     for i in live:
         s = claimed[i]
