@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import time
+from pathlib import Path
 
 import cbor2
 import cwt
@@ -267,3 +268,62 @@ def test_arbitrary_cbor_payloads_only_raise_token_error(value: object) -> None:
         tok.verify(token, tok.SUITE_HMAC, TOKEN_KEY)
     except tok.TokenError as exc:
         assert exc.reason == reasons.MALFORMED
+
+
+# ---------------------------------------------------------------- docs/PROTOCOL.md
+
+DOC = (Path(__file__).resolve().parent.parent / "docs" / "PROTOCOL.md").read_text()
+
+
+def doc_hex(marker: str) -> bytes:
+    """The hex dump that follows the line holding `marker` (up to a line that is not hex)."""
+    lines = DOC[DOC.index(marker):].splitlines()[1:]
+    out = []
+    for line in lines:
+        line = line.strip()
+        if not out and (not line or line.startswith("```") or not line[0].isalnum()
+                        or line.endswith(":")):
+            continue  # the rest of the heading, or the code fence
+        if not line or any(ch not in "0123456789abcdef" for ch in line):
+            break
+        out.append(line)
+    assert out, marker
+    return bytes.fromhex("".join(out))
+
+
+def test_protocol_doc_examples_are_right() -> None:
+    """The worked examples app developers copy from are checked independently
+    (cryptography's HKDF and Ed25519, cbor2, hmac, cwt), not with protocol/."""
+    import hashlib
+    import hmac
+
+    site = bytes(range(32))
+    lock_secret = hkdf(site, b"nyckelfri-lock/v1", b"lock:lock-0001")
+    token_key = hkdf(lock_secret, b"", b"token-mac")
+    cti = bytes.fromhex("8f2c1e5a9b3d4f60718293a4b5c6d7e8")
+    pop = hkdf(lock_secret, cti, b"pop")
+    assert f"lock secret    {lock_secret.hex()}" in DOC and f"PoP key        {pop.hex()}" in DOC
+
+    mac_token = doc_hex("EXAMPLE HMAC-suite token")
+    claims = cbor2.loads(COSE.new().decode(mac_token, COSEKey.from_symmetric_key(
+        token_key, alg="HS256")))
+    assert claims[2] == "staff-anna" and claims[7] == cti and claims[8] == {3: cti}
+    ed_key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(
+        "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"))
+    pk = ed_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64(pk), "alg": "EdDSA"}
+    sig_token = doc_hex("EXAMPLE Ed25519-suite token")
+    assert cbor2.loads(COSE.new().decode(sig_token, COSEKey.from_jwk(jwk))) == claims
+
+    opened = cbor2.loads(doc_hex("OPEN (210 bytes"))
+    nonce = opened[1]
+    assert opened[2] == mac_token
+    proof_input = cbor2.dumps(["open", nonce, "lock-0001", "open",
+                               hashlib.sha256(mac_token).digest()], canonical=True)
+    assert opened[4] == hmac.new(pop, proof_input, hashlib.sha256).digest()
+    result = cbor2.loads(doc_hex("RESULT (105 bytes)"))
+    mac_input = cbor2.dumps(["result", nonce, "lock-0001", result[2], result[3], result[4],
+                             result[5]], canonical=True)
+    assert result[6] == hmac.new(pop, mac_input, hashlib.sha256).digest()
+    hello = cbor2.loads(doc_hex("EXAMPLE HELLO"))
+    assert hello[0] == 1 and hello[2] == nonce
