@@ -327,3 +327,69 @@ def test_protocol_doc_examples_are_right() -> None:
     assert result[6] == hmac.new(pop, mac_input, hashlib.sha256).digest()
     hello = cbor2.loads(doc_hex("EXAMPLE HELLO"))
     assert hello[0] == 1 and hello[2] == nonce
+
+
+# ---------------------------------------------------------------- robustness
+
+cbor_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 64, 2 ** 64 - 1) | st.binary(max_size=40)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(
+        st.integers(-2, 12) | st.text(max_size=2), inner, max_size=6),
+    max_leaves=20)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.integers(0, 10), cbor_values, max_size=8), st.integers(0, 10))
+def test_messages_decode_only_raises_message_error(fields: dict, mtype: int) -> None:
+    from protocol import messages
+
+    body = dict(fields)
+    body[0] = mtype
+    try:
+        got_type, got = messages.decode(cbor2.dumps(body))
+    except messages.MessageError:
+        return
+    assert got_type == mtype and set(got) <= set(body)
+
+
+@settings(max_examples=150, deadline=None)
+@given(cbor_values)
+def test_revocation_inputs_only_raise_revocation_error(value: object) -> None:
+    from protocol import revocation
+
+    update_key = keys.update_key(LOCK_SECRET)
+    data = cbor2.dumps(value)
+    for fn, args in ((revocation.RevocationList.from_bytes, (data,)),
+                     (revocation.decode_update, (cose.mac0_create(data, update_key), LOCK,
+                                                 update_key))):
+        try:
+            fn(*args)
+        except revocation.RevocationError:
+            pass
+
+
+entry_parts = cbor_values | st.sampled_from([1, 2, "staff-a", b"tok", 1772429400])
+update_maps = st.fixed_dictionaries(
+    {0: st.just(1), 1: st.just(LOCK)},
+    optional={2: st.integers(-2, 2 ** 31) | cbor_values, 3: posix | cbor_values,
+              4: st.just(0) | posix | cbor_values,
+              5: st.lists(st.lists(entry_parts, min_size=2, max_size=4), max_size=5)})
+
+
+@settings(max_examples=150, deadline=None)
+@given(update_maps)
+def test_update_like_payloads_only_raise_revocation_error(payload: dict) -> None:
+    from protocol import revocation
+
+    update_key = keys.update_key(LOCK_SECRET)
+    try:
+        rl = revocation.decode_update(cose.mac0_create(cbor2.dumps(payload), update_key), LOCK,
+                                      update_key)
+    except revocation.RevocationError as exc:
+        assert exc.reason == reasons.MALFORMED
+        return
+    # Whatever was accepted stores and reads back.
+    back = revocation.RevocationList.from_bytes(
+        revocation.apply(revocation.RevocationList(), rl, rl.issued).to_bytes())
+    assert back.version == payload[2]
