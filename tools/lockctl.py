@@ -1,0 +1,698 @@
+"""lockctl: the installers' and administrators' tool.
+
+A thin command line over the library in tools/: the site registry, the
+issuer, the installer and key-emulator clients, the transports. Errors are
+specific exception types turned into one line here, at the edge. Exit status:
+0 done, 1 refused or failed, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import re
+import sys
+import time
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from protocol import events, keys, reasons
+from protocol import messages as msg
+from protocol import token as tok
+from tools import issuer, keyfile, report
+from tools.client import ClientError, ForeignLock, Installer, Refused, access, read_hello
+from tools.registry import Registry, RegistryError
+from tools.transport import LinkTimeout, TransportError, link_for_url
+
+DOORS = ("apartment", "entrance", "waste-room", "key-box", "medicine-cabinet")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SERIAL_TIMEOUT = 5.0
+
+
+class UsageError(Exception):
+    """Bad input from the command line: exit status 2."""
+
+
+class Failed(Exception):
+    """The act was refused or failed: exit status 1."""
+
+
+# --- small helpers -------------------------------------------------------------------
+
+class Output:
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def done(self, data: dict[str, Any], text: str) -> None:
+        if self.as_json:
+            print(json.dumps(data, ensure_ascii=False, default=str))
+        else:
+            print(text)
+
+    def info(self, text: str) -> None:
+        """Progress and prompts for people: stderr, so --json stays parseable."""
+        print(text, file=sys.stderr, flush=True)
+
+    def progress(self, label: str) -> Callable[[int, int], None]:
+        tty = sys.stderr.isatty() and not self.as_json
+
+        def show(done: int, total: int) -> None:
+            if not tty:
+                return
+            width = 30
+            frac = min(1.0, done / total) if total else 1.0
+            bar = "#" * int(frac * width)
+            print(f"\r{label} [{bar:<{width}}] {done}/{total}", end="", file=sys.stderr,
+                  flush=True)
+            if done >= total:
+                print(file=sys.stderr)
+        return show
+
+
+def check_id(value: str, what: str) -> str:
+    if not ID_RE.match(value):
+        raise UsageError(f"invalid {what} {value!r}: use 1-64 letters, digits, '.', '_' or '-'")
+    return value
+
+
+def site_dir(args: argparse.Namespace) -> Path:
+    return Path(args.site or os.environ.get("LOCKCTL_SITE") or "./site")
+
+
+def actor(args: argparse.Namespace) -> str:
+    if args.actor:
+        return str(args.actor)
+    try:
+        return os.environ.get("LOCKCTL_ACTOR") or getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "unknown"
+
+
+def open_registry(args: argparse.Namespace) -> Registry:
+    return Registry(site_dir(args))
+
+
+def zone_of(reg: Registry) -> ZoneInfo:
+    try:
+        return ZoneInfo(reg.zone)
+    except ZoneInfoNotFoundError:
+        raise Failed(f"the site's time zone {reg.zone!r} is unknown") from None
+
+
+def parse_local(text: str, tz: ZoneInfo, what: str) -> int:
+    """ISO 8601; without an offset it is the site's local time (DST included)."""
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--{what}: not an ISO 8601 time: {text!r}") from None
+    if dt.tzinfo is None:
+        local = dt.replace(tzinfo=tz)
+        back = datetime.fromtimestamp(local.timestamp(), tz).replace(tzinfo=None)
+        if back != dt:
+            raise UsageError(f"--{what}: {text} does not exist in {tz.key} "
+                             "(the clock jumps at the daylight-saving change)")
+        dt = local
+    return int(dt.timestamp())
+
+
+def parse_day(text: str | None, what: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--{what}: not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def local_str(posix: int, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(posix, tz).strftime("%Y-%m-%d %H:%M")
+
+
+def read_pin(confirm: bool) -> str:
+    pin = os.environ.get("LOCKCTL_PIN")
+    if pin is not None:
+        return pin
+    if not sys.stdin.isatty():
+        raise UsageError("no personal code: set LOCKCTL_PIN or run in a terminal")
+    pin = getpass.getpass("Personal code: ")
+    if confirm and getpass.getpass("Personal code again: ") != pin:
+        raise UsageError("the two personal codes differ")
+    return pin
+
+
+def serial(port: str) -> Any:
+    return link_for_url(port, timeout=SERIAL_TIMEOUT)
+
+
+def ble_url(addr: str) -> str:
+    if "://" in addr:
+        return addr
+    if re.match(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$", addr):
+        return "ble://" + addr
+    return "socket://" + addr
+
+
+def lock_hello(installer: Installer, port: str) -> Any:
+    try:
+        return installer.hello()
+    except LinkTimeout:
+        raise Failed(f"no lock answered on {port} (is it the lock's serial port?)") from None
+
+
+def known_lock(reg: Registry, lock_id: str) -> Any:
+    if not lock_id:
+        raise Failed("the lock is not commissioned")
+    try:
+        return reg.lock(lock_id)
+    except RegistryError:
+        raise Failed(f"foreign lock: {lock_id} is not registered in this site") from None
+
+
+def revocation_blob(reg: Registry, lock_id: str, now: int) -> bytes | None:
+    version, staff, tokens = reg.revocation_state(now)
+    if version == 0:
+        return None
+    return issuer.revocation_update(reg.site_secret(), lock_id, version, now, 0, staff, tokens)
+
+
+# --- commands --------------------------------------------------------------------------
+
+def cmd_site_init(args: argparse.Namespace, out: Output) -> int:
+    try:
+        ZoneInfo(args.zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"unknown time zone {args.zone!r}") from None
+    if args.retention_days < 1:
+        raise UsageError("--retention-days must be at least 1")
+    reg = Registry.init(site_dir(args), args.name, args.zone, args.retention_days, actor(args))
+    out.done({"site": str(reg.dir), "name": args.name, "zone": args.zone},
+             f"Site {args.name!r} initialised in {reg.dir} (time zone {args.zone}).")
+    return 0
+
+
+def cmd_client_add(args: argparse.Namespace, out: Output) -> int:
+    reg = open_registry(args)
+    reg.add_client(check_id(args.client_id, "client id"), args.name, args.address, actor(args))
+    out.done({"client": args.client_id}, f"Client {args.client_id} ({args.name}) added.")
+    return 0
+
+
+def cmd_staff_add(args: argparse.Namespace, out: Output) -> int:
+    reg = open_registry(args)
+    reg.add_staff(check_id(args.staff_id, "staff id"), args.name, args.provider, actor(args))
+    out.done({"staff": args.staff_id}, f"Staff member {args.staff_id} ({args.name}) added.")
+    return 0
+
+
+def cmd_sim(args: argparse.Namespace, out: Output) -> int:
+    cmd = [sys.executable, "-m", "simulator"]
+    if args.virtual_board:
+        cmd.append("--virtual-board")
+    cmd += ["--state", args.state]
+    if args.serial_link:
+        cmd += ["--serial-link", args.serial_link]
+    if args.ble:
+        cmd += ["--ble", args.ble]
+    if args.auto_button:
+        cmd.append("--auto-button")
+    if args.mpy:
+        cmd.append("--mpy")
+    if args.heap:
+        cmd += ["--heap", str(args.heap)]
+    sys.stdout.flush()
+    os.execv(sys.executable, cmd)
+    return 1  # not reached
+
+
+def cmd_commission(args: argparse.Namespace, out: Output) -> int:
+    reg = open_registry(args)
+    lock_id = check_id(args.lock_id, "lock id")
+    clients = [c.strip() for c in args.client.split(",") if c.strip()]
+    if not clients:
+        raise UsageError("--client: name at least one client")
+    for c in clients:
+        reg.client(c)
+    if args.door in ("apartment", "key-box", "medicine-cabinet") and len(clients) > 1:
+        raise UsageError(f"a {args.door} door serves one client; shared doors are "
+                         "entrance or waste-room")
+    secret = keys.lock_secret(reg.site_secret(), lock_id)
+    pk = reg.signing_public() if args.suite == tok.SUITE_ED25519 else None
+    now = int(time.time())
+    with serial(args.port) as link:
+        installer = Installer(link)
+        hello = lock_hello(installer, args.port)
+        if hello.lock_id and hello.lock_id != lock_id:
+            raise Failed(f"this lock is already commissioned as {hello.lock_id}: "
+                         "decommission it first (or factory-reset it at the door)")
+        data = installer.commission(
+            lock_id=lock_id, secret=secret, suite=args.suite, issuer=reg.name, time=now,
+            door=args.door, issuer_pk=pk,
+            on_press=lambda s: out.info(f"Press the button on the lock now (within {s} s)..."))
+    reg.add_lock(lock_id, args.door, args.suite, clients, now)
+    reg.record_health(lock_id, data.get(2) or {}, now)
+    reg.audit(actor(args), "commission", {"lock": lock_id, "clients": clients,
+                                          "door": args.door, "suite": args.suite})
+    out.done({"lock": lock_id, "clients": clients, "door": args.door, "suite": args.suite},
+             f"Lock {lock_id} commissioned: {args.door} door of {', '.join(clients)}, "
+             f"suite {args.suite}, clock set.")
+    return 0
+
+
+def _admin(args: argparse.Namespace, out: Output, op: str, argmap: dict[int, Any] | None = None,
+           press: bool = False) -> tuple[Registry, Any, dict[int, Any]]:
+    reg = open_registry(args)
+    with serial(args.port) as link:
+        installer = Installer(link)
+        hello = lock_hello(installer, args.port)
+        row = known_lock(reg, hello.lock_id)
+        admin_key = issuer.admin_key_for(reg.site_secret(), row.lock_id)
+        on_press = (lambda s: out.info(f"Press the button on the lock now (within {s} s)...")
+                    ) if press else None
+        data = installer.admin(admin_key, op, argmap, expect_lock=row.lock_id, on_press=on_press)
+    return reg, row, data
+
+
+def cmd_lock_info(args: argparse.Namespace, out: Output) -> int:
+    reg, row, data = _admin(args, out, "info")
+    status = data.get(1) or {}
+    reg.record_health(row.lock_id, status, int(time.time()))
+    tz = zone_of(reg)
+    info = {
+        "lock": row.lock_id, "door": data.get(2), "suite": data.get(3),
+        "clients": row.clients, "revocation_version": status.get(msg.ST_REVOCATION_VERSION),
+        "battery": ["ok", "low", "critical"][min(2, status.get(msg.ST_BATTERY, 0))],
+        "battery_mv": status.get(msg.ST_BATTERY_MV),
+        "clock_trusted": status.get(msg.ST_CLOCK_TRUSTED),
+        "lock_time": status.get(msg.ST_TIME), "log_count": status.get(msg.ST_LOG_COUNT),
+        "log_capacity": status.get(msg.ST_LOG_CAPACITY), "firmware": status.get(msg.ST_FIRMWARE),
+    }
+    text = "\n".join([
+        f"Lock {row.lock_id}: {info['door']} door of {', '.join(row.clients)} ({info['suite']})",
+        f"  clock: {local_str(info['lock_time'] or 0, tz)} "
+        f"({'trusted' if info['clock_trusted'] else 'NOT trusted'})",
+        f"  battery: {info['battery']} ({info['battery_mv']} mV)",
+        f"  block list version: {info['revocation_version']}",
+        f"  log: {info['log_count']} of {info['log_capacity']} events",
+        f"  firmware: {info['firmware']}"])
+    out.done(info, text)
+    return 0
+
+
+def cmd_lock_sync(args: argparse.Namespace, out: Output) -> int:
+    reg = open_registry(args)
+    now = int(time.time())
+    with serial(args.port) as link:
+        installer = Installer(link)
+        hello = lock_hello(installer, args.port)
+        row = known_lock(reg, hello.lock_id)
+        argmap: dict[int, Any] = {1: now}
+        blob = revocation_blob(reg, row.lock_id, now)
+        if blob is not None:
+            argmap[2] = blob
+        data = installer.admin(issuer.admin_key_for(reg.site_secret(), row.lock_id), "sync",
+                               argmap, expect_lock=row.lock_id)
+    status = data.get(3) or {}
+    reg.record_health(row.lock_id, status, now)
+    reg.audit(actor(args), "lock sync", {"lock": row.lock_id})
+    time_ok = data.get(1) == reasons.ALLOW
+    rev = data.get(2)
+    rev_text = ("up to date" if rev in (None, reasons.ROLLBACK) else
+                "updated" if rev == reasons.ALLOW else f"refused ({reasons.name(rev)})")
+    out.done({"lock": row.lock_id, "time_set": time_ok,
+              "revocation": rev_text, "revocation_version":
+              status.get(msg.ST_REVOCATION_VERSION)},
+             f"Lock {row.lock_id}: clock {'set' if time_ok else 'NOT set'}, block list "
+             f"{rev_text} (version {status.get(msg.ST_REVOCATION_VERSION)}).")
+    return 0 if time_ok and rev in (None, reasons.ALLOW, reasons.ROLLBACK) else 1
+
+
+def cmd_lock_decommission(args: argparse.Namespace, out: Output) -> int:
+    reg, row, _ = _admin(args, out, "decommission", press=True)
+    reg.set_lock_status(row.lock_id, "decommissioned")
+    reg.audit(actor(args), "lock decommission", {"lock": row.lock_id})
+    out.done({"lock": row.lock_id, "status": "decommissioned"},
+             f"Lock {row.lock_id} decommissioned: it opens for nobody until commissioned again.")
+    return 0
+
+
+def cmd_shift_issue(args: argparse.Namespace, out: Output) -> int:
+    reg = open_registry(args)
+    tz = zone_of(reg)
+    staff = reg.staff(args.staff)
+    clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    if not clients:
+        raise UsageError("--clients: name at least one client")
+    for c in clients:
+        reg.client(c)
+    start = parse_local(args.start, tz, "start")
+    end = parse_local(args.end, tz, "end")
+    if end <= start:
+        raise UsageError("the shift must end after it starts")
+    if end - start > tok.MAX_LIFETIME:
+        raise UsageError("a shift key lasts at most 24 hours")
+    now = int(time.time())
+    if end <= now:
+        raise UsageError("that shift has already ended")
+    locks = reg.locks_for_clients(clients)
+    if not locks:
+        raise Failed("no commissioned lock serves these clients")
+    pin = read_pin(confirm=True)
+    if len(pin) < keyfile.MIN_PIN:
+        raise UsageError(f"the personal code must have at least {keyfile.MIN_PIN} characters")
+    secret = reg.site_secret()
+    signing = reg.signing_key() if any(lk.suite == tok.SUITE_ED25519 for lk in locks) else None
+    scope = "open log" if args.log else "open"
+    grants = []
+    for lk in locks:
+        g = issuer.issue_token(secret, lk.lock_id, iss=reg.name, sub=staff["staff_id"],
+                               start=start, end=end, scope=scope, alarm=args.alarm,
+                               suite=lk.suite, signing_key=signing, iat=now)
+        g.updates = [issuer.time_update(secret, lk.lock_id, now)]
+        blob = revocation_blob(reg, lk.lock_id, now)
+        if blob is not None:
+            g.updates.append(blob)
+        grants.append(g)
+    key = keyfile.ShiftKey(staff["staff_id"], reg.name, start, end, grants)
+    with reg.tx():
+        for g in grants:
+            reg.add_token(g.cti, staff["staff_id"], g.lock_id, start, end, scope, args.alarm)
+        keyfile.write(Path(args.out), key, pin)
+    reg.audit(actor(args), "shift issue", {"staff": staff["staff_id"], "clients": clients,
+                                           "start": start, "end": end, "alarm": args.alarm,
+                                           "tokens": [g.cti.hex() for g in grants]})
+    out.done({"staff": staff["staff_id"], "locks": [g.lock_id for g in grants],
+              "start": start, "end": end, "out": args.out,
+              "tokens": [g.cti.hex() for g in grants]},
+             f"Shift key for {staff['name']} ({staff['staff_id']}): "
+             f"{local_str(start, tz)} to {local_str(end, tz)}, "
+             f"{len(grants)} door(s): {', '.join(g.lock_id for g in grants)}. "
+             f"Written to {args.out}.")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace, out: Output) -> int:
+    reg = open_registry(args)
+    now = int(time.time())
+    if args.staff:
+        reg.staff(args.staff)
+        version = reg.revoke("staff", args.staff, now)
+        what = f"every key issued to {args.staff} until now"
+        detail: dict[str, Any] = {"staff": args.staff}
+    else:
+        try:
+            cti = bytes.fromhex(args.token)
+        except ValueError:
+            raise UsageError("--token takes the token id in hex") from None
+        row = reg.token(cti)
+        version = reg.revoke("token", cti.hex(), int(row["end"]))
+        what = f"token {args.token}"
+        detail = {"token": args.token}
+    reg.audit(actor(args), "revoke", {**detail, "version": version})
+    out.done({**detail, "revocation_version": version},
+             f"Blocked {what} (block list version {version}). It reaches each lock with the "
+             "next key issued, or with `lockctl lock sync`.")
+    return 0
+
+
+def cmd_open(args: argparse.Namespace, out: Output) -> int:
+    key = keyfile.read(Path(args.key), read_pin(confirm=False))
+    grant = key.grant_for(args.lock_id)
+    with link_for_url(ble_url(args.ble), timeout=10.0) as link:
+        outcome = access(link, grant, action=args.action)
+    names = {0: "ok", 1: "low", 2: "critical"}
+    st = outcome.status
+    data = {"lock": args.lock_id, "opened": outcome.opened, "reason": outcome.reason_name,
+            "authenticated": outcome.authenticated, "seq": outcome.seq,
+            "battery": names.get(st.get(msg.ST_BATTERY, -1)),
+            "revocation_version": st.get(msg.ST_REVOCATION_VERSION)}
+    if outcome.opened:
+        text = f"Door {args.lock_id} opened (confirmed by the lock, event {outcome.seq})."
+    elif outcome.authenticated:
+        text = f"Door {args.lock_id} stayed locked: {outcome.reason_name} (answer authenticated)."
+    else:
+        text = f"Door {args.lock_id} stayed locked: {outcome.reason_name}."
+    out.done(data, text)
+    return 0 if outcome.opened else 1
+
+
+def cmd_log_pull(args: argparse.Namespace, out: Output) -> int:
+    reg = open_registry(args)
+    now = int(time.time())
+    if args.port:
+        with serial(args.port) as link:
+            installer = Installer(link)
+            hello = lock_hello(installer, args.port)
+            row = known_lock(reg, hello.lock_id)
+            start = reg.last_seq(row.lock_id) + 1
+            admin_key = issuer.admin_key_for(reg.site_secret(), row.lock_id)
+            records = installer.pull_log(admin_key, start, out.progress("pulling log"))
+            if not records and start > 1:
+                # The lock's log is shorter than what we hold: it was reset; read it all.
+                records = installer.pull_log(admin_key, 1, out.progress("pulling log"))
+            status = installer.admin(admin_key, "info", expect_lock=row.lock_id).get(1) or {}
+    else:
+        if not args.key or not args.ble:
+            raise UsageError("log pull needs --port DEV, or --ble ADDR with --key FILE")
+        key = keyfile.read(Path(args.key), read_pin(confirm=False))
+        with link_for_url(ble_url(args.ble), timeout=10.0) as link:
+            hello = read_hello(link)
+            row = known_lock(reg, hello.lock_id)
+            grant = key.grant_for(row.lock_id)
+            if "log" not in grant.scope.split():
+                raise Failed("this key has no log permission (issue it with --log)")
+            start = reg.last_seq(row.lock_id) + 1
+            records = []
+            status = {}
+            while True:
+                o = access(link, grant, action="log", log_from=start, hello=hello)
+                if not o.authenticated or o.reason != reasons.ALLOW:
+                    raise Failed(f"the lock refused the log read: {o.reason_name}")
+                status = o.status
+                records.extend(o.records)
+                if not o.records:
+                    break
+                start = int.from_bytes(o.records[-1][:4], "big") + 1
+                out.progress("pulling log")(len(records), int(status.get(msg.ST_LAST_SEQ, 0)))
+                hello = read_hello(link)
+    added = reg.store_events(row.lock_id, records)
+    reg.record_health(row.lock_id, status, now)
+    pruned = reg.prune_events(now)
+    reg.audit(actor(args), "log pull", {"lock": row.lock_id, "records": len(records)})
+    out.done({"lock": row.lock_id, "pulled": len(records), "new": added, "pruned": pruned},
+             f"Pulled {len(records)} events from lock {row.lock_id} ({added} new)."
+             + (f" {pruned} event(s) past the retention period were deleted." if pruned else ""))
+    return 0
+
+
+def verify(reg: Registry, lock_id: str) -> tuple[Any, list[Any]]:
+    rows = reg.events(lock_id)
+    records = [bytes(r["record"]) for r in rows]
+    start = 0
+    for i, r in enumerate(rows):
+        if r["code"] == events.COMMISSIONED:
+            start = i
+    anchored = bool(rows) and rows[start]["code"] == events.COMMISSIONED
+    log_key = issuer.log_key_for(reg.site_secret(), lock_id)
+    chain = events.verify_chain(records[start:], log_key,
+                                anchor_mac=events.GENESIS_MAC if anchored else None)
+    return chain, rows[start:]
+
+
+def cmd_log_verify(args: argparse.Namespace, out: Output) -> int:
+    reg = open_registry(args)
+    reg.lock(args.lock_id)
+    chain, rows = verify(reg, args.lock_id)
+    seqs = [r["seq"] for r in rows]
+    altered = sorted({seqs[i] for i in chain.altered + chain.corrupt if i < len(seqs)})
+    data = {"lock": args.lock_id, "ok": chain.ok, "records": len(rows),
+            "missing": [list(m) for m in chain.missing], "altered": altered,
+            "unverifiable": [seqs[i] for i in chain.unverifiable if i < len(seqs)],
+            "reordered": [seqs[i] for i in chain.reordered if i < len(seqs)]}
+    if chain.ok:
+        text = f"Log of {args.lock_id}: {len(rows)} events, chain verified: nothing missing or altered."
+    else:
+        text = (f"Log of {args.lock_id} does NOT verify: missing {data['missing']}, "
+                f"altered {altered}, unverifiable {data['unverifiable']}, "
+                f"reordered {data['reordered']}.")
+    out.done(data, text)
+    return 0 if chain.ok else 1
+
+
+def cmd_log_report(args: argparse.Namespace, out: Output) -> int:
+    reg = open_registry(args)
+    lk = reg.lock(args.lock_id)
+    tz = zone_of(reg)
+    day_from, day_to = parse_day(args.from_, "from"), parse_day(args.to, "to")
+    if day_from and day_to and day_to < day_from:
+        raise UsageError("--to is before --from")
+    chain, _ = verify(reg, args.lock_id)
+    rows = report.rows_for(reg.events(args.lock_id), reg.staff_by_key_id(), reg.zone)
+    rows = [r for r in rows if (not day_from or r.day >= day_from.isoformat())
+            and (not day_to or r.day <= day_to.isoformat())]
+    names = [reg.client(c)["name"] for c in lk.clients]
+    meta = {"lock_id": lk.lock_id, "door": lk.door, "clients": ", ".join(names),
+            "site": reg.name, "zone": reg.zone, "chain_ok": chain.ok,
+            "from": day_from.isoformat() if day_from else "start",
+            "to": day_to.isoformat() if day_to else "now",
+            "generated": datetime.now(tz).isoformat(timespec="seconds"),
+            "verdict": ("The log is complete and unaltered (its MAC chain verifies)."
+                        if chain.ok else "WARNING: the log's MAC chain does not verify: "
+                        "records are missing or altered (see lockctl log verify).")}
+    text = {"csv": lambda: report.to_csv(rows), "json": lambda: report.to_json(rows, meta),
+            "html": lambda: report.to_html(rows, meta)}[args.format]()
+    reg.audit(actor(args), "log report", {"lock": lk.lock_id, "format": args.format,
+                                          "from": meta["from"], "to": meta["to"]})
+    if args.out:
+        tmp = Path(args.out + ".new")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, args.out)
+        out.done({"lock": lk.lock_id, "out": args.out, "events": len(rows)},
+                 f"Report for {lk.lock_id} ({len(rows)} events) written to {args.out}.")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_flash(args: argparse.Namespace, out: Output) -> int:
+    from tools import flashing
+    flashing.flash(args.board, args.port, progress=out.progress("flashing"), info=out.info)
+    reg_note = ""
+    try:
+        open_registry(args).audit(actor(args), "flash", {"board": args.board, "port": args.port})
+    except RegistryError:
+        reg_note = " (no site here: the act was not recorded)"
+    out.done({"board": args.board, "port": args.port},
+             f"Firmware for {args.board} deployed to {args.port}.{reg_note}")
+    return 0
+
+
+# --- the parser ----------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--site", metavar="DIR", help="site directory (default $LOCKCTL_SITE "
+                        "or ./site)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--actor", help="who does this (default $LOCKCTL_ACTOR or the user)")
+    p = argparse.ArgumentParser(prog="lockctl", parents=[common],
+                                description="Site registry, commissioning, shift keys, "
+                                "blocking and log reports for keyless home-care locks.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def cmd(parent: Any, name: str, func: Callable[..., int], help_: str) -> Any:
+        sp = parent.add_parser(name, parents=[common], help=help_, description=help_)
+        sp.set_defaults(func=func)
+        return sp
+
+    site = sub.add_parser("site", help="the site").add_subparsers(dest="sub", required=True)
+    sp = cmd(site, "init", cmd_site_init, "create a site: registry and secrets")
+    sp.add_argument("--name", default="site")
+    sp.add_argument("--zone", default="Europe/Stockholm")
+    sp.add_argument("--retention-days", type=int, default=365)
+
+    client = sub.add_parser("client", help="clients").add_subparsers(dest="sub", required=True)
+    sp = cmd(client, "add", cmd_client_add, "register a client")
+    sp.add_argument("client_id", metavar="CLIENT_ID")
+    sp.add_argument("--name", required=True)
+    sp.add_argument("--address")
+
+    staff = sub.add_parser("staff", help="staff").add_subparsers(dest="sub", required=True)
+    sp = cmd(staff, "add", cmd_staff_add, "register a staff member")
+    sp.add_argument("staff_id", metavar="STAFF_ID")
+    sp.add_argument("--name", required=True)
+    sp.add_argument("--provider")
+
+    sp = cmd(sub, "sim", cmd_sim, "run a simulated lock (or an empty virtual board)")
+    sp.add_argument("--state", default="./sim-lock", metavar="DIR")
+    sp.add_argument("--serial-link", metavar="PATH")
+    sp.add_argument("--ble", metavar="127.0.0.1:PORT")
+    sp.add_argument("--auto-button", action="store_true")
+    sp.add_argument("--mpy", action="store_true")
+    sp.add_argument("--heap", metavar="BYTES")
+    sp.add_argument("--virtual-board", action="store_true")
+
+    sp = cmd(sub, "commission", cmd_commission, "commission a lock over its serial port")
+    sp.add_argument("--port", required=True, metavar="DEV")
+    sp.add_argument("--lock-id", required=True)
+    sp.add_argument("--client", required=True, metavar="CLIENT_ID[,CLIENT_ID...]")
+    sp.add_argument("--door", choices=DOORS, default="apartment")
+    sp.add_argument("--suite", choices=(tok.SUITE_HMAC, tok.SUITE_ED25519), default="hmac")
+
+    lock = sub.add_parser("lock", help="one lock over serial").add_subparsers(dest="sub",
+                                                                              required=True)
+    for name, func, help_ in (("info", cmd_lock_info, "show a lock's state"),
+                              ("sync", cmd_lock_sync, "set the clock and the block list"),
+                              ("decommission", cmd_lock_decommission,
+                               "remove the lock's identity (button needed)")):
+        sp = cmd(lock, name, func, help_)
+        sp.add_argument("--port", required=True, metavar="DEV")
+
+    shift = sub.add_parser("shift", help="shift keys").add_subparsers(dest="sub", required=True)
+    sp = cmd(shift, "issue", cmd_shift_issue, "issue a staff member's key for one shift")
+    sp.add_argument("--staff", required=True, metavar="STAFF_ID")
+    sp.add_argument("--clients", required=True, metavar="C1,C2,...")
+    sp.add_argument("--start", required=True, metavar="ISO8601")
+    sp.add_argument("--end", required=True, metavar="ISO8601")
+    sp.add_argument("--out", required=True, metavar="FILE")
+    sp.add_argument("--alarm", action="store_true", help="alarm response: marked in every log")
+    sp.add_argument("--log", action="store_true", help="also allow reading the log over BLE")
+
+    sp = cmd(sub, "revoke", cmd_revoke, "block a staff member's keys or one token")
+    g = sp.add_mutually_exclusive_group(required=True)
+    g.add_argument("--staff", metavar="STAFF_ID")
+    g.add_argument("--token", metavar="TOKEN_ID")
+
+    sp = cmd(sub, "open", cmd_open, "the key emulator: open a door over BLE")
+    sp.add_argument("--key", required=True, metavar="FILE")
+    sp.add_argument("--lock-id", required=True)
+    sp.add_argument("--ble", required=True, metavar="127.0.0.1:PORT")
+    sp.add_argument("--action", default="open", choices=("open",))
+
+    log = sub.add_parser("log", help="event logs").add_subparsers(dest="sub", required=True)
+    sp = cmd(log, "pull", cmd_log_pull, "collect a lock's log (serial, or BLE with a key)")
+    sp.add_argument("--port", metavar="DEV")
+    sp.add_argument("--ble", metavar="127.0.0.1:PORT")
+    sp.add_argument("--key", metavar="FILE")
+    sp = cmd(log, "verify", cmd_log_verify, "check the log's MAC chain")
+    sp.add_argument("--lock-id", required=True)
+    sp = cmd(log, "report", cmd_log_report, "the log report for a unit manager")
+    sp.add_argument("--lock-id", required=True)
+    sp.add_argument("--from", dest="from_", metavar="YYYY-MM-DD")
+    sp.add_argument("--to", metavar="YYYY-MM-DD")
+    sp.add_argument("--format", required=True, choices=("csv", "json", "html"))
+    sp.add_argument("--out", metavar="FILE")
+
+    sp = cmd(sub, "flash", cmd_flash, "compile and deploy the firmware with mpremote")
+    sp.add_argument("--board", required=True)
+    sp.add_argument("--port", required=True, metavar="DEV")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed the usage line
+        return int(exc.code or 0) and 2
+    out = Output(args.json)
+    try:
+        return int(args.func(args, out))
+    except UsageError as exc:
+        print(f"lockctl: {exc}", file=sys.stderr)
+        return 2
+    except (Failed, RegistryError, keyfile.KeyFileError, ForeignLock, Refused, ClientError,
+            TransportError) as exc:
+        print(f"lockctl: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lockctl: interrupted", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

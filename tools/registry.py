@@ -1,0 +1,368 @@
+"""The site registry: locks, doors, clients, providers, staff, issued tokens,
+revocations, collected events and the record of every administrative act.
+
+One SQLite file in the site directory, with numbered schema migrations. The
+site secret (from which every lock's secret derives) and the site's Ed25519
+signing key live beside it in owner-only files; they are never printed,
+logged or put in an exception, and their repr hides them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+from protocol import events
+
+DB_NAME = "registry.sqlite3"
+SECRET_NAME = "site-secret.key"
+SIGNING_NAME = "site-signing.key"
+DEFAULT_ZONE = "Europe/Stockholm"
+DEFAULT_RETENTION_DAYS = 365
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE clients (client_id TEXT PRIMARY KEY, name TEXT NOT NULL, address TEXT);
+    CREATE TABLE providers (name TEXT PRIMARY KEY);
+    CREATE TABLE staff (staff_id TEXT PRIMARY KEY, name TEXT NOT NULL,
+                        provider TEXT REFERENCES providers(name), key_id BLOB NOT NULL);
+    CREATE TABLE locks (lock_id TEXT PRIMARY KEY, door TEXT NOT NULL, suite TEXT NOT NULL,
+                        commissioned_at INTEGER NOT NULL, status TEXT NOT NULL,
+                        last_seen INTEGER, revocation_version INTEGER, clock_offset INTEGER,
+                        battery INTEGER, battery_mv INTEGER, log_count INTEGER,
+                        log_capacity INTEGER, last_seq INTEGER);
+    CREATE TABLE lock_clients (lock_id TEXT NOT NULL REFERENCES locks(lock_id),
+                               client_id TEXT NOT NULL REFERENCES clients(client_id),
+                               PRIMARY KEY (lock_id, client_id));
+    CREATE TABLE tokens (cti BLOB PRIMARY KEY, staff_id TEXT NOT NULL REFERENCES staff(staff_id),
+                         lock_id TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
+                         issued_at INTEGER NOT NULL, scope TEXT NOT NULL,
+                         alarm INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE revocations (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
+                              value TEXT NOT NULL, until INTEGER NOT NULL,
+                              created_at INTEGER NOT NULL);
+    CREATE TABLE events (lock_id TEXT NOT NULL, seq INTEGER NOT NULL, time INTEGER NOT NULL,
+                         code INTEGER NOT NULL, flags INTEGER NOT NULL, detail INTEGER NOT NULL,
+                         key_id BLOB NOT NULL, record BLOB NOT NULL, pulled_at INTEGER NOT NULL,
+                         PRIMARY KEY (lock_id, seq));
+    CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,
+                        actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
+    """,
+]
+
+
+class RegistryError(Exception):
+    """A one-line, secret-free reason an administrative act cannot be done."""
+
+
+class SiteMissing(RegistryError):
+    pass
+
+
+@dataclass
+class LockRow:
+    lock_id: str
+    door: str
+    suite: str
+    commissioned_at: int
+    status: str
+    clients: list[str]
+    last_seen: int | None = None
+    revocation_version: int | None = None
+    clock_offset: int | None = None
+    battery: int | None = None
+    battery_mv: int | None = None
+    log_count: int | None = None
+    log_capacity: int | None = None
+    last_seq: int | None = None
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+class Registry:
+    def __init__(self, site_dir: Path) -> None:
+        self.dir = Path(site_dir)
+        db = self.dir / DB_NAME
+        if not db.exists():
+            raise SiteMissing(f"no site at {self.dir} (run: lockctl site init)")
+        self.db = sqlite3.connect(db, timeout=10)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.migrate()
+
+    def __repr__(self) -> str:
+        return f"<Registry {self.dir}>"
+
+    # --- creation and schema ---------------------------------------------------
+    @classmethod
+    def init(cls, site_dir: Path, name: str, zone: str = DEFAULT_ZONE,
+             retention_days: int = DEFAULT_RETENTION_DAYS, actor: str = "") -> "Registry":
+        site_dir = Path(site_dir)
+        if (site_dir / DB_NAME).exists():
+            raise RegistryError(f"a site already exists at {site_dir}")
+        site_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(site_dir, 0o700)
+        _write_private(site_dir / SECRET_NAME, os.urandom(32))
+        key = Ed25519PrivateKey.generate()
+        _write_private(site_dir / SIGNING_NAME, key.private_bytes(
+            Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
+        sqlite3.connect(site_dir / DB_NAME).close()
+        os.chmod(site_dir / DB_NAME, 0o600)
+        reg = cls(site_dir)
+        with reg.tx():
+            for k, v in (("name", name), ("zone", zone), ("retention_days", str(retention_days)),
+                         ("revocation_version", "0")):
+                reg.db.execute("INSERT INTO settings VALUES (?, ?)", (k, v))
+        reg.audit(actor, "site init", {"name": name, "zone": zone})
+        return reg
+
+    def migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise RegistryError("this site was written by a newer lockctl")
+        for number in range(version, len(MIGRATIONS)):
+            with self.tx():
+                self.db.executescript(MIGRATIONS[number])
+                self.db.execute(f"PRAGMA user_version = {number + 1}")
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """All or nothing: a failed act leaves the registry as it was."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "within a transaction" not in str(exc):
+                raise RegistryError("the site registry is busy (another lockctl?)") from None
+        try:
+            yield self.db
+        except BaseException:
+            self.db.rollback()
+            raise
+        else:
+            self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- secrets (never shown) ---------------------------------------------------
+    def _private(self, name: str) -> bytes:
+        path = self.dir / name
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise RegistryError(f"{path.name} is readable by others: fix with chmod 600")
+        return path.read_bytes()
+
+    def site_secret(self) -> bytes:
+        return self._private(SECRET_NAME)
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        return Ed25519PrivateKey.from_private_bytes(self._private(SIGNING_NAME))
+
+    def signing_public(self) -> bytes:
+        return self.signing_key().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    # --- settings and audit ------------------------------------------------------
+    def setting(self, key: str) -> str:
+        row = self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise RegistryError(f"setting {key} missing")
+        return str(row[0])
+
+    @property
+    def name(self) -> str:
+        return self.setting("name")
+
+    @property
+    def zone(self) -> str:
+        return self.setting("zone")
+
+    def audit(self, actor: str, action: str, detail: dict[str, Any]) -> None:
+        with self.tx():
+            self.db.execute("INSERT INTO audit (at, actor, action, detail) VALUES (?, ?, ?, ?)",
+                            (int(time.time()), actor or "unknown", action,
+                             json.dumps(detail, sort_keys=True)))
+
+    def audit_log(self) -> list[sqlite3.Row]:
+        return list(self.db.execute("SELECT * FROM audit ORDER BY id"))
+
+    # --- clients, providers, staff -------------------------------------------------
+    def add_client(self, client_id: str, name: str, address: str | None, actor: str) -> None:
+        with self.tx():
+            if self.db.execute("SELECT 1 FROM clients WHERE client_id = ?",
+                               (client_id,)).fetchone():
+                raise RegistryError(f"client {client_id} already exists")
+            self.db.execute("INSERT INTO clients VALUES (?, ?, ?)", (client_id, name, address))
+        self.audit(actor, "client add", {"client": client_id})
+
+    def client(self, client_id: str) -> sqlite3.Row:
+        row = self.db.execute("SELECT * FROM clients WHERE client_id = ?", (client_id,)).fetchone()
+        if row is None:
+            raise RegistryError(f"no client {client_id}")
+        return row
+
+    def add_staff(self, staff_id: str, name: str, provider: str | None, actor: str) -> None:
+        with self.tx():
+            if self.db.execute("SELECT 1 FROM staff WHERE staff_id = ?", (staff_id,)).fetchone():
+                raise RegistryError(f"staff member {staff_id} already exists")
+            if provider:
+                self.db.execute("INSERT OR IGNORE INTO providers VALUES (?)", (provider,))
+            self.db.execute("INSERT INTO staff VALUES (?, ?, ?, ?)",
+                            (staff_id, name, provider, events.key_id_of(staff_id)))
+        self.audit(actor, "staff add", {"staff": staff_id, "provider": provider})
+
+    def staff(self, staff_id: str) -> sqlite3.Row:
+        row = self.db.execute("SELECT * FROM staff WHERE staff_id = ?", (staff_id,)).fetchone()
+        if row is None:
+            raise RegistryError(f"no staff member {staff_id}")
+        return row
+
+    def staff_by_key_id(self) -> dict[bytes, sqlite3.Row]:
+        return {bytes(r["key_id"]): r for r in self.db.execute("SELECT * FROM staff")}
+
+    # --- locks ---------------------------------------------------------------------
+    def add_lock(self, lock_id: str, door: str, suite: str, clients: list[str],
+                 commissioned_at: int) -> None:
+        with self.tx():
+            self.db.execute("DELETE FROM lock_clients WHERE lock_id = ?", (lock_id,))
+            self.db.execute(
+                "INSERT INTO locks (lock_id, door, suite, commissioned_at, status) "
+                "VALUES (?, ?, ?, ?, 'active') ON CONFLICT(lock_id) DO UPDATE SET "
+                "door = excluded.door, suite = excluded.suite, "
+                "commissioned_at = excluded.commissioned_at, status = 'active'",
+                (lock_id, door, suite, commissioned_at))
+            for c in clients:
+                self.db.execute("INSERT INTO lock_clients VALUES (?, ?)", (lock_id, c))
+
+    def lock(self, lock_id: str) -> LockRow:
+        row = self.db.execute("SELECT * FROM locks WHERE lock_id = ?", (lock_id,)).fetchone()
+        if row is None:
+            raise RegistryError(f"no lock {lock_id} in this site")
+        clients = [r[0] for r in self.db.execute(
+            "SELECT client_id FROM lock_clients WHERE lock_id = ? ORDER BY client_id", (lock_id,))]
+        return LockRow(clients=clients, **{k: row[k] for k in row.keys()})
+
+    def locks_for_clients(self, clients: list[str]) -> list[LockRow]:
+        ids = {r[0] for c in clients for r in self.db.execute(
+            "SELECT lc.lock_id FROM lock_clients lc JOIN locks l USING (lock_id) "
+            "WHERE lc.client_id = ? AND l.status = 'active'", (c,))}
+        return [self.lock(i) for i in sorted(ids)]
+
+    def set_lock_status(self, lock_id: str, status: str) -> None:
+        with self.tx():
+            self.db.execute("UPDATE locks SET status = ? WHERE lock_id = ?", (status, lock_id))
+
+    def record_health(self, lock_id: str, status: dict[int, Any], seen: int) -> None:
+        """Fleet health as a key or the installer brought it home."""
+        from protocol import messages as msg
+        lock_time = status.get(msg.ST_TIME)
+        with self.tx():
+            self.db.execute(
+                "UPDATE locks SET last_seen = ?, revocation_version = ?, clock_offset = ?, "
+                "battery = ?, battery_mv = ?, log_count = ?, log_capacity = ?, last_seq = ? "
+                "WHERE lock_id = ?",
+                (seen, status.get(msg.ST_REVOCATION_VERSION),
+                 None if lock_time is None else int(lock_time) - seen,
+                 status.get(msg.ST_BATTERY), status.get(msg.ST_BATTERY_MV),
+                 status.get(msg.ST_LOG_COUNT), status.get(msg.ST_LOG_CAPACITY),
+                 status.get(msg.ST_LAST_SEQ), lock_id))
+
+    # --- tokens and revocations ------------------------------------------------------
+    def add_token(self, cti: bytes, staff_id: str, lock_id: str, start: int, end: int,
+                  scope: str, alarm: bool) -> None:
+        self.db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (cti, staff_id, lock_id, start, end, int(time.time()), scope, int(alarm)))
+
+    def token(self, cti: bytes) -> sqlite3.Row:
+        row = self.db.execute("SELECT * FROM tokens WHERE cti = ?", (cti,)).fetchone()
+        if row is None:
+            raise RegistryError("no such token in this site")
+        return row
+
+    def revoke(self, kind: str, value: str, until: int) -> int:
+        """Add a revocation and bump the site's list version; returns the version."""
+        with self.tx():
+            self.db.execute("INSERT INTO revocations (kind, value, until, created_at) "
+                            "VALUES (?, ?, ?, ?)", (kind, value, until, int(time.time())))
+            version = int(self.setting("revocation_version")) + 1
+            self.db.execute("UPDATE settings SET value = ? WHERE key = 'revocation_version'",
+                            (str(version),))
+        return version
+
+    def revocation_state(self, now: int) -> tuple[int, dict[str, int], dict[bytes, int]]:
+        """(version, staff cut-offs, token expiries) still in force at `now`.
+
+        A staff entry is spent 24 h (+ skew) after its cut-off, a token entry
+        once its token has expired: dropping them keeps the list small.
+        """
+        from protocol import token as tok
+        staff: dict[str, int] = {}
+        tokens: dict[bytes, int] = {}
+        for r in self.db.execute("SELECT kind, value, until FROM revocations"):
+            if r["kind"] == "staff" and r["until"] + tok.MAX_LIFETIME + tok.SKEW >= now:
+                staff[r["value"]] = max(staff.get(r["value"], 0), r["until"])
+            elif r["kind"] == "token" and r["until"] + tok.SKEW >= now:
+                tokens[bytes.fromhex(r["value"])] = r["until"]
+        return int(self.setting("revocation_version")), staff, tokens
+
+    # --- events ------------------------------------------------------------------------
+    def store_events(self, lock_id: str, records: list[bytes]) -> int:
+        """Keep pulled records (raw, so the MAC chain can be checked later)."""
+        now = int(time.time())
+        added = 0
+        with self.tx():
+            for rec in records:
+                ev = events.decode(rec)
+                cur = self.db.execute(
+                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (lock_id, ev.seq, ev.time, ev.code, ev.flags, ev.detail, ev.key_id, rec, now))
+                added += cur.rowcount
+        return added
+
+    def events(self, lock_id: str) -> list[sqlite3.Row]:
+        return list(self.db.execute("SELECT * FROM events WHERE lock_id = ? ORDER BY seq",
+                                    (lock_id,)))
+
+    def last_seq(self, lock_id: str) -> int:
+        row = self.db.execute("SELECT MAX(seq) FROM events WHERE lock_id = ?",
+                              (lock_id,)).fetchone()
+        return int(row[0] or 0)
+
+    def prune_events(self, now: int) -> int:
+        """Visit logs are personal data: drop what is older than the retention."""
+        from protocol import clock
+        days = int(self.setting("retention_days"))
+        oldest = clock.from_unix(now - days * 86400)
+        # An event logged while the lock's clock was untrusted may carry a
+        # time far in the past; age is judged by the newest event with a
+        # trusted time that is past the retention, and everything before it.
+        with self.tx():
+            row = self.db.execute(
+                "SELECT lock_id, MAX(seq) FROM events WHERE time < ? AND (flags & ?) = 0 "
+                "GROUP BY lock_id", (oldest, events.FLAG_CLOCK_UNTRUSTED)).fetchall()
+            removed = 0
+            for lock_id, seq in row:
+                cur = self.db.execute("DELETE FROM events WHERE lock_id = ? AND seq <= ?",
+                                      (lock_id, seq))
+                removed += cur.rowcount
+        return removed
