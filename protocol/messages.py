@@ -113,10 +113,6 @@ class MessageError(ValueError):
     pass
 
 
-def _is_type(mtype):
-    return isinstance(mtype, int) and not isinstance(mtype, bool)
-
-
 def _check(value, kind, bound):
     if kind == "i":
         return isinstance(value, int) and not isinstance(value, bool) and value >= 0
@@ -139,7 +135,9 @@ def _check(value, kind, bound):
 
 def encode(mtype, fields):
     """One message as CBOR: {0: type, key: value, ...}. A None value is left out."""
-    schema = _SCHEMAS.get(mtype) if _is_type(mtype) else None
+    if not isinstance(mtype, int) or isinstance(mtype, bool):
+        raise MessageError("unknown message type")
+    schema = _SCHEMAS.get(mtype)
     if schema is None:
         raise MessageError("unknown message type")
     for key in fields:
@@ -171,7 +169,9 @@ def decode(payload, expect=None):
     if not isinstance(body, dict):
         raise MessageError("message must be a map")
     mtype = body.get(0)
-    schema = _SCHEMAS.get(mtype) if _is_type(mtype) else None
+    if not isinstance(mtype, int) or isinstance(mtype, bool):
+        raise MessageError("unknown message type")
+    schema = _SCHEMAS.get(mtype)
     if schema is None:
         raise MessageError("unknown message type")
     if expect is not None and mtype not in expect:
