@@ -573,12 +573,20 @@ def cmd_flash(args: argparse.Namespace, out: Output) -> int:
 # --- the parser ----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--site", metavar="DIR", help="site directory (default $LOCKCTL_SITE "
-                        "or ./site)")
-    common.add_argument("--json", action="store_true", help="machine-readable output")
-    common.add_argument("--actor", help="who does this (default $LOCKCTL_ACTOR or the user)")
-    p = argparse.ArgumentParser(prog="lockctl", parents=[common],
+    def common_options(suppress: bool) -> argparse.ArgumentParser:
+        # The same options before or after the command; after it they must not
+        # reset what was given before it, hence SUPPRESS on the subcommands.
+        c = argparse.ArgumentParser(add_help=False)
+        kw: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
+        c.add_argument("--site", metavar="DIR",
+                       help="site directory (default $LOCKCTL_SITE or ./site)", **kw)
+        c.add_argument("--json", action="store_true", help="machine-readable output", **kw)
+        c.add_argument("--actor", help="who does this (default $LOCKCTL_ACTOR or the user)",
+                       **kw)
+        return c
+
+    common = common_options(suppress=True)
+    p = argparse.ArgumentParser(prog="lockctl", parents=[common_options(suppress=False)],
                                 description="Site registry, commissioning, shift keys, "
                                 "blocking and log reports for keyless home-care locks.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
