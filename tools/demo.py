@@ -1,160 +1,151 @@
 """`make demo`: one simulated lock, from installation to the log report.
 
-Tells the story in words a care manager understands: the lock is installed
-and commissioned over its serial cable, staff open it with their shift keys,
-an expired shift is refused, a lost key is blocked and the block reaches the
-lock with a colleague's key, and the log is pulled, verified and reported.
+Everything is done with `lockctl`, the tool administrators and installers use,
+against a lock simulated on this machine (its serial cable is a pseudo-terminal,
+its Bluetooth a local socket). The story is told in words a care manager
+understands; lockctl's own answers are shown indented.
 """
 
 from __future__ import annotations
 
-import html
+import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from protocol import clock, events, keys, reasons
-from tools import issuer
-from tools.client import Installer, access
+from tools import issuer, keyfile
+from tools.registry import Registry
 from tools.simproc import SimulatedLock
 
 ZONE = ZoneInfo("Europe/Stockholm")
-SITE = "Norrtälje hemtjänst (demo)"
+LOCKCTL = str(Path(sys.executable).parent / "lockctl")
+PIN = "4711"
 LOCK_ID = "NT-000123"
-CLIENT = "Astrid Lindqvist, Storgatan 4"
-STAFF = {"S-1001": "Anna Berg", "S-1002": "Bilal Haddad"}
-
-EVENT_WORDS = {
-    events.OPENED: "door unlocked",
-    events.REFUSED: "attempt refused",
-    events.RELOCKED: "door locked again",
-    events.DOOR_OPENED: "door opened",
-    events.DOOR_CLOSED: "door closed",
-    events.COMMISSIONED: "lock installed and commissioned",
-    events.BOOT: "lock started",
-    events.REVOCATION_UPDATED: "block list updated",
-    events.TIME_SET: "clock set",
-    events.LOG_READ: "log read",
-}
 
 
 def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def local(posix: int) -> str:
-    return datetime.fromtimestamp(posix, ZONE).strftime("%Y-%m-%d %H:%M:%S")
+def local(dt: datetime) -> str:
+    return dt.astimezone(ZONE).replace(tzinfo=None).isoformat(timespec="minutes")
 
 
-def staff_for(key_id: bytes) -> str:
-    for sid, name in STAFF.items():
-        if events.key_id_of(sid) == key_id:
-            return name
-    return "-" if key_id == bytes(8) else "unknown key"
+class Demo:
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.env = dict(os.environ, LOCKCTL_SITE=str(work / "site"), LOCKCTL_PIN=PIN,
+                        LOCKCTL_ACTOR="demo-administrator")
+        self.failures: list[str] = []
 
-
-def describe(e: events.Event) -> str:
-    words = EVENT_WORDS.get(e.code, events.NAMES.get(e.code, f"event {e.code}"))
-    if e.code == events.REFUSED:
-        words += f" ({reasons.name(e.detail)})"
-    return words
-
-
-def write_report(path: Path, rows: list[events.Event], chain_ok: bool) -> None:
-    days: dict[str, list[str]] = {}
-    for e in rows:
-        t = clock.to_unix(e.time)
-        day = datetime.fromtimestamp(t, ZONE).strftime("%A %d %B %Y")
-        cls = "refused" if e.code == events.REFUSED else "ok"
-        days.setdefault(day, []).append(
-            f"<tr class='{cls}'><td>{local(t)[11:]}</td><td>{html.escape(staff_for(e.key_id))}"
-            f"</td><td>{html.escape(describe(e))}</td></tr>")
-    body = "".join(f"<h2>{html.escape(d)}</h2><table><tr><th>Time</th><th>Staff</th>"
-                   f"<th>What happened</th></tr>{''.join(r)}</table>" for d, r in days.items())
-    verdict = ("The log is complete and unaltered (MAC chain verified)." if chain_ok
-               else "WARNING: the log chain did not verify: records are missing or altered.")
-    path.write_text(
-        "<!doctype html><meta charset='utf-8'><title>Log report</title><style>"
-        "body{font-family:sans-serif;max-width:50em;margin:2em auto}table{border-collapse:"
-        "collapse;width:100%}td,th{border-bottom:1px solid #ccc;padding:.3em;text-align:left}"
-        "tr.refused td{color:#a00}</style>"
-        f"<h1>Door log: {html.escape(CLIENT)}</h1><p>Lock {LOCK_ID}, {html.escape(SITE)}. "
-        f"Times are Swedish local time.</p><p><b>{verdict}</b></p>{body}", encoding="utf-8")
+    def lockctl(self, *args: str, expect: int = 0, show: bool = True) -> dict[str, Any]:
+        p = subprocess.run([LOCKCTL, "--json", *args], env=self.env, cwd=self.work,
+                           capture_output=True, text=True, timeout=120)
+        if p.returncode != expect:
+            self.failures.append(f"lockctl {' '.join(args)} exited {p.returncode}: "
+                                 f"{p.stderr.strip()}")
+        human = subprocess.list2cmdline(["lockctl", *args])
+        if show:
+            say(f"    $ {human}")
+        for line in p.stderr.strip().splitlines():
+            say(f"      {line}")
+        try:
+            return json.loads(p.stdout) if p.stdout.strip() else {}
+        except json.JSONDecodeError:
+            return {}
 
 
 def main() -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="lockdemo-"))
-    site_secret = issuer.new_site_secret()
-    say(f"A new site is set up for {SITE}; its secret stays with the issuer.")
-    sim = SimulatedLock(workdir / "lock").start()
+    work = Path(tempfile.mkdtemp(prefix="lockdemo-"))
+    demo = Demo(work)
+    now = datetime.now(ZONE)
+    say("1. The care organisation sets up its site; the secret every lock's key derives")
+    say("   from stays with the administrator (owner-only file, never shown).")
+    demo.lockctl("site", "init", "--name", "Norrtälje hemtjänst (demo)")
+    say("2. A client and two staff members are registered.")
+    demo.lockctl("client", "add", "C-1001", "--name", "Astrid Lindqvist",
+                 "--address", "Storgatan 4, Norrtälje")
+    demo.lockctl("staff", "add", "S-1", "--name", "Anna Berg", "--provider", "Kommunen")
+    demo.lockctl("staff", "add", "S-2", "--name", "Bilal Haddad", "--provider", "Omsorg AB")
+    sim = SimulatedLock(work / "lock", ["--serial-link", str(work / "lock.tty")]).start()
     try:
-        say(f"A lock is mounted on the door of {CLIENT} (simulated; serial cable {sim.serial}).")
-        with sim.serial_link() as link:
-            Installer(link).commission(
-                lock_id=LOCK_ID, secret=keys.lock_secret(site_secret, LOCK_ID), suite="hmac",
-                issuer=SITE, time=int(time.time()), door="apartment",
-                on_press=lambda s: say(f"  The lock asks the installer to press its button "
-                                       f"(within {s} s) - pressed."))
-        say(f"The installer commissioned lock {LOCK_ID}: it now knows its identity and the time.")
-        now = int(time.time())
-        shift_start, shift_end = now - 3600, now + 7 * 3600
-        grants = {sid: issuer.issue_token(site_secret, LOCK_ID, iss=SITE, sub=sid,
-                                          start=shift_start, end=shift_end)
-                  for sid in STAFF}
-        say(f"Shift keys are issued to {', '.join(STAFF.values())} for "
-            f"{local(shift_start)[11:16]}-{local(shift_end)[11:16]} today.")
-
-        def visit(sid: str, grant: issuer.Grant, note: str = "") -> bool:
-            with sim.ble_link() as link:
-                out = access(link, grant)
-            name = STAFF[sid]
-            if out.opened:
-                say(f"  {name} arrives{note}: the door opens (the lock confirmed it).")
-            else:
-                say(f"  {name} arrives{note}: the door stays locked - {out.reason_name}.")
-            return out.opened
-
-        ok = visit("S-1001", grants["S-1001"])
-        yesterday = datetime.now(ZONE) - timedelta(days=1)
-        old = issuer.issue_token(site_secret, LOCK_ID, iss=SITE, sub="S-1002",
-                                 start=int(yesterday.timestamp()) - 3600,
-                                 end=int(yesterday.timestamp()) + 3600)
-        refused_expired = not visit("S-1002", old, " with yesterday's shift key")
-        say("Anna Berg reports her phone lost: her key is blocked at once.")
-        block = issuer.revocation_update(site_secret, LOCK_ID, version=1, issued=int(time.time()),
-                                         cutoff=0, staff={"S-1001": int(time.time()) + 1},
-                                         tokens={})
-        carried = issuer.issue_token(site_secret, LOCK_ID, iss=SITE, sub="S-1002",
-                                     start=shift_start, end=shift_end)
-        carried.updates = [block]
-        opened_b = visit("S-1002", carried, " (his key carries the block to the lock)")
-        refused_a = not visit("S-1001", grants["S-1001"], " with the lost phone")
-        with sim.serial_link() as link:
-            records = Installer(link).pull_log(issuer.admin_key_for(site_secret, LOCK_ID))
-        decoded = [events.decode(r) for r in records]
-        start = max(i for i, e in enumerate(decoded) if e.code == events.COMMISSIONED)
-        report = events.verify_chain(records[start:], issuer.log_key_for(site_secret, LOCK_ID),
-                                     anchor_mac=events.GENESIS_MAC)
-        say(f"The unit manager collects the log over the serial cable: {len(records)} events; "
-            + ("nothing missing or altered." if report.ok else "THE CHAIN DOES NOT VERIFY."))
-        for e in decoded[start:]:
-            if e.code in (events.OPENED, events.REFUSED):
-                say(f"  {local(clock.to_unix(e.time))}  {staff_for(e.key_id):<14} {describe(e)}")
-        out = Path("lock-report.html").resolve()
-        write_report(out, decoded[start:], report.ok)
-        say(f"The report is written to {out}.")
+        say("3. The alarm centre mounts a lock on Astrid's door (simulated here) and")
+        say("   commissions it over its serial cable; the lock asks for its button.")
+        demo.lockctl("commission", "--port", str(work / "lock.tty"), "--lock-id", LOCK_ID,
+                     "--client", "C-1001", "--door", "apartment")
+        start, end = now - timedelta(hours=1), now + timedelta(hours=7)
+        say(f"4. Anna and Bilal get shift keys for today, {start:%H:%M}-{end:%H:%M}, "
+            "protected by their personal codes.")
+        for sid, name in (("S-1", "anna"), ("S-2", "bilal")):
+            demo.lockctl("shift", "issue", "--staff", sid, "--clients", "C-1001", "--start",
+                         local(start), "--end", local(end), "--out", f"{name}.key")
+        say("5. Anna arrives for her visit and opens the door with her phone.")
+        r = demo.lockctl("open", "--key", "anna.key", "--lock-id", LOCK_ID, "--ble", sim.ble)
+        say("   -> The door opened, and the lock confirmed it." if r.get("opened")
+            else "   -> UNEXPECTED: the door did not open.")
+        say("6. Bilal tries yesterday's key, left on his phone: the shift is over.")
+        reg = Registry(work / "site")
+        y0, y1 = now - timedelta(days=1, hours=2), now - timedelta(days=1) + timedelta(hours=6)
+        old = issuer.issue_token(reg.site_secret(), LOCK_ID, iss=reg.name, sub="S-2",
+                                 start=int(y0.timestamp()), end=int(y1.timestamp()),
+                                 iat=int(y0.timestamp()) - 600)
+        keyfile.write(work / "bilal-yesterday.key",
+                      keyfile.ShiftKey("S-2", reg.name, old.start, old.end, [old]), PIN)
+        reg.close()
+        r = demo.lockctl("open", "--key", "bilal-yesterday.key", "--lock-id", LOCK_ID, "--ble",
+                         sim.ble, expect=1)
+        say(f"   -> The door stayed locked ({r.get('reason')}).")
+        say("7. Anna reports her phone lost. The administrator blocks her keys at once.")
+        demo.lockctl("revoke", "--staff", "S-1")
+        say("8. Bilal loads a fresh key for his visit; it carries the block to the lock.")
+        later = datetime.now(ZONE)
+        demo.lockctl("shift", "issue", "--staff", "S-2", "--clients", "C-1001", "--start",
+                     local(later - timedelta(minutes=30)), "--end", local(end), "--out",
+                     "bilal-2.key")
+        r = demo.lockctl("open", "--key", "bilal-2.key", "--lock-id", LOCK_ID, "--ble", sim.ble)
+        say("   -> Bilal is in; the lock now knows about the block "
+            f"(block list version {r.get('revocation_version')})." if r.get("opened")
+            else "   -> UNEXPECTED: Bilal's key did not open.")
+        say("9. Someone tries to open with Anna's lost phone.")
+        r = demo.lockctl("open", "--key", "anna.key", "--lock-id", LOCK_ID, "--ble", sim.ble,
+                         expect=1)
+        say(f"   -> Refused: {r.get('reason')}.")
+        time.sleep(0.5)
+        say("10. The unit manager asks for the log: it is collected, checked for gaps and")
+        say("    alterations, and written as a report.")
+        demo.lockctl("log", "pull", "--port", sim.serial)
+        v = demo.lockctl("log", "verify", "--lock-id", LOCK_ID)
+        say("    -> Nothing is missing or altered in the log." if v.get("ok")
+            else "    -> WARNING: the log does not verify.")
+        report = Path.cwd() / "lock-report.html"
+        demo.lockctl("log", "report", "--lock-id", LOCK_ID, "--format", "html", "--out",
+                     str(report))
+        rows = json.loads(subprocess.run(
+            [LOCKCTL, "log", "report", "--lock-id", LOCK_ID, "--format", "json"], env=demo.env,
+            cwd=work, capture_output=True, text=True, timeout=60).stdout or "{}")
+        say("    Visits today:")
+        for e in rows.get("events", []):
+            if e["outcome"]:
+                say(f"      {e['time'][11:19]}  {e['staff_name']:<14} {e['outcome']}"
+                    + (f" ({e['reason']})" if e["reason"] else ""))
+        say(f"    The report is in {report}")
     finally:
         sim.stop()
-        say("The simulated lock is stopped.")
-    success = ok and refused_expired and opened_b and refused_a and report.ok
-    say("Demo complete: every step behaved as expected." if success
-        else "Demo FAILED: a step did not behave as expected.")
-    return 0 if success else 1
+        say("11. The simulated lock is stopped.")
+    if demo.failures:
+        say("Demo FAILED:")
+        for f in demo.failures:
+            say("  " + f)
+        return 1
+    say("Demo complete: every step behaved as expected.")
+    return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
-
