@@ -29,18 +29,16 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
-from protocol import frames
+from protocol import ble, frames
 
 DEFAULT_TIMEOUT = 5.0
 BAUDRATE = 115200  # USB CDC ignores it; a UART bridge needs it
 _POLL_S = 0.05
 
-# BLE GATT layout. docs/PROTOCOL.md is the authority; until it names the
-# lock's own UUIDs (in protocol.ble), these are the Nordic UART Service's,
-# the de-facto byte pipe that off-the-shelf BLE tools understand.
-BLE_SERVICE_UUID = "6e400001-b5a3-f393-e0a9-e50e24dcca9e"
-BLE_RX_UUID = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"  # central writes frames here
-BLE_TX_UUID = "6e400003-b5a3-f393-e0a9-e50e24dcca9e"  # the lock notifies frames here
+# BLE GATT layout: the lock's own service (docs/PROTOCOL.md section 3).
+BLE_SERVICE_UUID = ble.SERVICE_UUID
+BLE_RX_UUID = ble.RX_UUID  # central writes frames here
+BLE_TX_UUID = ble.TX_UUID  # the lock notifies frames here
 
 
 class TransportError(Exception):
