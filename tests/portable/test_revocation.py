@@ -138,6 +138,25 @@ def test_check():
     assert rev.RevocationList().check(claims(iat=0)) == reasons.ALLOW
 
 
+def test_decide_with_a_revocation_list():
+    # protocol.token.decide with the real list: staff cut-off, token id, site cut-off.
+    c = claims(iat=LT)
+    assert tok_decide(c, LT, rev.RevocationList(staff={"staff-a": LT + 1})) == reasons.REVOKED
+    assert tok_decide(c, LT, rev.RevocationList(staff={"staff-a": LT})) == reasons.ALLOW
+    assert tok_decide(c, LT, rev.RevocationList(staff={"staff-b": LT + 1})) == reasons.ALLOW
+    assert tok_decide(c, LT, rev.RevocationList(tokens={b"tok-9": LT})) == reasons.REVOKED
+    assert tok_decide(c, LT, rev.RevocationList(tokens={b"tok-8": LT})) == reasons.ALLOW
+    assert tok_decide(c, LT, rev.RevocationList(cutoff=LT + 1)) == \
+        reasons.ISSUED_BEFORE_CUTOFF
+    assert tok_decide(c, LT, rev.RevocationList(cutoff=LT)) == reasons.ALLOW
+    both = rev.RevocationList(cutoff=LT + 1, tokens={b"tok-9": LT})
+    assert tok_decide(c, LT, both) == reasons.ISSUED_BEFORE_CUTOFF
+    # Revoked is reported even when the token has also expired.
+    late = c.exp + SKEW + 10
+    assert tok_decide(c, late, rev.RevocationList(tokens={b"tok-9": LT})) == reasons.REVOKED
+    assert tok_decide(c, late, rev.RevocationList()) == reasons.EXPIRED
+
+
 def test_apply_and_rollback():
     current = rev.RevocationList()
     new = rev.apply(current, decoded(k2=3), LT)
@@ -176,9 +195,9 @@ def test_prune():
     assert tok_decide(c, 2000 + spent + 1) == reasons.EXPIRED
 
 
-def tok_decide(c, now):
+def tok_decide(c, now, rl=None):
     from protocol.token import decide
-    return decide(c, LOCK, now, True, None, "open")
+    return decide(c, LOCK, now, True, rl, "open")
 
 
 def test_apply_prunes_spent_entries():
@@ -193,10 +212,11 @@ def many(n, kind=1):
     return [[2, b"tok-%d" % i, T + 3600] for i in range(n)]
 
 
-def overflow(entries):
-    # Free what the previous case left before decoding the next big update.
+def overflow(n, kind=1, extra=None):
+    # Only the update's bytes stay alive while it is decoded (96K heap).
+    data = signed(update_payload(k5=many(n, kind) + (extra or [])))
     gc_collect()
-    return rev.apply(rev.RevocationList(), decoded(k5=entries), LT)
+    return rev.apply(rev.RevocationList(), rev.decode_update(data, LOCK, KEY), LT)
 
 
 def gc_collect():
@@ -208,29 +228,29 @@ def gc_collect():
 
 
 def test_overflow_fits():
-    fits = overflow(many(rev.MAX_ENTRIES))
+    fits = overflow(rev.MAX_ENTRIES)
     assert len(fits) == rev.MAX_ENTRIES and fits.cutoff == 0
 
 
 def test_overflow_raises_cutoff():
-    over = overflow(many(rev.MAX_ENTRIES + 1))
+    over = overflow(rev.MAX_ENTRIES + 1)
     assert len(over) == 0 and over.cutoff == LT + 1  # past the update's issue time
     # Every token the dropped entries covered is still refused.
     for i in (0, 5, rev.MAX_ENTRIES):
         assert over.check(claims(sub="staff-%d" % i, iat=LT - i - 1)) != reasons.ALLOW
-    over = overflow(many(rev.MAX_ENTRIES + 1, 2))
+    over = overflow(rev.MAX_ENTRIES + 1, 2)
     assert len(over) == 0 and over.check(claims(cti=b"tok-3", iat=LT)) != reasons.ALLOW
 
 
 def test_overflow_with_a_later_staff_cutoff():
     # A staff cut-off later than the issue time raises the site cut-off that far.
-    over = overflow(many(rev.MAX_ENTRIES) + [[1, "late", T + 500]])
+    over = overflow(rev.MAX_ENTRIES, 1, [[1, "late", T + 500]])
     assert over.cutoff == LT + 500
 
 
 def test_spent_entries_do_not_overflow():
     # Spent entries are pruned first, so they do not cause an overflow.
-    old = overflow(many(rev.MAX_ENTRIES) + [[1, "old", T - MAX_LIFETIME - SKEW - 10]])
+    old = overflow(rev.MAX_ENTRIES, 1, [[1, "old", T - MAX_LIFETIME - SKEW - 10]])
     assert old.cutoff == 0 and len(old) == rev.MAX_ENTRIES
 
 
