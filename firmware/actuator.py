@@ -23,6 +23,21 @@ async def sleep_ms(ms):
     await asyncio.sleep(ms / 1000)
 
 
+def timing(hal, name, default):
+    """A wait of the firmware, in ms: `default` unless the board overrides it.
+
+    A board (the simulator, for tests) may carry a dict `timings` of
+    overrides by name ("open_window_ms", "idle_timeout_ms", ...); it is read
+    at each use, so a change takes effect at once. Real boards have none.
+    """
+    t = getattr(hal, "timings", None)
+    if t:
+        v = t.get(name)
+        if v is not None:
+            return v
+    return default
+
+
 class Actuator:
     def __init__(self, hal, lock):
         self.hal = hal
@@ -36,11 +51,12 @@ class Actuator:
             return True
         hal.power_state(hal_mod.POWER_MOTOR)
         start = hal.ticks_ms()
-        self.deadline_ms = start + MOTOR_TIMEOUT_MS + 1000
+        limit = timing(hal, "motor_timeout_ms", MOTOR_TIMEOUT_MS)
+        self.deadline_ms = start + limit + 1000
         hal.motor(direction)
         try:
             while not done():
-                if hal.ticks_ms() - start > MOTOR_TIMEOUT_MS:
+                if hal.ticks_ms() - start > limit:
                     return False
                 await sleep_ms(POLL_MS)
             return True
@@ -72,7 +88,7 @@ class Actuator:
         hal = self.hal
         start = hal.ticks_ms()
         while hal.door_closed():
-            if hal.ticks_ms() - start > OPEN_WINDOW_MS:
+            if hal.ticks_ms() - start > timing(hal, "open_window_ms", OPEN_WINDOW_MS):
                 await self.relock()
                 return
             await sleep_ms(100)
@@ -80,7 +96,8 @@ class Actuator:
         opened = hal.ticks_ms()
         alarmed = False
         while not hal.door_closed():
-            if not alarmed and hal.ticks_ms() - opened > DOOR_ALARM_MS:
+            if not alarmed and hal.ticks_ms() - opened > timing(hal, "door_alarm_ms",
+                                                                 DOOR_ALARM_MS):
                 alarmed = True
                 self.lock.record(events.DOOR_LEFT_OPEN, 0)
                 hal.indicate("alarm")
@@ -88,10 +105,15 @@ class Actuator:
         self.lock.record(events.DOOR_CLOSED, 0)
         if alarmed:
             hal.indicate("off")
-        await sleep_ms(RELOCK_DELAY_MS)
+        await sleep_ms(timing(hal, "relock_delay_ms", RELOCK_DELAY_MS))
         await self.relock()
 
     async def make_safe(self):
-        """At boot: a closed door with the bolt not thrown is locked again."""
-        if self.hal.door_closed() and not self.hal.bolt_thrown():
+        """At boot: a closed door with the bolt not thrown is locked again; an
+        open one is watched, and locked once it closes."""
+        if self.hal.bolt_thrown():
+            return
+        if self.hal.door_closed():
             await self.relock()
+        else:
+            self.start_supervision()

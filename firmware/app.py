@@ -9,7 +9,7 @@
 import asyncio
 
 from firmware import hal as hal_mod
-from firmware.actuator import Actuator, sleep_ms
+from firmware.actuator import Actuator, sleep_ms, timing
 from firmware.lock import Lock, Session
 from protocol import events, frames, reasons
 from protocol import messages as msg
@@ -50,8 +50,9 @@ class App:
         logged_ms = None
         while True:
             if channel == "ble":
+                idle_s = timing(self.hal, "idle_timeout_ms", IDLE_TIMEOUT_S * 1000) / 1000
                 try:
-                    data = await asyncio.wait_for(link.recv(), IDLE_TIMEOUT_S)
+                    data = await asyncio.wait_for(link.recv(), idle_s)
                 except asyncio.TimeoutError:
                     lock.record(events.CONNECTION_TIMEOUT, 1)
                     return
@@ -134,13 +135,17 @@ class App:
             seq = lock.record(events.REFUSED, reasons.UNSUPPORTED, key_id, flags)
             await self.reply(link, lock.result(nonce, reasons.UNSUPPORTED, seq, pop_key))
 
+    def button_window_s(self):
+        return max(1, timing(self.hal, "button_window_ms", BUTTON_WINDOW_MS) // 1000)
+
     async def wait_button(self):
         """True if the commissioning button is pressed within the window."""
         self.waiting_for_button = True
         self.hal.indicate("wait-button")
         start = self.hal.ticks_ms()
+        window = timing(self.hal, "button_window_ms", BUTTON_WINDOW_MS)
         try:
-            while self.hal.ticks_ms() - start < BUTTON_WINDOW_MS:
+            while self.hal.ticks_ms() - start < window:
                 if self.hal.button_pressed():
                     return True
                 await sleep_ms(50)
@@ -157,7 +162,7 @@ class App:
             lock.refuse(reason)
             await self.reply(link, lock.error(reason, nonce))
             return
-        await self.reply(link, msg.encode(msg.PRESS_BUTTON, {1: BUTTON_WINDOW_MS // 1000}))
+        await self.reply(link, msg.encode(msg.PRESS_BUTTON, {1: self.button_window_s()}))
         if not await self.wait_button():
             lock.refuse(reasons.BUTTON_REQUIRED)
             await self.reply(link, lock.error(reasons.BUTTON_REQUIRED, nonce))
@@ -176,7 +181,7 @@ class App:
             return
         op = fields[2]
         if op == "decommission":
-            await self.reply(link, msg.encode(msg.PRESS_BUTTON, {1: BUTTON_WINDOW_MS // 1000}))
+            await self.reply(link, msg.encode(msg.PRESS_BUTTON, {1: self.button_window_s()}))
             if not await self.wait_button():
                 lock.refuse(reasons.BUTTON_REQUIRED)
                 await self.reply(link, lock.error(reasons.BUTTON_REQUIRED, nonce))
@@ -196,7 +201,8 @@ class App:
             link = await hal.ble_accept()
             hal.power_state(hal_mod.POWER_CONNECTED)
             try:
-                await asyncio.wait_for(self.serve(link, "ble"), SESSION_MAX_S)
+                await asyncio.wait_for(self.serve(link, "ble"),
+                                       timing(hal, "session_max_ms", SESSION_MAX_S * 1000) / 1000)
             except asyncio.TimeoutError:
                 self.lock.record(events.CONNECTION_TIMEOUT, 2)
             except OSError:
@@ -216,36 +222,47 @@ class App:
     # --- supervision ---------------------------------------------------------
     async def battery_loop(self):
         while True:
-            await sleep_ms(BATTERY_PERIOD_MS)
+            await sleep_ms(timing(self.hal, "battery_period_ms", BATTERY_PERIOD_MS))
             self.lock.check_battery()
             self.hal.ble_advertise(self.lock.lock_id, self.lock.battery)
 
     async def button_loop(self):
         hal = self.hal
         held_since = None
+        armed = False
         while True:
             await sleep_ms(250)
-            if self.waiting_for_button or not hal.button_pressed():
+            pressed = hal.button_pressed()
+            if self.waiting_for_button or not pressed:
                 held_since = None
+                # A press that answers the commissioning prompt, or one still
+                # held from before this boot, counts only after a release.
+                armed = not pressed
+                continue
+            if not armed:
                 continue
             now = hal.ticks_ms()
             if held_since is None:
                 held_since = now
-            elif now - held_since >= FACTORY_RESET_HOLD_MS:
+            elif now - held_since >= timing(hal, "factory_reset_hold_ms", FACTORY_RESET_HOLD_MS):
                 self.lock.factory_reset()
                 hal.reset()
                 return
 
     async def watchdog_loop(self):
         hal = self.hal
-        hal.watchdog_start(WATCHDOG_MS)
+        timeout = timing(hal, "watchdog_ms", WATCHDOG_MS)
+        hal.watchdog_start(timeout)
         while True:
+            if timing(hal, "watchdog_ms", WATCHDOG_MS) != timeout:  # changed by a test
+                timeout = timing(hal, "watchdog_ms", WATCHDOG_MS)
+                hal.watchdog_start(timeout)
             deadline = self.actuator.deadline_ms
             # A motor run that overstays its own time limit means a hung task:
             # stop feeding and let the watchdog restart the board safely.
             if deadline is None or hal.ticks_ms() < deadline:
                 hal.watchdog_feed()
-            await sleep_ms(1000)
+            await sleep_ms(min(1000, timeout // 4))
 
     async def start(self):
         lock = self.lock

@@ -6,6 +6,8 @@ State lives in a directory:
   hardware.json  what survives a restart of the simulator: the RTC (reading,
                  drift), the battery's drawn charge, bolt position, door.
   .lock          flock: one simulator per state directory.
+  control.sock   the control channel (simulator/control.py), owner-only, while
+                 the board runs: tests and `lockctl sim` act on the hardware.
 
 The firmware runs as `firmware.app.main(hal, stop_event)` in the caller's
 asyncio loop. The board restarts it, on the same flash, after
@@ -13,6 +15,8 @@ asyncio loop. The board restarts it, on the same flash, after
   - `hal.reset()`: SOFT;
   - a power cut (an injected flash PowerCut, or `power_cut()`): POWER_ON, and
     the RTC loses its time unless the board has a backup cell.
+  `hang()` blocks the loop as a firmware task stuck in a busy loop would, until
+  the watchdog fires.
 A restart cancels every task that boot of the firmware created (they are
 tracked through a context variable and a task factory), closes its BLE
 connection, and gives the next boot a fresh SimHAL. The pty and the TCP port
@@ -35,6 +39,7 @@ import fcntl
 import json
 import os
 import sys
+import time
 import traceback
 import weakref
 from types import ModuleType
@@ -42,6 +47,7 @@ from typing import Any, Callable
 
 from boards import sim as sim_board
 from firmware import hal as hal_mod
+from simulator import control as control_mod
 from simulator import flash as flash_mod
 from simulator.endpoints import BleServer, EndpointError, PtyEndpoint
 from simulator.hal import BoardReset, SimHAL
@@ -49,6 +55,7 @@ from simulator.hardware import Clock, Hardware
 
 POLL_S = 0.02  # supervision period (real time)
 STOP_GRACE_S = 2.0  # how long the firmware gets to stop on its own
+HANG_MAX_S = 120.0  # a hang with no watchdog to end it ends after this (real time)
 SAVE_PERIOD_S = 10.0  # hardware.json is rewritten this often
 MAX_TRACEBACKS = 3  # after this many crashes, one line each
 
@@ -81,7 +88,8 @@ class SimBoard:
                  serial_link: str | None = None, serial: bool = True,
                  ble_host: str = "127.0.0.1", ble_port: int | None = 0,
                  rtc_drift_ppm: float | None = None,
-                 app: Callable[..., Any] | None = None, on_crash: str = "halt") -> None:
+                 app: Callable[..., Any] | None = None, on_crash: str = "halt",
+                 control: bool = True, timings: dict[str, int] | None = None) -> None:
         if on_crash not in ("halt", "raise"):
             raise ValueError("on_crash must be 'halt' or 'raise'")
         self.state_dir = os.path.abspath(state_dir)
@@ -95,6 +103,12 @@ class SimBoard:
         self.rtc_drift_ppm = rtc_drift_ppm
         self.app = app
         self.on_crash = on_crash
+        self.want_control = control
+        self.control: control_mod.ControlServer | None = None
+        # Overrides of the firmware's waits (simulator/control.py TIMINGS), shared
+        # with every boot's SimHAL; from LOCK_SIM_TIMINGS unless given.
+        self._given_timings = timings
+        self.timings: dict[str, int] = {}
         self.hw: Hardware | None = None
         self.flash: flash_mod.FlashDevice | None = None
         self.pty: PtyEndpoint | None = None
@@ -134,9 +148,19 @@ class SimBoard:
     def ble_address(self) -> str | None:
         return self.ble.address if self.ble else None
 
+    @property
+    def control_path(self) -> str:
+        return control_mod.socket_path(self.state_dir)
+
     # --- set-up -----------------------------------------------------------------
     async def start(self) -> None:
         """Open the state, the flash and the ports (the firmware starts in run())."""
+        try:
+            self.timings = (control_mod.check_timings(self._given_timings)
+                            if self._given_timings is not None
+                            else control_mod.timings_from_env())
+        except control_mod.ControlError as e:
+            raise BoardError(str(e)) from None
         os.makedirs(self.state_dir, exist_ok=True)
         self._lockfile = open(os.path.join(self.state_dir, ".lock"), "w")
         try:
@@ -174,6 +198,15 @@ class SimBoard:
         except EndpointError as e:
             await self.close()
             raise BoardError(str(e)) from None
+        if self.want_control:
+            server = control_mod.ControlServer(self, self.control_path)
+            try:
+                await server.start()
+            except OSError as e:
+                await self.close()
+                raise BoardError(f"cannot create {self.control_path}: "
+                                 f"{e.strerror or e}") from None
+            self.control = server
         self.save()
 
     def _unlock(self) -> None:
@@ -192,6 +225,9 @@ class SimBoard:
 
     async def close(self) -> None:
         """Save the state and close the ports (after run() has returned)."""
+        if self.control is not None:
+            await self.control.close()
+            self.control = None
         if self.hw is not None and self.flash is not None:
             self.save()
         if self.ble is not None:
@@ -229,10 +265,65 @@ class SimBoard:
         """Cut the power now; it comes back at once (a POWER_ON boot)."""
         self._power_cut = True
 
+    def cut_power(self, after_writes: int | None = None, mode: str = "lost") -> None:
+        """Cut the power now, or during the flash's `after_writes`-th next
+        program/erase (0: the next), damaging that write as `mode` says."""
+        if after_writes is None:
+            self.power_cut()
+            return
+        try:
+            self._flash().cut_at(after_writes, mode)
+        except flash_mod.FlashError as e:
+            raise control_mod.ControlError(str(e)) from None
+
+    def hang_limit(self, seconds: float | None = None) -> float:
+        """How long (real seconds) a hang asked for now would last at most."""
+        if self.boot is None or self.boot.main.done():
+            raise control_mod.ControlError("no firmware is running")
+        if seconds is not None:
+            return float(seconds)
+        left = self._hw().watchdog.remaining_s()
+        if left is None:
+            raise control_mod.ControlError("the watchdog is not running: give seconds")
+        return min(HANG_MAX_S, max(0.0, left) + 1.0)
+
+    def hang(self, seconds: float) -> None:
+        """A task of the running firmware stops yielding: the whole loop (the
+        firmware, its ports, this board's supervision) stands still, as a CPU
+        in a busy loop does, until the watchdog fires or `seconds` pass."""
+        boot = self.boot
+        if boot is None:
+            return
+        hw = self._hw()
+
+        async def stuck() -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end and not hw.watchdog.expired():
+                time.sleep(0.002)
+
+        ctx = contextvars.copy_context()
+        ctx.run(_boot_var.set, boot)
+        asyncio.get_running_loop().create_task(stuck(), context=ctx)
+
+    def state(self) -> dict:
+        """The hardware as measured, and the board's own record (for control)."""
+        hw = self._hw()
+        out = hw.state()
+        out["boots"] = [{"cause": c, "name": control_mod.RESET_NAMES.get(c, str(c)),
+                         "time_s": t} for c, t in self.boots]
+        out["crashes"] = self.crashes
+        out["running"] = self.boot is not None and not self.boot.main.done()
+        fl = self.flash
+        out["flash"] = ({"powered": fl.powered, "cut_pending": fl.cut_pending, "ops": fl.ops,
+                         "cuts": fl.cuts} if fl is not None else None)
+        out["timings"] = dict(self.timings)
+        return out
+
     def _new_hal(self, cause: int) -> SimHAL:
         return SimHAL(self._hw(), reset_cause=cause, config_fs=self._mount_fs,
                       log_device=lambda: self._region(self.board.LOG_REGION, "log"),
-                      serial=self.pty, ble=self.ble, on_reset=self.request_reset)
+                      serial=self.pty, ble=self.ble, on_reset=self.request_reset,
+                      timings=self.timings)
 
     def _task_factory(self, prev: Any) -> Callable[..., asyncio.Task]:
         def factory(loop: asyncio.AbstractEventLoop, coro: Any, context: Any = None,

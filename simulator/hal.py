@@ -1,7 +1,8 @@
 """SimHAL: firmware.hal.HAL over the virtual hardware, the flash and the ports.
 
 One SimHAL serves one boot of the firmware: simulator/board.py makes a new one
-after every reset, with that boot's reset cause. Once the board has reset, the
+after every reset, with that boot's reset cause. `timings` shortens the
+firmware's waits for tests (see simulator/control.py, command "timings"). Once the board has reset, the
 old SimHAL is dead: a firmware task that outlived the reset gets `BoardReset`
 from every call, so it can no longer move the motor or write the flash.
 """
@@ -29,8 +30,13 @@ class SimHAL(hal_mod.HAL):
                  config_fs: Callable[[], Any] | None = None,
                  log_device: Callable[[], Any] | None = None,
                  serial: PtyEndpoint | None = None, ble: BleServer | None = None,
-                 on_reset: Callable[[int], None] | None = None) -> None:
+                 on_reset: Callable[[int], None] | None = None,
+                 timings: dict[str, int] | None = None) -> None:
         self.hw = hw
+        # Overrides of the firmware's waits, by name (firmware.actuator.timing):
+        # the board's own dict, so a change through the control channel is
+        # seen at once. Empty: the firmware's own constants.
+        self.timings = timings if timings is not None else {}
         self.board_name = hw.board.NAME
         batt = hw.board.BATTERY
         # Thresholds the firmware reads for ok/low/critical (board-specific).

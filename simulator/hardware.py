@@ -21,6 +21,7 @@ from typing import Callable
 
 from boards import sim as sim_board
 from firmware.hal import POWER_STATES
+from protocol.clock import to_unix
 from simulator.energy_account import BOOT_STATE, PowerAccount, format_summary
 
 RETRACTED = 0.0
@@ -150,6 +151,10 @@ class Bolt:
     def jammed(self) -> bool:
         return self._jam_at is not None
 
+    @property
+    def jam_at(self) -> float | None:
+        return self._jam_at
+
     def retracted(self) -> bool:
         """The 'retracted' end-stop sensor."""
         return self.position <= RETRACTED + self.sensor_margin
@@ -245,6 +250,10 @@ class Button:
         self._held = True
         self.presses += 1
 
+    @property
+    def held(self) -> bool:
+        return self._held
+
     def release(self) -> None:
         self._held = False
         now = self.clock.now()
@@ -336,6 +345,15 @@ class Battery:
     def set_mv(self, mv: int | None) -> None:
         self._override_mv = None if mv is None else int(mv)
 
+    def level(self, mv: int | None = None) -> str:
+        """How the firmware reads `mv` (now, by default): ok, low or critical."""
+        mv = self.mv() if mv is None else mv
+        if mv <= self.critical_mv:
+            return "critical"
+        if mv <= self.low_mv:
+            return "low"
+        return "ok"
+
     def level_mv(self, level: str) -> int:
         """A voltage that the firmware must read as `level` (ok/low/critical)."""
         if level == "ok":
@@ -410,19 +428,23 @@ class Watchdog:
         self.timeout_s: float | None = None
         self._fed = 0.0
         self.feeds = 0
+        self.fired = False  # it has expired: the chip is resetting, a late feed is too late
 
     @property
     def running(self) -> bool:
         return self.timeout_s is not None
 
     def start(self, timeout_ms: int) -> None:
+        """Start it, or change the timeout of a running one (which also feeds it)."""
         if timeout_ms <= 0:
             raise ValueError("watchdog timeout must be positive")
+        if self.expired():
+            return  # too late: it has fired
         self.timeout_s = timeout_ms / 1000.0
         self._fed = self.clock.now()
 
     def feed(self) -> None:
-        if self.timeout_s is not None:
+        if self.timeout_s is not None and not self.expired():
             self._fed = self.clock.now()
             self.feeds += 1
 
@@ -432,8 +454,13 @@ class Watchdog:
         return self._fed + self.timeout_s - self.clock.now()
 
     def expired(self) -> bool:
-        left = self.remaining_s()
-        return left is not None and left <= 0
+        """True once the timeout has passed unfed; it stays True (the reset
+        is under way) even if the firmware feeds it after that instant, as a
+        task that was stuck and comes back to life would."""
+        if not self.fired:
+            left = self.remaining_s()
+            self.fired = left is not None and left <= 0
+        return self.fired
 
 
 # --- the whole lock -----------------------------------------------------------
@@ -488,6 +515,36 @@ class Hardware:
         return self.rtc.power_loss()
 
     # Reports.
+    def state(self, history: int = 20) -> dict:
+        """Everything a person could see or measure at the door, JSON-able."""
+        bolt = self.bolt
+        wd = self.watchdog
+        left = wd.remaining_s()
+        return {
+            "time_s": self.clock.now(),
+            "bolt": {"position": round(bolt.position, 4), "thrown": bolt.thrown(),
+                     "retracted": bolt.retracted(), "jammed": bolt.jammed,
+                     "jam_at": bolt.jam_at, "motor": bolt.direction,
+                     "moving": bolt.moving(), "current_ma": bolt.current_ma(),
+                     "starts": bolt.starts},
+            "door": {"closed": self.door.closed(),
+                     "history": [[t, w] for t, w in list(self.door.log)[-history:]]},
+            "button": {"pressed": self.button.pressed(), "held": self.button.held,
+                       "auto": self.button.auto, "presses": self.button.presses},
+            "indicator": {"state": self.indicator.state,
+                          "history": [[t, w] for t, w in list(self.indicator.log)[-history:]]},
+            "battery": {"mv": self.battery.mv(), "level": self.battery.level(),
+                        "pinned": self.battery._override_mv is not None,
+                        "consumed_mah": self.battery.consumed_mah,
+                        "low_mv": self.battery.low_mv, "critical_mv": self.battery.critical_mv},
+            "rtc": {"lock_seconds": self.rtc.now(), "unix": to_unix(self.rtc.now()),
+                    "drift_ppm": self.rtc.drift_ppm, "lost": self.rtc.lost},
+            "watchdog": {"running": wd.running, "timeout_s": wd.timeout_s,
+                         "remaining_s": left, "fired": wd.fired, "feeds": wd.feeds},
+            "power": {"state": self.power.state, "seconds": self.power.seconds()},
+            "advertised": list(self.advertised) if self.advertised is not None else None,
+        }
+
     def energy_summary(self) -> dict:
         return self.power.summary(extra_mas=self.bolt.charge_mas())
 

@@ -6,7 +6,9 @@ exactly as a person would and reads the endpoints it prints.
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -57,6 +59,35 @@ class SimulatedLock:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def control(self, command: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+        """One command on the simulator's control channel (STATE/control.sock,
+        line-delimited JSON; simulator/control.py lists the commands): its
+        answer, or RuntimeError with the simulator's one-line reason."""
+        path = os.path.join(self.state, "control.sock")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            fd = None
+            addr = path
+            if len(os.fsencode(path)) >= 100:  # longer than sun_path: via the directory
+                fd = os.open(str(self.state), os.O_RDONLY | os.O_DIRECTORY)
+                addr = f"/proc/self/fd/{fd}/control.sock"
+            try:
+                sock.connect(addr)
+            finally:
+                if fd is not None:
+                    os.close(fd)
+            sock.sendall(json.dumps(command).encode() + b"\n")
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise RuntimeError("the simulator closed its control channel")
+                buf += chunk
+        answer = json.loads(buf)
+        if not answer.get("ok"):
+            raise RuntimeError(f"simulator control: {answer.get('error', 'refused')}")
+        return answer
 
     def serial_link(self) -> Any:
         return link_for_url(self.serial)
