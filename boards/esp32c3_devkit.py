@@ -63,7 +63,10 @@ CURRENT_MA = {
     # ESTIMATE: Espressif's ESP-AT documentation gives ~20 mA average for a
     # ESP32-C3 module in modem-sleep at 160 MHz (CPU running, radio off);
     # advertising bursts (a few ms every advertising interval) add well
-    # under 1 mA. Not a datasheet row: measure on the board.
+    # under 1 mA. Not a datasheet row: measure on the board. Reports of BLE
+    # on an ESP32-C3 without power management run higher (77 mA measured for
+    # an Arduino BLE UART example at 80 MHz, arduino-esp32 issue 5909): 20 mA
+    # is the optimistic end.
     "advertising": 20.0,
     # ESTIMATE: as above plus connection events at a short interval.
     "connected": 22.0,
@@ -96,4 +99,54 @@ BATTERY = {
     ),
     "low_mv": 5000,
     "critical_mv": 4400,
+}
+
+# --- energy report (python -m simulator energy; simulator/energy.py) --------
+# Drains that are there whatever the firmware does, mA at the pack, all day.
+STATIC_MA = {
+    # ESTIMATE: the add-on's 100k + 50k divider straight across the pack (not
+    # switched off between readings): 5.8 V / 150 kOhm. A divider switched by
+    # a MOSFET, or 10x the resistance, takes this to ~0.
+    "battery_divider": 0.039,
+    # While the lock is idle the door is closed and the bolt thrown, so two
+    # switches to GND are closed (the reed switch and the "thrown" end stop),
+    # each through an internal pull-up to 3.3 V. ESP32-C3 datasheet: weak
+    # pull-up about 45 kOhm -> 3.3 V / 45 kOhm = 0.073 mA each. External 1 MOhm
+    # pull-ups (or sampling the switches) take this to ~0.
+    "closed_switch_pullups": 0.147,
+}
+
+# WHAT-IF, not how MicroPython runs today: the port light-sleeps between BLE
+# advertising events (ESP-IDF automatic light sleep with the BLE controller's
+# sleep clock). Average idle current = floor + one advertising event per
+# interval + one CPU wake-up per firmware timer (the report measures how often
+# the firmware's timers fire). All ESTIMATES: measure on a board.
+SLEEP_BETWEEN_ADVERTS = {
+    # ESTIMATE: light sleep with the BLE stack kept alive. The datasheet's
+    # Light-sleep row (130 uA) has BLE off; a user measured ~0.28 mA average
+    # for an ESP32-C3 in light sleep with NimBLE kept initialised
+    # (esp32.com, topic 46435; not an Espressif figure).
+    "floor_ma": 0.28,
+    # ESTIMATE (a design choice: the firmware sets none yet): a phone at the
+    # door finds a 1 s advertiser within a second or two.
+    "adv_interval_ms": 1000,
+    # ESTIMATE: one connectable advertising event on three channels, ~1.5 ms
+    # of radio at ~80 mA plus ~1 ms wake-up at ~25 mA, mA*s per event.
+    "adv_event_mas": 0.15,
+    # ESTIMATE: one firmware wake-up (leave light sleep, run one asyncio
+    # step in MicroPython, sleep again), ~1.5 ms at ~25 mA, mA*s.
+    "wake_mas": 0.04,
+}
+
+# Battery derating for the energy report (each factor an ESTIMATE). The
+# usable fraction is read off BATTERY["curve"] at BATTERY["low_mv"] (the
+# battery-change warning), so it is not repeated here.
+BATTERY_DERATING = {
+    # The lock sits inside the front door: the door leaf is ~5-15 C in a
+    # Swedish winter. Li/FeS2 keeps most of its capacity at low drain there.
+    "cold": 0.95,
+    # Li/FeS2 self-discharge, fraction of capacity per year. Energizer gives
+    # the L91 a shelf life of 20 years or more (well under 1 %/year at room
+    # temperature); 1 %/year is taken as a margin.
+    "self_discharge_per_year": 0.01,
 }

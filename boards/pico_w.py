@@ -93,3 +93,35 @@ BATTERY = {
     "low_mv": 5000,
     "critical_mv": 4400,
 }
+
+# --- energy report (python -m simulator energy; simulator/energy.py) --------
+# Drains that are there whatever the firmware does, mA at the pack, all day.
+STATIC_MA = {
+    # ESTIMATE: a 1:3 divider across the pack like the ESP32-C3 add-on's
+    # (100k + 50k), not switched: 5.8 V / 150 kOhm.
+    "battery_divider": 0.039,
+    # Door reed and "thrown" end stop closed while idle, each through an
+    # RP2040 internal pull-up (datasheet: 50-80 kOhm; 60 kOhm taken) to 3.3 V.
+    "closed_switch_pullups": 0.110,
+}
+
+# WHAT-IF, not how MicroPython runs today: the RP2040 sleeps between BLE
+# advertising events while the CYW43439 advertises on its own. All
+# ESTIMATES; the Pico W board's own regulator and flash set the floor.
+SLEEP_BETWEEN_ADVERTS = {
+    # ESTIMATE: CURRENT_MA["sleep"] (RP2040 dormant, board regulator) plus
+    # ~0.1 mA for the CYW43439 kept powered with its Bluetooth core asleep.
+    "floor_ma": 1.6,
+    "adv_interval_ms": 1000,  # ESTIMATE (design choice, as the ESP32-C3)
+    # ESTIMATE: the CYW43439 sends an advertising event by itself: ~2 ms of
+    # radio at ~20 mA; the RP2040 is not woken for it.
+    "adv_event_mas": 0.04,
+    # ESTIMATE: one RP2040 wake-up (crystal restart, one asyncio step in
+    # MicroPython at 125 MHz), ~2 ms at ~25 mA, mA*s.
+    "wake_mas": 0.05,
+}
+
+BATTERY_DERATING = {
+    "cold": 0.95,  # ESTIMATE, as boards/esp32c3_devkit.py
+    "self_discharge_per_year": 0.01,  # ESTIMATE, as boards/esp32c3_devkit.py
+}

@@ -86,3 +86,23 @@ BATTERY = {
     "low_mv": 5000,  # about 5 % left: ask for a change of batteries
     "critical_mv": 4400,  # about 2 % left: the motor may not manage a stroke
 }
+
+# --- energy report (python -m simulator energy; simulator/energy.py) --------
+# The ESP32-C3 figures, copied from boards/esp32c3_devkit.py (see there for
+# the reasons; every one is an ESTIMATE). The simulator's battery model does
+# not drain STATIC_MA: only the energy report counts it.
+STATIC_MA = {
+    "battery_divider": 0.039,  # 100k + 50k across the pack, not switched
+    "closed_switch_pullups": 0.147,  # door reed + bolt end stop, 45 kOhm pull-ups
+}
+# WHAT-IF, not how MicroPython runs today: light sleep between advertisements.
+SLEEP_BETWEEN_ADVERTS = {
+    "floor_ma": 0.28,
+    "adv_interval_ms": 1000,
+    "adv_event_mas": 0.15,
+    "wake_mas": 0.04,
+}
+BATTERY_DERATING = {
+    "cold": 0.95,
+    "self_discharge_per_year": 0.01,
+}
