@@ -44,6 +44,9 @@ class Actuator:
         self.lock = lock
         self.deadline_ms = None  # set while the motor runs (watched by the watchdog)
         self.supervisor = None
+        # The power state to go back to after a motor run: the app keeps it
+        # current (a relock after the visitor has gone is back to advertising).
+        self.rest_state = hal_mod.POWER_ADVERTISING
 
     async def _drive(self, direction, done):
         hal = self.hal
@@ -63,7 +66,7 @@ class Actuator:
         finally:
             hal.motor(0)
             self.deadline_ms = None
-            hal.power_state(hal_mod.POWER_CONNECTED)
+            hal.power_state(self.rest_state)
 
     async def unlock(self):
         """Withdraw the bolt. True if it reached the end stop in time."""

@@ -197,8 +197,10 @@ class App:
     async def ble_loop(self):
         hal = self.hal
         while True:
+            self.actuator.rest_state = hal_mod.POWER_ADVERTISING
             hal.power_state(hal_mod.POWER_ADVERTISING)
             link = await hal.ble_accept()
+            self.actuator.rest_state = hal_mod.POWER_CONNECTED
             hal.power_state(hal_mod.POWER_CONNECTED)
             try:
                 await asyncio.wait_for(self.serve(link, "ble"),
