@@ -349,7 +349,8 @@ class Lock:
         status = self.status()
         fields = {1: nonce, 2: outcome, 3: now, 4: seq, 5: status, 7: data}
         if pop_key is not None:
-            fields[6] = msg.result_mac(pop_key, nonce, self.lock_id, outcome, now, seq, status)
+            fields[6] = msg.result_mac(pop_key, nonce, self.lock_id, outcome, now, seq, status,
+                                       data)
         return msg.encode(msg.RESULT, fields)
 
     def log_page(self, from_seq, limit=LOG_PAGE):

@@ -198,9 +198,14 @@ def open_proof(pop_key, nonce, lock_id, action, token):
     return crypto.hmac_sha256(pop_key, open_proof_input(nonce, lock_id, action, token))
 
 
-def result_mac(pop_key, nonce, lock_id, outcome, time, seq, status):
-    return crypto.hmac_sha256(
-        pop_key, cbor.dumps(["result", nonce, lock_id, outcome, time, seq, status]))
+def result_mac(pop_key, nonce, lock_id, outcome, time, seq, status, records=None):
+    # Log records (a "log" read) are covered too, so a relay cannot drop or
+    # swap them without the key noticing; without records the input is the
+    # seven-element array.
+    body = ["result", nonce, lock_id, outcome, time, seq, status]
+    if records:
+        body.append(records)
+    return crypto.hmac_sha256(pop_key, cbor.dumps(body))
 
 
 def admin_mac(admin_key, nonce, lock_id, op, args):

@@ -109,7 +109,8 @@ def access(link: Any, grant: Grant, action: str = "open", log_from: int | None =
         raise ClientError("the lock answered another request")
     mac = f.get(6)
     ok = mac is not None and crypto.eq(
-        mac, msg.result_mac(grant.pop_key, f[1], grant.lock_id, f[2], f[3], f[4], f[5]))
+        mac, msg.result_mac(grant.pop_key, f[1], grant.lock_id, f[2], f[3], f[4], f[5],
+                            f.get(7)))
     return Outcome(f[2], ok, f[4], f[3], f[5], list(f.get(7) or []))
 
 

@@ -60,6 +60,10 @@ def issue_token(site_secret: bytes, lock_id: str, *, iss: str, sub: str, start: 
         raise IssueError("a token lives at most 24 hours (one shift)")
     cti = cti if cti is not None else os.urandom(CTI_LEN)
     iat = int(time.time()) if iat is None else iat
+    if end - iat > tok.MAX_LIFETIME:
+        # The lock refuses such a token: revocation entries are dropped 24 h
+        # after their cut-off, which is only safe if no token outlives that.
+        raise IssueError("a key can be issued at most 24 hours before its shift ends")
     payload = tok.encode_claims(iss, sub, lock_id, end, start, iat, cti, scope, alarm)
     secret = keys.lock_secret(site_secret, lock_id)
     if suite == tok.SUITE_HMAC:
