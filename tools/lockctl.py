@@ -172,11 +172,23 @@ def known_lock(reg: Registry, lock_id: str) -> Any:
         raise Failed(f"foreign lock: {lock_id} is not registered in this site") from None
 
 
+# What a revocation update may take of an OPEN frame (MAX_PAYLOAD 1024 bytes),
+# leaving room for the token, the proof and a time update.
+MAX_CARRIED_UPDATE = 560
+
+
 def revocation_blob(reg: Registry, lock_id: str, now: int) -> bytes | None:
+    """The lock's current revocation update. A list too long to travel with a key
+    becomes a site-wide cut-off at `now` instead: every older key is refused
+    (never fail open), so everyone needs a fresh key."""
     version, staff, tokens = reg.revocation_state(now)
     if version == 0:
         return None
-    return issuer.revocation_update(reg.site_secret(), lock_id, version, now, 0, staff, tokens)
+    secret = reg.site_secret()
+    blob = issuer.revocation_update(secret, lock_id, version, now, 0, staff, tokens)
+    if len(blob) > MAX_CARRIED_UPDATE:
+        blob = issuer.revocation_update(secret, lock_id, version, now, now, {}, {})
+    return blob
 
 
 # --- commands --------------------------------------------------------------------------
