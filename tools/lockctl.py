@@ -179,15 +179,17 @@ MAX_CARRIED_UPDATE = 560
 
 def revocation_blob(reg: Registry, lock_id: str, now: int) -> bytes | None:
     """The lock's current revocation update. A list too long to travel with a key
-    becomes a site-wide cut-off at `now` instead: every older key is refused
-    (never fail open), so everyone needs a fresh key."""
+    becomes a site-wide cut-off instead (never fail open): every key issued before
+    the newest block is refused, so staff need keys issued after it. The cut-off
+    stays put as later keys are issued; it moves only with a new block."""
     version, staff, tokens = reg.revocation_state(now)
     if version == 0:
         return None
     secret = reg.site_secret()
     blob = issuer.revocation_update(secret, lock_id, version, now, 0, staff, tokens)
     if len(blob) > MAX_CARRIED_UPDATE:
-        blob = issuer.revocation_update(secret, lock_id, version, now, now, {}, {})
+        cutoff = max([*staff.values(), reg.newest_block_time()]) + 1
+        blob = issuer.revocation_update(secret, lock_id, version, now, cutoff, {}, {})
     return blob
 
 

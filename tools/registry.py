@@ -325,6 +325,11 @@ class Registry:
                 tokens[bytes.fromhex(r["value"])] = r["until"]
         return int(self.setting("revocation_version")), staff, tokens
 
+    def newest_block_time(self) -> int:
+        """When the newest revocation was made (every token it covers is older)."""
+        row = self.db.execute("SELECT MAX(created_at) FROM revocations").fetchone()
+        return int(row[0] or 0)
+
     # --- events ------------------------------------------------------------------------
     def store_events(self, lock_id: str, records: list[bytes]) -> int:
         """Keep pulled records (raw, so the MAC chain can be checked later)."""
