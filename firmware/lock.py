@@ -26,6 +26,7 @@ TIME_NAME = "trusted-time"
 BATTERY_OK = const(0)
 BATTERY_LOW = const(1)
 BATTERY_CRITICAL = const(2)
+BATTERY_HYSTERESIS_MV = const(100)  # a better state needs this much above its threshold
 NO_KEY = bytes(8)
 SUITES = (tok.SUITE_HMAC, tok.SUITE_ED25519)
 
@@ -163,6 +164,12 @@ class Lock:
                             key_id, self.prev_mac, self.log_key)
         self.log.append(rec)
         self.prev_mac = rec[20:28]
+        if self.clock.went_back:
+            # The RTC was caught running backwards: say so once, and remember
+            # it, so that a warm reset does not trust the clock again.
+            self.clock.went_back = False
+            self._save_time()
+            self.record(events.CLOCK_UNTRUSTED, 1)
         return seq
 
     # --- battery ---------------------------------------------------------------
@@ -177,6 +184,10 @@ class Lock:
         """Read the battery; log a change of state. It opens at every state."""
         mv = self.hal.battery_mv()
         state = self._battery_state(mv)
+        if state < self.battery:
+            # Better only when clearly so: a voltage wavering at a threshold
+            # (cold, load) must not log a record at every reading.
+            state = max(state, self._battery_state(mv - BATTERY_HYSTERESIS_MV))
         self.battery_mv = mv
         if state != self.battery:
             self.battery = state

@@ -23,6 +23,7 @@ class TimeKeeper:
         self.lower_bound = lower_bound  # lock seconds; real time is at least this
         self.trusted_at = trusted_at  # lock time of the last exact update
         self.trusted = trusted
+        self.went_back = False  # set when the RTC is caught running backwards (to log it)
 
     @classmethod
     def at_boot(cls, hal, stored_trusted_at, newest_event_time, rtc_survives):
@@ -38,6 +39,8 @@ class TimeKeeper:
         t = self.hal.rtc_now()
         if t < self.lower_bound:
             # The RTC went backwards (lost power, or a fault): the bound wins.
+            if self.trusted:
+                self.went_back = True
             self.trusted = False
             self.hal.rtc_set(self.lower_bound)
             return self.lower_bound

@@ -227,6 +227,13 @@ def test_battery_low_and_critical_are_logged_reported_and_it_still_opens(
     wait_until("hello says low", lambda: hello(lock).battery == 1)
     out = assert_still_opens(lock, site, "staff-low")
     assert out.status[msg.ST_BATTERY] == 1 and out.status[msg.ST_BATTERY_MV] == mv_low
+    # A voltage wavering just around the threshold is still "low", logged once.
+    low_mv = hw(lock)["battery"]["low_mv"]
+    for i in range(6):
+        lock.control({"cmd": "battery", "mv": low_mv + 30 if i % 2 == 0 else low_mv})
+        time.sleep(0.3)
+    assert hello(lock).battery == 1
+    lock.control({"cmd": "battery", "level": "low"})
     mv_crit = lock.control({"cmd": "battery", "level": "critical"})["mv"]
     wait_until("hello says critical", lambda: hello(lock).battery == 2)
     out = assert_still_opens(lock, site, "staff-critical")  # a client on the floor
@@ -239,6 +246,32 @@ def test_battery_low_and_critical_are_logged_reported_and_it_still_opens(
     opened = [e for e in log if e.code == events.OPENED]
     assert opened[-1].flags & events.FLAG_BATTERY_CRITICAL
     assert opened[0].flags & events.FLAG_BATTERY_LOW
+    lock.control({"cmd": "battery", "level": "ok"})  # fresh batteries
+    wait_until("hello says ok", lambda: hello(lock).battery == 0)
+
+
+# --- the RTC ----------------------------------------------------------------------
+def test_rtc_running_backwards_is_logged_and_distrusted_until_set(start_lock,
+                                                                   site: Site) -> None:
+    lock = start_lock()
+    before = last_seq(lock, site)
+    assert hello(lock).clock_trusted
+    lock.control({"cmd": "rtc", "advance": -3600})  # a glitch: an hour back
+    assert hello(lock).clock_trusted is False
+    out = assert_still_opens(lock, site, "staff-rtc")  # the lower bound keeps it opening
+    assert out.status[msg.ST_CLOCK_TRUSTED] is False
+    assert abs(out.time - time.time()) < 60  # the bound, not the glitched RTC
+    lock.control({"cmd": "reset"})  # a warm reset does not make it trusted again
+    wait_until("soft reset", lambda: len(hw(lock)["boots"]) == 2)
+    assert hello(lock).clock_trusted is False
+    log = after(pull(lock, site), before)
+    assert [e.detail for e in log if e.code == events.CLOCK_UNTRUSTED] == [1, 0]
+    assert all(e.flags & events.FLAG_CLOCK_UNTRUSTED for e in log if e.code == events.OPENED)
+    with lock.serial_link() as link:  # the installer sets the time again
+        data = Installer(link).admin(site.admin_key(LOCK), "sync", {1: int(time.time())})
+    assert data[1] == reasons.ALLOW and data[3][msg.ST_CLOCK_TRUSTED] is True
+    assert hello(lock).clock_trusted
+    assert_still_opens(lock, site)
 
 
 # --- BLE connections held open ----------------------------------------------------
