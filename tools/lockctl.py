@@ -543,8 +543,10 @@ def cmd_log_report(args: argparse.Namespace, out: Output) -> int:
     day_from, day_to = parse_day(args.from_, "from"), parse_day(args.to, "to")
     if day_from and day_to and day_to < day_from:
         raise UsageError("--to is before --from")
-    chain, _ = verify(reg, args.lock_id)
-    rows = report.rows_for(reg.events(args.lock_id), reg.staff_by_key_id(), reg.zone)
+    # The report covers the lock's life under its current commissioning: what
+    # came before belongs to another identity (or to an unconfigured lock).
+    chain, current = verify(reg, args.lock_id)
+    rows = report.rows_for(current, reg.staff_by_key_id(), reg.zone)
     rows = [r for r in rows if (not day_from or r.day >= day_from.isoformat())
             and (not day_to or r.day <= day_to.isoformat())]
     names = [reg.client(c)["name"] for c in lk.clients]

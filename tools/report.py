@@ -12,7 +12,7 @@ import html
 import io
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -118,7 +118,7 @@ def to_html(rows: list[Row], meta: dict[str, Any]) -> str:
         visits = sum(1 for r in day_rows if r.outcome == "opened")
         refused = sum(1 for r in day_rows if r.outcome == "refused")
         parts.append(
-            f"<section><h2>{esc(day)}</h2><p>{visits} opening(s), {refused} refused attempt(s)"
+            f"<section><h2>{esc(date.fromisoformat(day).strftime('%A %d %B %Y'))}</h2><p>{visits} opening(s), {refused} refused attempt(s)"
             f"</p><div class='timeline'>{''.join(marks)}<span class='hours'>00</span>"
             f"<span class='hours' style='left:50%'>12</span></div>"
             f"<table><tr><th>Time</th><th>Staff</th><th>What happened</th><th>Reason</th></tr>"
