@@ -1,7 +1,9 @@
 """A fast in-memory HAL for driving firmware.lock.Lock directly in tests.
 
 The simulator (simulator/hal.py) is the full virtual board; this one keeps
-only what the lock's decisions need, with time moved by the test. Storage is
+only what the lock's decisions need, with time moved by the test (and by
+10 ms at each look at the clock while the motor runs, so a jam is found
+without waiting). The bolt moves at once unless `jammed`. Storage is
 real: Store over a host directory, EventLog over a RAM block device.
 """
 
@@ -55,9 +57,14 @@ class FakeHAL(hal_mod.HAL):
         self.cause = hal_mod.RESET_POWER_ON
         self.mv = 5200
         self.retracted = False
+        self.jammed = False  # the bolt cannot move (either way) until cleared
+        self.motor_dir = 0
         self.door = True
         self.button = False
         self.indications: list[str] = []
+        # Waits the firmware reads through firmware.actuator.timing: a jam is
+        # found after 30 ms of (fake) motor time, not 2 s.
+        self.timings: dict[str, int] = {"motor_timeout_ms": 30}
 
     def reboot(self, cause: int = hal_mod.RESET_POWER_ON, rtc_lost: bool = False) -> None:
         self.cause = cause
@@ -75,10 +82,14 @@ class FakeHAL(hal_mod.HAL):
         self.rtc = t
 
     def ticks_ms(self) -> int:
+        if self.motor_dir:
+            self.ms += 10  # time runs while the motor does (each look takes 10 ms)
         return self.ms
 
     def motor(self, direction: int) -> None:
-        if direction:
+        """The bolt moves at once, unless jammed."""
+        self.motor_dir = direction
+        if direction and not self.jammed:
             self.retracted = direction > 0
 
     def bolt_retracted(self) -> bool:

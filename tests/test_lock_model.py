@@ -2,12 +2,18 @@
 
 The model is written from DESIGN.md's rules, not from firmware/lock.py: which
 attempts open, which are refused and why, what the revocation list does, what a
-reboot with or without the RTC keeps. After every step the log must hold one
-record per attempt with the expected reason, and its MAC chain must verify.
+reboot with or without the RTC keeps, what a jammed bolt and a weak battery do.
+Attempts go through the application's own request handler (firmware.app.App.
+open_request) with the bolt on a fake HAL, so the answer the key gets is
+checked too: authenticated exactly when the key proved its token, JAMMED when
+the bolt would not move. After every step the log must hold one record per
+attempt with the expected reason and battery flags, one record per battery
+state change, and its MAC chain must verify; the bolt is never left withdrawn.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,11 +22,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+import firmware.app as app_mod
 from fakehal import FakeHAL
 from firmware import hal as hal_mod
-from firmware.lock import Lock, Session
-from protocol import clock, events, keys, reasons
+from firmware.lock import Session
+from protocol import clock, events, frames, keys, reasons
 from protocol import messages as msg
+from protocol.crypto import eq
 from tools import issuer
 
 LOCK_ID = "L-1"
@@ -28,6 +36,30 @@ SITE = "model-site"
 STAFF = ("s1", "s2", "s3")
 START = 1_800_000_000  # POSIX, 2027
 KINDS = ("valid", "expired", "future", "wrong-lock", "tampered", "bad-proof", "log-scope")
+# Kinds whose request proves possession of a token the lock verified: the
+# lock's answer to them is authenticated under the token's PoP key.
+PROVEN = ("valid", "expired", "future", "log-scope")
+OK, LOW, CRITICAL = 0, 1, 2
+HYSTERESIS_MV = 100  # a better battery state only this far clear of its threshold
+FREE_FAILURES = 5  # refusals before the lock starts slowing requests down
+MAX_DELAY_MS = 8000  # "a valid key is delayed by seconds, never refused"
+
+
+class RecordingLink:
+    """The key's end of a BLE link: collects what the lock sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def send(self, data: bytes) -> None:
+        self.sent.append(bytes(data))
+
+    def payloads(self) -> list[bytes]:
+        decoder = frames.Decoder()
+        out: list[bytes] = []
+        for chunk in self.sent:
+            out.extend(decoder.feed(chunk))
+        return out
 
 
 class LockModel(RuleBasedStateMachine):
@@ -37,7 +69,14 @@ class LockModel(RuleBasedStateMachine):
         self.secret = bytes(range(32))
         self.real = START  # real POSIX time
         self.hal = FakeHAL(self.dir, clock.from_unix(START))
-        self.lock = Lock(self.hal)
+        # The rate limiter's waits are recorded, not slept.
+        self.delays: list[int] = []
+        self._sleep = app_mod.sleep_ms
+
+        async def no_sleep(ms: int) -> None:
+            self.delays.append(ms)
+        app_mod.sleep_ms = no_sleep
+        self.boot()
         session = Session("serial")
         self.lock.hello(session)
         self.lock.commission({1: b"", 2: LOCK_ID, 3: keys.lock_secret(self.secret, LOCK_ID),
@@ -45,11 +84,39 @@ class LockModel(RuleBasedStateMachine):
         self.cutoffs: dict[str, int] = {}  # staff -> POSIX cut-off of the model
         self.rev_version = 0
         self.trusted = True
-        self.expected: list[int] = []  # reasons of attempts, in order
+        self.expected: list[tuple[int, int]] = []  # (reason, battery state) of attempts
         self.last_request: dict[int, object] | None = None
+        self.jammed = False
+        self.battery = self.battery_at_boot(self.hal.mv)
+        self.battery_events: list[tuple[int, int]] = []  # (code, mv)
+        self.failures = 0  # refusals since the last success
 
     def teardown(self) -> None:
+        app_mod.sleep_ms = self._sleep
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def boot(self) -> None:
+        self.app = app_mod.App(self.hal)
+        self.lock = self.app.lock
+
+    # --- the battery rule ----------------------------------------------------------
+    def level(self, mv: int, margin: int = 0) -> int:
+        if mv <= self.hal.battery_critical_mv + margin:
+            return CRITICAL
+        if mv <= self.hal.battery_low_mv + margin:
+            return LOW
+        return OK
+
+    def battery_at_boot(self, mv: int) -> int:
+        return self.level(mv)
+
+    def battery_after(self, mv: int) -> int:
+        """Worse as soon as the voltage is at a threshold; better only once it
+        is clearly above it."""
+        now = self.level(mv)
+        if now >= self.battery:
+            return now
+        return max(now, self.level(mv, HYSTERESIS_MV))
 
     # --- the model's rule ------------------------------------------------------
     def expect(self, kind: str, sub: str, iat: int) -> int:
@@ -98,21 +165,72 @@ class LockModel(RuleBasedStateMachine):
         return session, {1: nonce, 2: grant.token, 3: "open", 4: proof}
 
     # --- rules -----------------------------------------------------------------
+    def send(self, session: Session, fields: dict[int, object],
+             grant: issuer.Grant) -> tuple[int, bool]:
+        """One OPEN through the app's handler: (outcome, authenticated)."""
+        link = RecordingLink()
+        before = len(self.delays)
+        asyncio.run(self.app.open_request(session, fields, link))
+        delays = self.delays[before:]
+        if self.failures < FREE_FAILURES:
+            assert not delays, (self.failures, delays)
+        assert all(0 < d <= MAX_DELAY_MS for d in delays), delays
+        (payload,) = link.payloads()
+        mtype, f = msg.decode(payload)
+        if mtype == msg.ERROR:
+            return f[1], False
+        assert mtype == msg.RESULT and f[1] == fields[1]
+        mac = f.get(6)
+        ok = mac is not None and eq(mac, msg.result_mac(grant.pop_key, f[1], LOCK_ID, f[2],
+                                                        f[3], f[4], f[5], f.get(7)))
+        return f[2], ok
+
+    def count(self, reason: int) -> None:
+        if reason in (reasons.ALLOW, reasons.JAMMED):
+            self.failures = 0
+        else:
+            self.failures += 1
+        self.expected.append((reason, self.battery))
+
     @rule(kind=st.sampled_from(KINDS), sub=st.sampled_from(STAFF))
     def attempt(self, kind: str, sub: str) -> None:
         grant = self.grant(kind, sub)
         session, fields = self.request(grant)
         want = self.expect(kind, sub, self.real - 900)
-        got, _, _ = self.lock.check_request(session, fields)
+        if want == reasons.ALLOW and self.jammed:
+            want = reasons.JAMMED  # granted, but the bolt would not move
+        got, authenticated = self.send(session, fields, grant)
         assert got == want, (kind, reasons.name(got), reasons.name(want))
+        assert authenticated == (kind in PROVEN), (kind, authenticated)
         if got == reasons.ALLOW:
-            self.lock.record(events.OPENED, 0, events.key_id_of(sub))
-        self.expected.append(got)
+            assert self.hal.bolt_retracted()
+            # Nobody opens the door: the open window ends and the bolt is thrown.
+            assert asyncio.run(self.app.actuator.relock())
+        self.count(got)
         self.last_request = fields
         # A second use of the same challenge is always a replay.
-        again, _, _ = self.lock.check_request(session, fields)
-        assert again == reasons.REPLAY
-        self.expected.append(reasons.REPLAY)
+        again, authenticated = self.send(session, fields, grant)
+        assert again == reasons.REPLAY and not authenticated
+        self.count(reasons.REPLAY)
+
+    @rule()
+    def bolt_jams(self) -> None:
+        self.hal.jammed = self.jammed = True
+
+    @rule()
+    def bolt_freed(self) -> None:
+        self.hal.jammed = self.jammed = False
+
+    @rule(mv=st.sampled_from((5200, 4550, 4500, 4450, 4400, 4350, 4100, 4050, 4000, 3800)))
+    def battery_reads(self, mv: int) -> None:
+        self.hal.mv = mv
+        self.lock.check_battery()
+        state = self.battery_after(mv)
+        if state != self.battery and state == LOW:
+            self.battery_events.append((events.BATTERY_LOW, mv))
+        elif state != self.battery and state == CRITICAL:
+            self.battery_events.append((events.BATTERY_CRITICAL, mv))
+        self.battery = state
 
     @rule(sub=st.sampled_from(STAFF))
     def block(self, sub: str) -> None:
@@ -134,9 +252,11 @@ class LockModel(RuleBasedStateMachine):
     def reboot(self, rtc_lost: bool) -> None:
         cause = hal_mod.RESET_POWER_ON if rtc_lost else hal_mod.RESET_WATCHDOG
         self.hal.reboot(cause, rtc_lost=rtc_lost)
-        self.lock = Lock(self.hal)
+        self.boot()
         if rtc_lost:
             self.trusted = False
+        self.battery = self.battery_at_boot(self.hal.mv)
+        self.failures = 0  # the rate limiter starts afresh
         assert self.lock.clock.trusted == self.trusted
 
     @rule()
@@ -153,13 +273,29 @@ class LockModel(RuleBasedStateMachine):
         recs = list(self.lock.log.read())
         decoded = [events.decode(r) for r in recs]
         start = max(i for i, e in enumerate(decoded) if e.code == events.COMMISSIONED)
-        seen = [reasons.ALLOW if e.code == events.OPENED else e.detail
-                for e in decoded[start:] if e.code in (events.OPENED, events.REFUSED)]
+        reason_of = {events.OPENED: lambda e: reasons.ALLOW,
+                     events.JAMMED: lambda e: reasons.JAMMED,
+                     events.REFUSED: lambda e: e.detail}
+        battery_of = {0: OK, events.FLAG_BATTERY_LOW: LOW, events.FLAG_BATTERY_CRITICAL: CRITICAL}
+        mask = events.FLAG_BATTERY_LOW | events.FLAG_BATTERY_CRITICAL
+        seen = [(reason_of[e.code](e), battery_of[e.flags & mask])
+                for e in decoded[start:] if e.code in reason_of]
         assert seen == self.expected
+        assert [e.detail for e in decoded[start:] if e.code == events.JAMMED] == \
+            [1] * sum(1 for r, _ in self.expected if r == reasons.JAMMED)
+        battery = [(e.code, e.detail) for e in decoded[start:]
+                   if e.code in (events.BATTERY_LOW, events.BATTERY_CRITICAL)]
+        assert battery == self.battery_events
         report = events.verify_chain([bytes(r) for r in recs[start:]],
                                      keys.log_key(keys.lock_secret(self.secret, LOCK_ID)),
                                      anchor_mac=events.GENESIS_MAC)
         assert report.ok, report
+
+    @invariant()
+    def bolt_never_left_withdrawn_and_battery_reported(self) -> None:
+        assert self.hal.bolt_thrown()
+        _, hello = msg.decode(self.lock.hello(Session("ble")))
+        assert hello[msg.HELLO_BATTERY] == self.battery
 
 
 LockModel.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None,
