@@ -77,6 +77,12 @@ def wait_until(what: str, cond: Callable[[], Any], timeout: float = 5.0,
         time.sleep(every)
 
 
+def locked(lock: SimulatedLock) -> bool:
+    """The bolt is thrown and the motor stopped (the firmware has seen it home)."""
+    bolt = hw(lock)["bolt"]
+    return bool(bolt["thrown"] and bolt["motor"] == 0)
+
+
 def pull_raw(lock: SimulatedLock, site: Site) -> list[bytes]:
     with lock.serial_link() as link:
         return Installer(link).pull_log(site.admin_key(LOCK))
@@ -170,6 +176,23 @@ def test_jam_while_unlocking_gets_an_authenticated_jammed_and_unjam_recovers(
     assert_still_opens(lock, site)
 
 
+def test_jam_while_relocking_is_logged_and_shown(start_lock, site: Site) -> None:
+    lock = start_lock({"motor_timeout_ms": 800, "relock_delay_ms": 200})
+    out = assert_still_opens(lock, site, "staff-relock-jam")
+    assert lock.control({"cmd": "door", "action": "open"})["done"]
+    lock.control({"cmd": "bolt", "action": "jam", "at": 0.5})  # the frame, out of line
+    time.sleep(0.3)
+    assert lock.control({"cmd": "door", "action": "close"})["done"]
+    wait_until("relock given up", lambda: hw(lock)["indicator"]["state"] == "refused")
+    state = hw(lock)
+    assert state["bolt"]["position"] == 0.5 and state["bolt"]["motor"] == 0
+    log = after(pull(lock, site), out.seq)
+    assert names(log)[:3] == ["door opened", "door closed", "jammed"]
+    assert log[2].detail == 2
+    lock.control({"cmd": "bolt", "action": "unjam"})
+    assert_still_opens(lock, site)
+
+
 # --- the door ---------------------------------------------------------------------
 def test_door_opened_and_closed_is_logged_and_relocked(start_lock, site: Site) -> None:
     lock = start_lock({"relock_delay_ms": 300})
@@ -178,7 +201,7 @@ def test_door_opened_and_closed_is_logged_and_relocked(start_lock, site: Site) -
     time.sleep(0.3)
     assert not hw(lock)["bolt"]["thrown"]  # never thrown into an open door
     assert lock.control({"cmd": "door", "action": "close"})["done"]
-    wait_until("bolt thrown again", lambda: hw(lock)["bolt"]["thrown"])
+    wait_until("bolt thrown again", lambda: locked(lock))
     power = hw(lock)["power"]
     assert power["state"] == "advertising"  # the visitor has gone: not "connected"
     assert power["seconds"]["motor"] > 0
@@ -192,7 +215,7 @@ def test_nobody_opens_the_door_relock_after_the_open_window(start_lock, site: Si
     lock = start_lock({"open_window_ms": 1500})
     out = assert_still_opens(lock, site, "staff-window")
     t0 = time.monotonic()
-    wait_until("relocked", lambda: hw(lock)["bolt"]["thrown"], timeout=6)
+    wait_until("relocked", lambda: locked(lock), timeout=6)
     print(f"\nrelocked {time.monotonic() - t0:.2f} s after the open (window 1.5 s)")
     assert time.monotonic() - t0 > 0.8
     log = after(pull(lock, site), out.seq)
@@ -210,7 +233,7 @@ def test_door_left_open_alarm_logged_once(start_lock, site: Site) -> None:
     log = after(pull(lock, site), out.seq)
     assert [e.code for e in log].count(events.DOOR_LEFT_OPEN) == 1
     assert lock.control({"cmd": "door", "action": "close"})["done"]
-    wait_until("relocked", lambda: hw(lock)["bolt"]["thrown"])
+    wait_until("relocked", lambda: locked(lock))
     assert hw(lock)["indicator"]["state"] != "alarm"
     log = after(pull(lock, site), out.seq)
     assert names(log)[:4] == ["door opened", "door left open", "door closed", "relocked"]
@@ -380,7 +403,7 @@ def test_hung_task_watchdog_resets_the_board_into_a_safe_state(start_lock,
     wait_until("reset by the watchdog",
                lambda: [b["name"] for b in hw(lock)["boots"]] == ["power-on", "watchdog"],
                timeout=10)
-    wait_until("bolt thrown (safe)", lambda: hw(lock)["bolt"]["thrown"])
+    wait_until("bolt thrown (safe)", lambda: locked(lock))
     log = after(pull(lock, site), out.seq)
     boot = [e for e in log if e.code == events.BOOT]
     assert [e.detail for e in boot] == [hal_mod.RESET_WATCHDOG]
@@ -395,7 +418,7 @@ def test_hung_task_watchdog_resets_the_board_into_a_safe_state(start_lock,
     time.sleep(0.5)
     assert not hw(lock)["bolt"]["thrown"]
     assert lock.control({"cmd": "door", "action": "close"})["done"]
-    wait_until("relocked after the door closed", lambda: hw(lock)["bolt"]["thrown"])
+    wait_until("relocked after the door closed", lambda: locked(lock))
     log = after(pull(lock, site), out.seq)
     assert "door closed" in names(log) and names(log)[-1] == "relocked"
     assert_still_opens(lock, site)
@@ -412,7 +435,7 @@ def test_power_cut_mid_open_loses_nothing_acknowledged(start_lock, site: Site) -
         open_with(lock, site.grant(LOCK, "staff-cut"))
     wait_until("power-on boot", lambda: [b["name"] for b in hw(lock)["boots"]][-1:]
                == ["power-on"] and len(hw(lock)["boots"]) == 2)
-    wait_until("bolt thrown again", lambda: hw(lock)["bolt"]["thrown"])
+    wait_until("bolt thrown again", lambda: locked(lock))
     records = pull_raw(lock, site)
     assert records[:len(before)] == before
     log = [events.decode(r) for r in records]
