@@ -16,7 +16,7 @@ The commands name physical acts and readings only, never a firmware
 internal, so the same set serves a board running the firmware under CPython
 and under MicroPython (which forwards them to its own virtual hardware):
 
-  ping                                   -> {"mode", "board"}
+  ping                                   -> {"mode", "board"}; mode "cpython" here
   state                                  -> the hardware as measured (see below)
   door      action: open|close, force?   -> {"done", "closed"}; a thrown bolt
                                             stops the door unless force (a break-in)
