@@ -74,16 +74,18 @@ class SimulatedLock:
                 addr = f"/proc/self/fd/{fd}/control.sock"
             try:
                 sock.connect(addr)
+                sock.sendall(json.dumps(command).encode() + b"\n")
+                buf = b""
+                while not buf.endswith(b"\n"):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise RuntimeError("the simulator closed its control channel")
+                    buf += chunk
+            except OSError as e:
+                raise RuntimeError(f"simulator control {path}: {e.strerror or e}") from None
             finally:
                 if fd is not None:
                     os.close(fd)
-            sock.sendall(json.dumps(command).encode() + b"\n")
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise RuntimeError("the simulator closed its control channel")
-                buf += chunk
         answer = json.loads(buf)
         if not answer.get("ok"):
             raise RuntimeError(f"simulator control: {answer.get('error', 'refused')}")
