@@ -115,6 +115,13 @@ class HAL:
         """A filesystem object for firmware.store.Store (littlefs)."""
         raise NotImplementedError
 
+    def erase_config_storage(self):
+        """Erase every block of the configuration filesystem, secrets included
+        (factory reset); the next boot formats it. Deleting files is not enough:
+        littlefs leaves freed blocks as they were. Boards that cannot do this
+        raise NotImplementedError and the lock deletes the files instead."""
+        raise NotImplementedError
+
     def log_device(self):
         """The raw block device of the event log region."""
         raise NotImplementedError

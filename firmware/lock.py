@@ -416,7 +416,10 @@ class Lock:
     def factory_reset(self):
         """Physical presence only (button held at the lock). Logged, then wiped."""
         self.record(events.FACTORY_RESET, 0)
-        self.store.wipe()
+        try:
+            self.hal.erase_config_storage()
+        except NotImplementedError:
+            self.store.wipe()  # the files go; their old blocks may linger in flash
         self.config = None
         self._derive_keys()
         self.revocations = revocation.RevocationList()

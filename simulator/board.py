@@ -257,6 +257,13 @@ class SimBoard:
                 raise  # a damaged filesystem is the firmware's to handle
             return flash_mod.LittleFsFs.mkfs(bdev)  # a new board: format it
 
+    def _erase_fs(self) -> None:
+        """Factory reset: erase the whole configuration region (block by block,
+        through the flash model, so writes are counted and cuts still apply)."""
+        bdev = self._region(self.board.FS_REGION, "fs")
+        for block in range(bdev.block_count):
+            bdev.ioctl(6, block)
+
     # --- resets -----------------------------------------------------------------
     def request_reset(self, cause: int = hal_mod.RESET_SOFT) -> None:
         self._request = cause
@@ -323,7 +330,7 @@ class SimBoard:
         return SimHAL(self._hw(), reset_cause=cause, config_fs=self._mount_fs,
                       log_device=lambda: self._region(self.board.LOG_REGION, "log"),
                       serial=self.pty, ble=self.ble, on_reset=self.request_reset,
-                      timings=self.timings)
+                      timings=self.timings, erase_config=self._erase_fs)
 
     def _task_factory(self, prev: Any) -> Callable[..., asyncio.Task]:
         def factory(loop: asyncio.AbstractEventLoop, coro: Any, context: Any = None,

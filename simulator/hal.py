@@ -31,7 +31,8 @@ class SimHAL(hal_mod.HAL):
                  log_device: Callable[[], Any] | None = None,
                  serial: PtyEndpoint | None = None, ble: BleServer | None = None,
                  on_reset: Callable[[int], None] | None = None,
-                 timings: dict[str, int] | None = None) -> None:
+                 timings: dict[str, int] | None = None,
+                 erase_config: Callable[[], None] | None = None) -> None:
         self.hw = hw
         # Overrides of the firmware's waits, by name (firmware.actuator.timing):
         # the board's own dict, so a change through the control channel is
@@ -44,6 +45,7 @@ class SimHAL(hal_mod.HAL):
         self.battery_critical_mv = batt["critical_mv"]
         self._cause = reset_cause
         self._config_fs_factory = config_fs
+        self._erase_config = erase_config
         self._log_device_factory = log_device
         self._fs: Any = None
         self._log: Any = None
@@ -142,6 +144,13 @@ class SimHAL(hal_mod.HAL):
                 raise OSError(19, "no filesystem on this board")
             self._fs = self._config_fs_factory()
         return self._fs
+
+    def erase_config_storage(self) -> None:
+        self._check()
+        if self._erase_config is None:
+            raise NotImplementedError
+        self._fs = None  # the mounted filesystem is gone with its blocks
+        self._erase_config()
 
     def log_device(self) -> Any:
         self._check()

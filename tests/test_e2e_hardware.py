@@ -28,7 +28,7 @@ from typing import Any, Callable
 import pytest
 
 from firmware import hal as hal_mod
-from protocol import events, reasons
+from protocol import events, keys, reasons
 from protocol import messages as msg
 from simlock import SimulatedLock, Site, open_with
 from tools import issuer
@@ -470,6 +470,11 @@ def test_button_held_factory_resets_logged_and_opens_for_nobody(start_lock,
     assert hw(lock)["boots"][1]["name"] == "soft"
     h = hello(lock)
     assert h.lock_id == "" and h.suite is None
+    # The secret is gone from the flash itself, not only from the filesystem.
+    secret = keys.lock_secret(site.secret, LOCK)
+    lock.control({"cmd": "state"})  # the simulator saves its flash image as it runs
+    flash = (lock.state / "flash.bin").read_bytes()
+    assert secret not in flash and secret[:16] not in flash
     with lock.ble_link() as link:  # the old key, forced at the wiped lock
         hello_now = read_hello(link)
         grant.lock_id = ""
