@@ -154,6 +154,15 @@ class App:
             self.waiting_for_button = False
             self.hal.indicate("off")
 
+    async def physical_presence(self, link, nonce):
+        """Ask the installer for the button; on no press, refuse (logged) and say so."""
+        await self.reply(link, msg.encode(msg.PRESS_BUTTON, {1: self.button_window_s()}))
+        if await self.wait_button():
+            return True
+        self.lock.refuse(reasons.BUTTON_REQUIRED)
+        await self.reply(link, self.lock.error(reasons.BUTTON_REQUIRED, nonce))
+        return False
+
     async def commission(self, session, fields, link):
         lock = self.lock
         nonce = fields[1]
@@ -162,10 +171,7 @@ class App:
             lock.refuse(reason)
             await self.reply(link, lock.error(reason, nonce))
             return
-        await self.reply(link, msg.encode(msg.PRESS_BUTTON, {1: self.button_window_s()}))
-        if not await self.wait_button():
-            lock.refuse(reasons.BUTTON_REQUIRED)
-            await self.reply(link, lock.error(reasons.BUTTON_REQUIRED, nonce))
+        if not await self.physical_presence(link, nonce):
             return
         seq = lock.commission(fields)
         self.hal.ble_advertise(lock.lock_id, lock.battery)
@@ -181,10 +187,7 @@ class App:
             return
         op = fields[2]
         if op == "decommission":
-            await self.reply(link, msg.encode(msg.PRESS_BUTTON, {1: self.button_window_s()}))
-            if not await self.wait_button():
-                lock.refuse(reasons.BUTTON_REQUIRED)
-                await self.reply(link, lock.error(reasons.BUTTON_REQUIRED, nonce))
+            if not await self.physical_presence(link, nonce):
                 return
             # Answer under the admin key while the lock still has it.
             answer = lock.admin_result(nonce, reasons.ALLOW, {1: lock.log.next_seq})
