@@ -296,6 +296,18 @@ async def _open(port, kind, token):
     return reader, writer
 
 
+def _close(writer):
+    try:
+        writer.close()
+        # MicroPython's Stream.close() does nothing: the socket closes in
+        # wait_closed(). Close it now, so the peer sees the end at once.
+        sock = getattr(writer, "s", None)
+        if sock is not None:
+            sock.close()
+    except OSError:
+        pass
+
+
 class StreamLink(hal_mod.Link):
     """One TCP stream to the parent as a firmware Link."""
 
@@ -324,10 +336,7 @@ class StreamLink(hal_mod.Link):
     def close(self):
         if not self.closed:
             self.closed = True
-            try:
-                self.writer.close()
-            except OSError:
-                pass
+            _close(self.writer)
 
 
 class SerialLink(hal_mod.Link):
@@ -365,7 +374,7 @@ class UnixHAL(hal_mod.HAL):
 
     def __init__(self, board, port=None):
         if port is None:
-            import unixport  # registered by the port code that started us
+            import unixport  # type: ignore[import-not-found]  # made by the port code
 
             port = unixport
         cfg = port.config
@@ -485,6 +494,19 @@ class UnixHAL(hal_mod.HAL):
                     self._fs = mount_lfs(bdev, mkfs=True)  # a new board: format it
         return self._fs
 
+    def erase_config_storage(self):
+        """Factory reset: erase every block of the configuration region (the
+        next boot formats it). On the virtual board that region is also the
+        board's own filesystem, with the deployed firmware in it: there the
+        lock deletes its files instead (NotImplementedError), as on a board
+        flashed with mpremote; a frozen production image has nothing to lose."""
+        if self.config.get("fs") == "root":
+            raise NotImplementedError
+        bdev = self._region(self.fs_region)
+        self._fs = None  # the mounted filesystem goes with its blocks
+        for block in range(bdev.block_count):
+            bdev.ioctl(6, block)
+
     def log_device(self):
         if self._log is None:
             self._log = self._region(self.log_region)
@@ -508,7 +530,7 @@ class UnixHAL(hal_mod.HAL):
             first = await reader.read(1)  # the parent answers once a central is there
             if first == BLE_CONNECTED:
                 return StreamLink(reader, writer)
-            writer.close()
+            _close(writer)
             await asyncio.sleep(0.1)
 
     def ble_advertise(self, lock_id, status):

