@@ -37,22 +37,26 @@
 # _boot.py, and the image on hardware.
 import os
 
-options.defaults(board="esp32c3_devkit", base="$(PORT_DIR)/boards/manifest.py")
+# Only the manifest tool runs this file. boards/ is also a Python package whose
+# modules tools import (e.g. simulator.energy lists every board): imported
+# that way, this file defines nothing.
+if "include" in globals() and "options" in globals():
+    options.defaults(board="esp32c3_devkit", base="$(PORT_DIR)/boards/manifest.py")
 
-# The port's (or board's) own frozen modules: _boot.py (mounts the
-# filesystem), asyncio, the drivers.
-include(options.base)
+    # The port's (or board's) own frozen modules: _boot.py (mounts the
+    # filesystem), asyncio, the drivers.
+    include(options.base)
 
-# BLE: micropython-lib's aioble (never the unrelated PyPI package "aioble").
-require("aioble")
+    # BLE: micropython-lib's aioble (never the unrelated PyPI package "aioble").
+    require("aioble")
 
-# The lock: protocol/, firmware/ (without the unix port's HAL), one board file.
-package("protocol", base_path="..")
-package("firmware", base_path="..",
-        files=sorted(f for f in os.listdir("../firmware")
-                     if f.endswith(".py") and f != "board_unix.py"))
-package("boards", base_path="..", files=["__init__.py", options.board + ".py"])
+    # The lock: protocol/, firmware/ (without the unix port's HAL), one board file.
+    package("protocol", base_path="..")
+    package("firmware", base_path="..",
+            files=sorted(f for f in os.listdir("../firmware")
+                         if f.endswith(".py") and f != "board_unix.py"))
+    package("boards", base_path="..", files=["__init__.py", options.board + ".py"])
 
-# The top-level main.py and boot.py of the image (see those files).
-module("main.py", base_path="production")
-module("boot.py", base_path="production")
+    # The top-level main.py and boot.py of the image (see those files).
+    module("main.py", base_path="production")
+    module("boot.py", base_path="production")
