@@ -520,6 +520,9 @@ def board_names() -> list[str]:
     """Every board module that carries currents (sim first)."""
     names = []
     for info in pkgutil.iter_modules(boards.__path__):
+        # manifest.py is a freeze script run by the port's build, not a module.
+        if info.ispkg or info.name == "manifest":
+            continue
         mod = importlib.import_module(f"boards.{info.name}")
         if hasattr(mod, "CURRENT_MA") and hasattr(mod, "BATTERY"):
             names.append(info.name)
