@@ -294,6 +294,8 @@ class MpyBoard(SimBoard):
         self._pushed_timings: dict[str, int] = {}
         self._pending_cut: tuple[int, str] | None = None
         self._cuts = 0
+        self._stop_sent = False
+        self.control_conns = 0  # firmware HALs talking to this board now
         self._hang_task: asyncio.Task | None = None
         self.repl_closed = False
         self.compiled: list[tuple[str, int, int]] = []
@@ -439,11 +441,19 @@ class MpyBoard(SimBoard):
             self.ble.drop_active()
 
     async def _stop_child(self) -> None:
+        """Stop the firmware at its next HAL call (between flash writes), then
+        end the interpreter."""
         child = self.child
         if child is not None and child.returncode is None:
+            self._stop_sent = False
             self._directives.append("stop")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(child.wait(), STOP_GRACE_S)
+            loop = asyncio.get_running_loop()
+            end = loop.time() + STOP_GRACE_S
+            while child.returncode is None and not self._stop_sent and loop.time() < end:
+                await asyncio.sleep(POLL_S)
+            if self._stop_sent:  # the firmware has stopped; the interpreter may linger
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(child.wait(), 0.5)
         await self._kill_child()
 
     # --- what the control socket needs ---------------------------------------------
@@ -542,6 +552,14 @@ class MpyBoard(SimBoard):
         token = self._token
         writer.write(b"ok\n")
         await writer.drain()
+        self.control_conns += 1
+        try:
+            await self._control_lines(reader, writer, token)
+        finally:
+            self.control_conns -= 1
+
+    async def _control_lines(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                             token: str) -> None:
         while True:
             line = await reader.readline()
             if not line or token != self._token:
@@ -551,6 +569,7 @@ class MpyBoard(SimBoard):
                 self._pushed_timings = dict(self.timings)
                 self._directives.append("timings " + json.dumps(self._pushed_timings))
             out = "".join("!" + d + "\n" for d in self._directives)
+            self._stop_sent = self._stop_sent or "stop" in self._directives
             self._directives.clear()
             writer.write((out + answer + "\n").encode())
             await writer.drain()

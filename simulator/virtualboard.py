@@ -345,7 +345,7 @@ class VirtualBoard(MpyBoard):
         await super()._stop_child()
 
     def _control_active(self) -> bool:
-        return self._serial_writer is not None or self.repl_closed
+        return self.control_conns > 0  # a lock runs (else: the REPL, nothing to stop)
 
     async def child_exited(self, status: int) -> str | None:
         """The interpreter ended by itself: a soft reset."""

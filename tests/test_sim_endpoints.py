@@ -240,9 +240,11 @@ def test_cli_rejects_bad_arguments(tmp_path: Path) -> None:
     r = run_cli("--state", str(tmp_path), "--ble", "0.0.0.0:0")
     assert r.returncode == 2 and "loopback" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
-    for extra in (["--mpy"], ["--heap", "65536"], ["--virtual-board"]):
+    for extra, why in ((["--heap", "65536"], "--heap needs --mpy"),
+                       (["--mpy", "--heap", "12"], "heap size"),
+                       (["--mpy", "--virtual-board"], "not allowed with")):
         r = run_cli("--state", str(tmp_path), *extra)
-        assert r.returncode == 2 and "not implemented yet in this build" in r.stderr
+        assert r.returncode == 2 and why in r.stderr, r.stderr
     r = run_cli("--state", str(tmp_path), "--frobnicate")
     assert r.returncode == 2 and "usage:" in r.stderr
     r = run_cli()  # --state is required
