@@ -17,16 +17,16 @@ The CPython process is the board; MicroPython runs the firmware in a child:
                    directives "!cut N MODE SEED", "!timings {...}", "!stop";
           serial   bytes joined to the pty (one stream per host session);
           ble      one stream per BLE central, after a 0x01 byte.
-    child: python -m simulator.mpyhost --rom IMAGE -- -X heapsize=HEAP ROM.py
+    child: python -m simulator.mpyhost --rom IMAGE -- -X heapsize=HEAP bootstrap.py
       - the MicroPython interpreter of the wheel (micropython_run.run_main, the
         very code the wheel's `micropython` command runs) with the given heap;
       - the firmware's code (protocol/, firmware/, boards/ compiled with
-        mpy-cross -O1) in a ROMFS image mounted at /rom (vfs.VfsRom over memory
-        outside the MicroPython heap): the code is executed in place, as frozen
-        code or a ROMFS partition is on a board. Only the firmware's data, the
-        qstr table and the module objects take heap, which is what --heap
-        limits. (Loaded from .mpy files the code alone takes about 110 KB of
-        heap on the 64-bit unix port: see --mpy-code ram and the virtual board.)
+        mpy-cross -O1, and the port code) in a ROMFS image mounted at /rom
+        (vfs.VfsRom over memory outside the MicroPython heap): the code is
+        executed in place, as frozen code or a ROMFS partition is on a board.
+        Only the firmware's data, the qstr table and the module objects take
+        heap, which is what --heap limits. (`--mpy-code ram` loads the .mpy
+        files into the heap instead, as a board flashed with mpremote does.)
       - the port code (PORT_SOURCE below): reads STATE/mpy-boot.json
         (reset cause, ports, token, flash path, regions, power-cut plan,
         timings; a file, because the wheel's interpreter crashes on a
@@ -48,6 +48,15 @@ the reset cause the firmware then reads from hal.reset_cause():
   - "hang" stops the child (SIGSTOP) until its watchdog fires or the time is up.
 On SIGTERM the child is told "!stop" at its next HAL call (never in the middle
 of a flash write) and killed if it has not gone within 2 s.
+
+Heap (--heap, MicroPython's -X heapsize syntax; see parse_heap). The unix port
+is 64-bit: pointers, and so most objects, are twice their size on a 32-bit
+board. The default "96wK" is MicroPython's own notation for "96 KB, scaled to
+the word size from a 32-bit baseline" (192 KB here): the room a 96 KB heap
+gives on a board. A literal "96K" does not hold this firmware on this port:
+its live set after boot is about 92 KB here (code in ROM), 97 KB after a
+commissioning. Measured smallest literal heaps, and the test that keeps them,
+are in tests/test_mpy_e2e.py.
 """
 
 from __future__ import annotations

@@ -57,9 +57,11 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -546,7 +548,8 @@ def stage(out: Path, board: str = "sim", production: bool = False) -> list[Path]
 
 def deploy(port: str, board: str = "sim",
            progress: Callable[[int, int, str], None] | None = None, *,
-           production: bool = False, reboot: bool = True, timeout: float = 180.0) -> dict:
+           production: bool = False, reboot: bool = True, timeout: float = 180.0,
+           hello_timeout: float = 30.0) -> dict:
     """Flash the lock's firmware to the MicroPython board on serial `port`
     (a real one or the virtual board) with mpremote, then boot it.
 
@@ -554,9 +557,12 @@ def deploy(port: str, board: str = "sim",
     slot (stage()) to /lockfw.new file by file, then check it on the board and
     switch /boot.sel to it (see the module doc). `progress(done, total, path)`
     is called as files go. With `reboot`, a soft reset from the friendly REPL
-    then runs /main.py, and the deploy waits for the lock's HELLO on the port.
+    then runs /main.py, and the deploy waits (up to `hello_timeout` s) for the
+    lock's HELLO on the port. `production` deploys a build whose REPL is closed
+    once it runs (mpremote cannot reach it after that).
     Returns {"files", "bytes", "seconds", "hello": the HELLO fields or None}.
-    Raises DeployError; a failed deploy leaves the board on its old firmware."""
+    Raises DeployError: before the commit the board keeps its old firmware;
+    a lock that does not answer after its reboot is an error too."""
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="lock-deploy-") as tmp:
         root = Path(tmp)
@@ -576,7 +582,8 @@ def deploy(port: str, board: str = "sim",
         done = 0
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         out: list[str] = []
-        deadline = time.monotonic() + timeout
+        late = threading.Timer(timeout, proc.kill)  # a board that stops answering
+        late.start()
         assert proc.stdout is not None
         try:
             for line in proc.stdout:
@@ -584,21 +591,25 @@ def deploy(port: str, board: str = "sim",
                 if line.startswith("cp ") and progress is not None:
                     done += 1
                     progress(done, total, line.split()[1])
-                if time.monotonic() > deadline:
-                    raise DeployError(f"mpremote did not finish within {timeout:g} s")
             status = proc.wait(30)
         finally:
+            late.cancel()
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
         text = "".join(out)
+        if status == -signal.SIGKILL:
+            raise DeployError(f"mpremote did not finish within {timeout:g} s")
         if status != 0 or "deployed lockfw." not in text:
             last = [x for x in text.strip().splitlines() if x.strip()][-3:]
             raise DeployError("mpremote failed: " + " | ".join(last))
         nbytes = sum(p.stat().st_size for p in files)
     result: dict = {"files": total, "bytes": nbytes, "seconds": 0.0, "hello": None}
     if reboot:
-        result["hello"] = boot_firmware(port, timeout=max(10.0, deadline - time.monotonic()))
+        result["hello"] = boot_firmware(port, timeout=hello_timeout)
+        if result["hello"] is None:
+            raise DeployError(f"the firmware was deployed, but the lock did not answer on "
+                              f"{port} within {hello_timeout:g} s of its reboot")
     result["seconds"] = time.monotonic() - t0
     return result
 
