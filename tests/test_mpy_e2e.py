@@ -26,15 +26,20 @@ LOCK_MPY_E2E_HEAP overrides the heap of the module's lock.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from test_e2e_lock import *  # noqa: F401,F403 - the same tests, collected here again
 from test_e2e_lock import LOCK
 from test_on_micropython import MPY, NOT_INSTALLED
 
-from simlock import SimulatedLock, Site, open_with
+from firmware import hal as hal_mod
+from protocol import events
+from simlock import Installer, SimulatedLock, Site, open_with
 from simulator.mpyhost import in_process_runner
+from tools.transport import TransportError
 
 HEAP = os.environ.get("LOCK_MPY_E2E_HEAP", "96wK")
 # The smallest literal heap (bytes on this 64-bit port) in which the firmware,
@@ -59,5 +64,51 @@ def test_smallest_heap_on_this_port(tmp_path: Path) -> None:
         site.commission(sim, LOCK)
         out = open_with(sim, site.grant(LOCK, "staff-small"))
         assert out.opened, out.reason_name
+    finally:
+        sim.stop()
+
+
+def _wait(what: str, cond: Callable[[], bool], timeout: float = 15.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_resets_restart_the_interpreter_with_their_cause(tmp_path: Path) -> None:
+    """hal.reset() / the reset button, a power cut in the middle of a flash
+    write, and the watchdog each end the MicroPython process; the board starts
+    a new one on the same flash, whose firmware logs the right reset cause and
+    opens again."""
+    site = Site()
+    sim = SimulatedLock(tmp_path / "resets", extra_args=["--mpy", "--heap", HEAP]).start()
+
+    def boots() -> list[str]:
+        return [b["name"] for b in sim.control({"cmd": "state"})["boots"]]
+
+    try:
+        site.commission(sim, LOCK)
+        sim.control({"cmd": "reset"})
+        _wait("a soft reset", lambda: boots() == ["power-on", "soft"])
+        assert open_with(sim, site.grant(LOCK, "staff-r1")).opened
+        sim.control({"cmd": "power_cut", "after_writes": 0, "mode": "torn"})
+        with pytest.raises(TransportError):  # the lock dies logging the opening
+            open_with(sim, site.grant(LOCK, "staff-cut"))
+        _wait("a power-on boot", lambda: boots() == ["power-on", "soft", "power-on"])
+        assert open_with(sim, site.grant(LOCK, "staff-r2")).opened
+        sim.control({"cmd": "timings", "set": {"watchdog_ms": 1500}})
+        _wait("the watchdog at 1.5 s",
+              lambda: sim.control({"cmd": "state"})["watchdog"]["timeout_s"] == 1.5)
+        sim.control({"cmd": "hang"})
+        _wait("a watchdog reset", lambda: boots()[-1] == "watchdog")
+        assert open_with(sim, site.grant(LOCK, "staff-r3")).opened
+        state = sim.control({"cmd": "state"})
+        assert state["mode"] == "mpy" and state["flash"]["cuts"] == 1
+        with sim.serial_link() as link:
+            log = [events.decode(r) for r in Installer(link).pull_log(site.admin_key(LOCK))]
+        assert [e.detail for e in log if e.code == events.BOOT][-3:] == [
+            hal_mod.RESET_SOFT, hal_mod.RESET_POWER_ON, hal_mod.RESET_WATCHDOG]
     finally:
         sim.stop()
