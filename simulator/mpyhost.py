@@ -307,6 +307,7 @@ class MpyBoard(SimBoard):
         self.control_conns = 0  # firmware HALs talking to this board now
         self._hang_task: asyncio.Task | None = None
         self.repl_closed = False
+        self.child_started = 0.0
         self.compiled: list[tuple[str, int, int]] = []
 
     # --- set-up -----------------------------------------------------------------
@@ -422,12 +423,19 @@ class MpyBoard(SimBoard):
         os.replace(tmp, self.config_path)
 
     async def spawn_child(self, cause: int) -> None:
+        """Start the interpreter for a boot with reset cause `cause`."""
         self._token = secrets.token_hex(8)
         self._write_config(self.child_config(cause))
         self._pushed_timings = dict(self.timings)
         self._directives.clear()
+        self.repl_closed = False
         self.child_status = None
-        self.child = await asyncio.create_subprocess_exec(
+        self.child_started = time.monotonic()
+        self.child = await self.exec_child()
+
+    async def exec_child(self) -> asyncio.subprocess.Process:
+        """The interpreter's process: its output goes to our stderr (the log)."""
+        return await asyncio.create_subprocess_exec(
             *self.child_command(), stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
             stderr=sys.stderr.fileno(), env=self.child_env(), cwd=self._tmp)
 

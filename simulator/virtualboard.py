@@ -77,6 +77,7 @@ SOFT_REBOOT = b"MPY: soft reboot\r\n"
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 FRIENDLY_BANNER = b'Type "help()" for more information.'
 PROMPT = b">>> "
+QUICK_EXIT_S = 1.0  # an interpreter gone this soon, before its REPL: a broken start
 
 # The virtual board's boot (MicroPython, imported by the port code as _vboard):
 # littlefs at /, then /main.py unless the board boots into its REPL.
@@ -280,6 +281,7 @@ class VirtualBoard(MpyBoard):
         self.escapes = 0
         self.soft_reboots = 0
         self._escape_requested = False
+        self._quick_exits = 0
 
     # --- the interpreter ------------------------------------------------------------
     def _prepare_code(self, tmp: Path) -> None:
@@ -297,15 +299,9 @@ class VirtualBoard(MpyBoard):
         cmd.insert(-1, "-i")  # the REPL after the boot, as on a board
         return cmd
 
-    async def spawn_child(self, cause: int) -> None:
-        import secrets
-
-        self._token = secrets.token_hex(8)
-        self._write_config(self.child_config(cause))
-        self._pushed_timings = dict(self.timings)
-        self._directives.clear()
-        self.repl_closed = False
-        self.child_status = None
+    async def exec_child(self) -> asyncio.subprocess.Process:
+        """The interpreter with a pty of its own as stdin/stdout/stderr (its
+        REPL needs a terminal), joined to the board's pty by this process."""
         self._repl_ready = False
         self._swallow = self.next_boot == "raw"
         self._sent_raw = False
@@ -315,14 +311,18 @@ class VirtualBoard(MpyBoard):
         _make_raw(master)
         _make_raw(slave)
         try:
-            self.child = await asyncio.create_subprocess_exec(
+            child = await asyncio.create_subprocess_exec(
                 *self.child_command(), stdin=slave, stdout=slave, stderr=slave,
                 env=self.child_env(), cwd=self._tmp, start_new_session=True)
+        except BaseException:
+            os.close(master)
+            raise
         finally:
             os.close(slave)
         os.set_blocking(master, False)
         self._stdio = master
         self._stdio_task = asyncio.ensure_future(self._read_stdio(master))
+        return child
 
     async def _kill_child(self) -> None:
         await super()._kill_child()
@@ -355,6 +355,14 @@ class VirtualBoard(MpyBoard):
         if task is not None:  # everything it printed goes out first
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(task), 1.0)
+        if not self._repl_ready and time.monotonic() - self.child_started < QUICK_EXIT_S:
+            self._quick_exits += 1  # gone before its REPL came up: it cannot start
+            if self._quick_exits >= 3:  # it cannot even start: stop trying
+                print(f"simulator: the virtual board's interpreter exits at once (status "
+                      f"{status}); board halted", file=sys.stderr)
+                return None
+        else:
+            self._quick_exits = 0
         await self.to_host(SOFT_REBOOT)
         self.soft_reboots += 1
         self.next_boot = "raw" if self.raw else "main"
