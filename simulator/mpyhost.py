@@ -74,6 +74,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -176,26 +177,30 @@ def compile_tree(out: Path, packages: tuple[str, ...] = PACKAGES, boards: tuple[
     keeping the package layout. `boards` limits the boards/ package to those
     board files (all if empty). Returns (path, source bytes, .mpy bytes) rows."""
     cross = mpy_cross_command()
-    rows: list[tuple[str, int, int]] = []
-    errors: list[str] = []
+    jobs: list[tuple[Path, Path]] = []
     for package in packages:
         for src in sorted((root / package).glob("*.py")):
             if package == "boards" and boards and src.stem not in boards + ("__init__",):
                 continue
             if package == "boards" and src.stem == "manifest":
                 continue  # a build file, not a module
-            rel = src.relative_to(root)
-            dst = out / rel.with_suffix(".mpy")
+            dst = out / src.relative_to(root).with_suffix(".mpy")
             dst.parent.mkdir(parents=True, exist_ok=True)
-            proc = subprocess.run([cross, "-O1", "-o", str(dst), str(rel)], cwd=root,
-                                  capture_output=True, text=True)
-            if proc.returncode != 0:
-                errors.append(f"{rel}: {(proc.stderr or proc.stdout).strip()}")
-                continue
-            rows.append((str(rel), src.stat().st_size, dst.stat().st_size))
+            jobs.append((src, dst))
+
+    def one(job: tuple[Path, Path]) -> str | None:
+        src, dst = job
+        rel = src.relative_to(root)
+        proc = subprocess.run([cross, "-O1", "-o", str(dst), str(rel)], cwd=root,
+                              capture_output=True, text=True)
+        return None if proc.returncode == 0 else f"{rel}: {(proc.stderr or proc.stdout).strip()}"
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        errors = [e for e in pool.map(one, jobs) if e]
     if errors:
         raise MpyError("mpy-cross failed: " + "; ".join(errors))
-    return rows
+    return [(str(src.relative_to(root)), src.stat().st_size, dst.stat().st_size)
+            for src, dst in jobs]
 
 
 def build_romfs(src: Path) -> bytes:
