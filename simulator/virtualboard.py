@@ -26,7 +26,8 @@ The board
     starts it again: from the friendly REPL it runs /main.py, from the raw
     REPL it comes back in the raw REPL without running main.py (as pyexec
     does). mpremote's automatic soft reset therefore works as on a board.
-  - hal.reset(), the watchdog and power cuts restart it and run /main.py.
+  - machine.reset() (so `mpremote reset`), hal.reset(), the watchdog and
+    power cuts restart it and run /main.py.
 
 Getting the REPL back from a running lock. The lock owns the serial port (its
 frames may hold any byte, so micropython.kbd_intr(-1) semantics apply: 0x03 is
@@ -165,6 +166,37 @@ def _run_main():
         sys.print_exception(e)
 
 
+def _machine():
+    # machine.reset() as on a board (mpremote reset): the board restarts and
+    # runs main.py. The unix port's `machine` has no reset(); this one is the
+    # built-in module plus reset().
+    import machine as builtin
+
+    class machine:
+        pass
+
+    for name in dir(builtin):
+        if not name.startswith("__"):
+            setattr(machine, name, getattr(builtin, name))
+
+    def reset():
+        import socket
+        import time
+
+        cfg = unixport.config
+        s = socket.socket()
+        s.connect(socket.getaddrinfo("127.0.0.1", cfg["control"])[0][-1])
+        s.write(("control %s\n" % cfg["token"]).encode())
+        s.readline()
+        s.write(b"reset\n")
+        s.readline()
+        time.sleep(10)  # the board ends this interpreter
+
+    machine.reset = reset
+    sys.modules["machine"] = machine
+
+
+_machine()
 _mount_root(unixport.config)
 if unixport.config.get("boot") == "main":
     _run_main()

@@ -117,6 +117,16 @@ def test_an_empty_board_has_a_repl_and_no_lock(board: Board) -> None:
     assert sim is not None
     assert "hello from the board" in repl(sim.serial, "print('hello from the board')")
     assert lock_answers_on_ble(sim) is None
+    # `mpremote reset` (machine.reset()) restarts the board, as on hardware.
+    boots = len(sim.control({"cmd": "state"})["boots"])
+    proc = subprocess.run(mpremote_command() + ["connect", sim.serial, "reset"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    end = time.monotonic() + 10
+    while len(sim.control({"cmd": "state"})["boots"]) == boots and time.monotonic() < end:
+        time.sleep(0.1)
+    assert len(sim.control({"cmd": "state"})["boots"]) == boots + 1
+    assert "back" in repl(sim.serial, "print('back')")
 
 
 def test_first_deploy_cut_leaves_an_empty_board_that_flashes_and_opens(
