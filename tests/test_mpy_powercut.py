@@ -43,7 +43,7 @@ PER_PART = 3
 TOTAL = 20
 HEAP = "256K"
 
-pytestmark = [pytest.mark.micropython, pytest.mark.skipif(MPY is None, reason=NOT_INSTALLED)]
+needs_micropython = [pytest.mark.micropython, pytest.mark.skipif(MPY is None, reason=NOT_INSTALLED)]
 
 # The scenario and the check, in MicroPython (the job is a JSON file).
 SCRIPT = r'''
@@ -261,6 +261,8 @@ def cut_points(ops: list[list], rng: random.Random) -> list[tuple[str, int]]:
     return sorted(((name, k) for k, name in chosen.items()), key=lambda p: p[1])
 
 
+@needs_micropython[0]
+@needs_micropython[1]
 def test_power_cuts_under_micropython(tmp_path: Path) -> None:
     runner = Runner(tmp_path)
     fresh = tmp_path / "fresh.bin"
