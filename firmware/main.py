@@ -4,7 +4,7 @@
 #     import firmware.main
 #     firmware.main.start("esp32c3_devkit", production=True)
 #
-# The board's /main.py (written by simulator.virtualboard.deploy, the path
+# The board's /main.py (written by tools.flashing.deploy, the path
 # `lockctl flash` uses) or a frozen production image (boards/manifest.py,
 # boards/production.py) calls start(). The board file boards/NAME.py is
 # imported by name: pins, regions and currents come from there.

@@ -18,7 +18,7 @@ hardware.json) and the same endpoints:
                    (-X heapsize syntax; default 96wK: 96 KB of a 32-bit board),
                    its code in ROM as on a board (simulator/mpyhost.py);
   --virtual-board  an empty MicroPython board behind the serial pty: mpremote
-                   deploys the firmware to it (simulator.virtualboard.deploy),
+                   deploys the firmware to it (tools.flashing.deploy),
                    after which it boots it and speaks the lock protocol on the
                    same pty and on the BLE socket (simulator/virtualboard.py).
 

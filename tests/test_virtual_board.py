@@ -1,4 +1,4 @@
-"""The virtual board: flashed with mpremote (simulator.virtualboard.deploy, the
+"""The virtual board: flashed with mpremote (tools.flashing.deploy, the
 code path of `lockctl flash`), then commissioned and opened through its serial
 pty and BLE socket; deploys cut half-way, by killing mpremote or the board,
 leave a board that boots (its old firmware, or an empty REPL before the first
@@ -22,8 +22,8 @@ from test_on_micropython import MPY, NOT_INSTALLED
 
 from simlock import SimulatedLock, Site, open_with
 from simulator.mpyhost import in_process_runner
-from simulator.virtualboard import DeployError, deploy, mpremote_command
 from tools.client import ClientError, read_hello
+from tools.flashing import DeployError, deploy, mpremote_command
 from tools.transport import TransportError
 
 LOCK = "lock-vb01"

@@ -575,7 +575,10 @@ def cmd_log_report(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_flash(args: argparse.Namespace, out: Output) -> int:
     from tools import flashing
-    flashing.flash(args.board, args.port, progress=out.progress("flashing"), info=out.info)
+    try:
+        flashing.flash(args.board, args.port, progress=out.progress("flashing"), info=out.info)
+    except flashing.DeployError as exc:
+        raise Failed(f"flash failed: {exc}") from None
     reg_note = ""
     try:
         open_registry(args).audit(actor(args), "flash", {"board": args.board, "port": args.port})

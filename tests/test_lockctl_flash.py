@@ -1,0 +1,56 @@
+"""`lockctl flash` onto the simulator's virtual board (an empty MicroPython
+board behind a pty), then `lockctl commission` and `lockctl open` against the
+firmware it deployed: the installer's whole path, without hardware."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from test_lockctl import ZONE, Site, local
+from test_on_micropython import MPY, NOT_INSTALLED
+
+from simulator.mpyhost import in_process_runner
+from tools.simproc import SimulatedLock
+
+pytestmark = [
+    pytest.mark.micropython,
+    pytest.mark.skipif(MPY is None or not in_process_runner(), reason=NOT_INSTALLED),
+]
+
+
+def test_flash_then_commission_and_open(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.ok("site", "init", "--name", "Flash test")
+    site.ok("client", "add", "C1", "--name", "Astrid Lindqvist")
+    site.ok("staff", "add", "S1", "--name", "Anna Berg")
+    board = SimulatedLock(tmp_path / "board", ["--virtual-board"]).start()
+    try:
+        # An empty board: nothing answers the lock protocol yet.
+        empty = site.run("lock", "info", "--port", board.serial)
+        assert empty.returncode == 1
+        flashed = json.loads(site.ok("--json", "flash", "--board", "sim", "--port",
+                                     board.serial))
+        assert flashed == {"board": "sim", "port": board.serial}
+        site.ok("commission", "--port", board.serial, "--lock-id", "VB-1", "--client", "C1")
+        now = datetime.now(ZONE)
+        site.ok("shift", "issue", "--staff", "S1", "--clients", "C1", "--start",
+                local(now - timedelta(minutes=30)), "--end", local(now + timedelta(hours=4)),
+                "--out", "anna.key")
+        opened = site.run("open", "--key", "anna.key", "--lock-id", "VB-1", "--ble", board.ble)
+        assert opened.returncode == 0, opened.stdout + opened.stderr
+        assert "opened" in opened.stdout
+        db_acts = site.dump()
+        assert any("'flash'" in line for line in db_acts)
+    finally:
+        board.stop()
+
+
+def test_flash_refuses_an_unknown_board(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    p = site.run("flash", "--board", "no-such-board", "--port", "/dev/null")
+    assert p.returncode == 1
+    assert p.stderr.strip() == ("lockctl: flash failed: no board file "
+                                "boards/no-such-board.py"), p.stderr
