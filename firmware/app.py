@@ -7,6 +7,7 @@
 #   decommissioning), never the REPL;
 # - supervision: battery, the button (factory reset when held), watchdog.
 import asyncio
+import gc
 
 from firmware import hal as hal_mod
 from firmware.actuator import Actuator, sleep_ms, timing
@@ -32,6 +33,7 @@ FRAME_ERROR_PERIOD_MS = const(60000)
 
 class App:
     def __init__(self, hal):
+        self.links = []  # the serial and BLE loops, watched by the watchdog loop
         self.hal = hal
         self.lock = Lock(hal)
         self.actuator = Actuator(hal, self.lock)
@@ -212,6 +214,8 @@ class App:
                 self.lock.record(events.CONNECTION_TIMEOUT, 2)
             except OSError:
                 pass  # the peer vanished mid-write: the lock just goes on
+            except MemoryError:
+                gc.collect()  # drop this visitor, not the lock: the next one gets in
             finally:
                 link.close()
 
@@ -222,6 +226,8 @@ class App:
                 await self.serve(link, "serial")
             except OSError:
                 await sleep_ms(500)
+            except MemoryError:
+                gc.collect()  # one request too big for the heap: the port keeps serving
             await sleep_ms(100)
 
     # --- supervision ---------------------------------------------------------
@@ -263,9 +269,11 @@ class App:
                 timeout = timing(hal, "watchdog_ms", WATCHDOG_MS)
                 hal.watchdog_start(timeout)
             deadline = self.actuator.deadline_ms
-            # A motor run that overstays its own time limit means a hung task:
-            # stop feeding and let the watchdog restart the board safely.
-            if deadline is None or hal.ticks_ms() < deadline:
+            # A motor run that overstays its own time limit means a hung task,
+            # and a link loop that ended means a lock nobody can reach: stop
+            # feeding and let the watchdog restart the board safely.
+            alive = not any(t.done() for t in self.links)
+            if alive and (deadline is None or hal.ticks_ms() < deadline):
                 hal.watchdog_feed()
             await sleep_ms(min(1000, timeout // 4))
 
@@ -273,9 +281,10 @@ class App:
         lock = self.lock
         self.hal.ble_advertise(lock.lock_id, lock.battery)
         await self.actuator.make_safe()
-        tasks = [self.serial_loop(), self.ble_loop(), self.battery_loop(), self.button_loop(),
-                 self.watchdog_loop()]
-        return [asyncio.create_task(t) for t in tasks]
+        self.links = [asyncio.create_task(self.serial_loop()),
+                      asyncio.create_task(self.ble_loop())]
+        others = [self.battery_loop(), self.button_loop(), self.watchdog_loop()]
+        return self.links + [asyncio.create_task(t) for t in others]
 
 
 async def main(hal, stop_event=None):
