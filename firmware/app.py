@@ -272,7 +272,10 @@ class App:
             # A motor run that overstays its own time limit means a hung task,
             # and a link loop that ended means a lock nobody can reach: stop
             # feeding and let the watchdog restart the board safely.
-            alive = not any(t.done() for t in self.links)
+            alive = True
+            for t in self.links:  # a plain loop: no allocation every tick
+                if t.done():
+                    alive = False
             if alive and (deadline is None or hal.ticks_ms() < deadline):
                 hal.watchdog_feed()
             await sleep_ms(min(1000, timeout // 4))

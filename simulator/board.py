@@ -440,6 +440,18 @@ class SimBoard:
                 self.save()
             await asyncio.sleep(POLL_S)
 
+    def _restart_cause(self, why: str) -> int:
+        """The hardware side of a restart, and the reset cause the next boot sees."""
+        request, self._request = self._request, None
+        if why == "power":
+            self._power_cut = False
+            self._hw().power_loss()
+            return hal_mod.RESET_POWER_ON
+        self._hw().reset()
+        if why == "watchdog":
+            return hal_mod.RESET_WATCHDOG
+        return request if request is not None else hal_mod.RESET_SOFT
+
     async def run(self, stop: asyncio.Event) -> None:
         """Run the firmware until `stop` is set, restarting it after resets."""
         if self.hw is None:
@@ -463,17 +475,8 @@ class SimBoard:
                 if why == "stop":
                     break
                 if why == "power":
-                    self._power_cut = False
-                    self._hw().power_loss()
                     self._flash().reboot()
-                    cause = hal_mod.RESET_POWER_ON
-                elif why == "watchdog":
-                    self._hw().reset()
-                    cause = hal_mod.RESET_WATCHDOG
-                else:
-                    self._hw().reset()
-                    cause = self._request if self._request is not None else hal_mod.RESET_SOFT
-                self._request = None
+                cause = self._restart_cause(why)
         finally:
             loop.set_task_factory(prev_factory)
             loop.set_exception_handler(prev_handler)

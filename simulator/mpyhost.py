@@ -807,17 +807,7 @@ class MpyBoard(SimBoard):
                     break
                 await self._kill_child()
                 await self.boot_done(why)
-                if why == "power":
-                    self._power_cut = False
-                    self._hw().power_loss()
-                    cause = hal_mod.RESET_POWER_ON
-                elif why == "watchdog":
-                    self._hw().reset()
-                    cause = hal_mod.RESET_WATCHDOG
-                else:
-                    self._hw().reset()
-                    cause = self._request if self._request is not None else hal_mod.RESET_SOFT
-                self._request = None
+                cause = self._restart_cause(why)
         finally:
             await self._kill_child()
             self.save()
