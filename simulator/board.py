@@ -283,9 +283,12 @@ class SimBoard:
         except flash_mod.FlashError as e:
             raise control_mod.ControlError(str(e)) from None
 
+    def firmware_running(self) -> bool:
+        return self.boot is not None and not self.boot.main.done()
+
     def hang_limit(self, seconds: float | None = None) -> float:
         """How long (real seconds) a hang asked for now would last at most."""
-        if self.boot is None or self.boot.main.done():
+        if not self.firmware_running():
             raise control_mod.ControlError("no firmware is running")
         if seconds is not None:
             return float(seconds)

@@ -91,7 +91,6 @@ ENV_CONFIG = "LOCK_UNIXPORT"
 ENV_ROM = "LOCK_UNIXPORT_ROM"
 HOST_BUFFER_MAX = 64 * 1024  # host bytes kept while the lock is not reading
 BLE_CONNECTED = b"\x01"
-HANG_MAX_S = 120.0
 
 # The port code of the simulator's MicroPython boards, run by the interpreter
 # first (like a board's frozen _boot.py). MicroPython code. It reads the
@@ -505,15 +504,8 @@ class MpyBoard(SimBoard):
     def running(self) -> bool:
         return self.child is not None and self.child.returncode is None
 
-    def hang_limit(self, seconds: float | None = None) -> float:
-        if not self.running:
-            raise control_mod.ControlError("no firmware is running")
-        if seconds is not None:
-            return float(seconds)
-        left = self._hw().watchdog.remaining_s()
-        if left is None:
-            raise control_mod.ControlError("the watchdog is not running: give seconds")
-        return min(HANG_MAX_S, max(0.0, left) + 1.0)
+    def firmware_running(self) -> bool:
+        return self.running
 
     def hang(self, seconds: float) -> None:
         """The firmware stops running (SIGSTOP) until the watchdog fires or
