@@ -19,9 +19,22 @@
 #     crashing the lock. The port build closes the rest (see boards/production.py).
 # Development (the default): an exception escaping the application is raised,
 # so the board drops to its REPL where mpremote can reach it.
+import gc
 import sys
 
 UNIX_PLATFORMS = ("linux", "darwin")
+
+
+def tune_gc():
+    """Collect after every sixteenth of the heap allocated, not only when an
+    allocation fails. Left to itself MicroPython collects only on a failed
+    allocation, by when the freed blocks lie scattered between live ones and
+    a module's bytecode or a frame's buffer finds no run long enough: the same
+    work then needs a heap 15-20 KB larger, and whether it fits depended on
+    details as small as the length of a path (tests/mpy_runner.py measured
+    75 KB with this against 90-97 KB without for one test module)."""
+    gc.collect()
+    gc.threshold((gc.mem_free() + gc.mem_alloc()) // 16)
 
 
 def board_module(name):
@@ -65,6 +78,7 @@ def forget_board(name):
 
 
 def start(board_name, production=False):
+    tune_gc()
     board = board_module(board_name)
     if production:
         close_repl()

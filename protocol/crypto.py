@@ -6,10 +6,9 @@
 # protocol.ed25519 is imported on the first ed25519_verify() call, so a lock
 # commissioned for the HMAC suite never spends heap on it (about 4 KB of table
 # plus its code). Firmware of an EdDSA lock should import protocol.ed25519 at
-# boot, while the heap is still unfragmented.
+# boot, while the heap is still unfragmented. protocol.sha512 is imported on
+# first use for the same reason: only Ed25519 needs it on the lock.
 import hashlib
-
-from protocol import sha512 as _sha512
 
 _BLOCK = 64  # SHA-256 block size
 _HASH_LEN = 32
@@ -25,6 +24,8 @@ def sha256(data):
 
 def sha512(data):
     """SHA-512 digest (hashlib's where it exists, else pure Python)."""
+    from protocol import sha512 as _sha512
+
     return _sha512.new(data).digest()
 
 
