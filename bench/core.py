@@ -1,11 +1,14 @@
 # Benchmark workload, portable: runs under MicroPython and CPython.
 # Usage: micropython -X heapsize=N bench/core.py WORKLOAD COUNT INPUT.json
 # Prints "ok <seconds per operation>" if all COUNT operations complete.
+import gc
 import json
 import sys
 import time
 
 sys.path.insert(0, ".")
+if hasattr(gc, "threshold"):  # MicroPython: the lock's policy (firmware/main.py tune_gc)
+    gc.threshold((gc.mem_free() + gc.mem_alloc()) // 16)
 
 from protocol import crypto, events, keys  # noqa: E402
 from protocol import messages as msg  # noqa: E402

@@ -55,8 +55,8 @@ is 64-bit: pointers, and so most objects, are twice their size on a 32-bit
 board. The default "96wK" is MicroPython's own notation for "96 KB, scaled to
 the word size from a 32-bit baseline" (192 KB here): the room a 96 KB heap
 gives on a board. A literal "96K" does not hold this firmware on this port:
-its live set after boot is about 92 KB here (code in ROM), 97 KB after a
-commissioning. Measured smallest literal heaps, and the test that keeps them,
+its live set is about 83 KB here when the application starts (code in ROM),
+94 KB once commissioned and 98 KB while serving a key. Measured smallest literal heaps, and the test that keeps them,
 are in tests/test_mpy_e2e.py.
 """
 
