@@ -1,6 +1,7 @@
 # The bolt motor and the door: actuation with time limits, jam detection,
-# relocking after the door closes (or when nobody opens it), and the
-# door-left-open alarm. Every step is logged.
+# relocking after the door closes (or when nobody opens it) and again later
+# when the bolt would not go, the door-left-open alarm, and a door opened
+# with no digital opening (by hand, or forced). Every step is logged.
 import asyncio
 
 from firmware import hal as hal_mod
@@ -17,6 +18,8 @@ POLL_MS = const(20)
 OPEN_WINDOW_MS = const(15000)  # unlocked but nobody opened the door: relock
 RELOCK_DELAY_MS = const(2000)  # after the door closes
 DOOR_ALARM_MS = const(120000)  # door left open this long: alarm (logged once)
+RELOCK_RETRY_MS = const(10000)  # a bolt that would not go: try again after this,
+RELOCK_RETRY_MAX_MS = const(1800000)  # doubling up to every 30 minutes
 
 
 async def sleep_ms(ms):
@@ -70,32 +73,100 @@ class Actuator:
 
     async def unlock(self):
         """Withdraw the bolt. True if it reached the end stop in time."""
+        await self._stop_supervisor()
         return await self._drive(1, self.hal.bolt_retracted)
 
-    async def relock(self):
-        """Throw the bolt; logs RELOCKED or JAMMED."""
+    async def _stop_supervisor(self):
+        # Never two motor runs at once: a relock in progress or being retried
+        # gives way to a visit. One yield lets the cancelled task end (its
+        # motor off) before this motor starts; awaiting the task instead
+        # would swallow a cancellation of our own (the session's time limit).
+        # The visit's opening starts a new supervisor.
+        task = self.supervisor
+        self.supervisor = None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.sleep(0)
+
+    async def relock(self, retry=True):
+        """Throw the bolt; logs RELOCKED or JAMMED. A bolt that would not go
+        is tried again later (retry_relock) unless retry is False."""
         if await self._drive(-1, self.hal.bolt_thrown):
             self.lock.record(events.RELOCKED, 0)
             return True
         self.lock.record(events.JAMMED, 2)
         self.hal.indicate("refused")
+        if retry:
+            self._supervise_with(self.retry_relock())
         return False
+
+    async def retry_relock(self):
+        """After a failed relock: try again while the door stays closed, at
+        growing intervals. An unlocked door is worse than the energy of a
+        motor run (one 2 s run; at most every 30 minutes). RELOCKED's detail
+        counts the failed attempts; JAMMED is logged once, not per attempt,
+        so a bolt jammed for days cannot fill the log."""
+        hal = self.hal
+        wait = timing(hal, "relock_retry_ms", RELOCK_RETRY_MS)
+        failed = 1
+        while True:
+            await sleep_ms(wait)
+            if not hal.door_closed():
+                # Opened meanwhile (it was not locked): watch it, and relock
+                # once it closes.
+                await self._watch_open_door(events.DOOR_BY_HAND)
+                return
+            if hal.bolt_thrown() or await self._drive(-1, hal.bolt_thrown):
+                self.lock.record(events.RELOCKED, min(failed, 0xFFFF))
+                hal.indicate("off")
+                return
+            failed += 1
+            wait = min(wait * 2, RELOCK_RETRY_MAX_MS)
+
+    def _supervise_with(self, coro):
+        # One supervisor at a time: a new opening replaces a watcher or a
+        # relock being retried (the new opening ends in a relock of its own).
+        if self.supervisor is not None:
+            self.supervisor.cancel()
+        self.supervisor = asyncio.create_task(coro)
 
     def start_supervision(self):
         """After an opening: watch the door and relock. Replaces an older watcher."""
-        if self.supervisor is not None:
-            self.supervisor.cancel()
-        self.supervisor = asyncio.create_task(self._supervise())
+        self._supervise_with(self._supervise())
+
+    def supervising(self):
+        return self.supervisor is not None and not self.supervisor.done()
+
+    def door_tick(self):
+        """Polled with the button (no wake-up of its own): a door opened
+        while nothing watches it had no digital opening before it: the
+        client's key or thumb-turn, or force if the bolt is still thrown. It
+        is logged and watched (the left-open alarm), but not relocked: whoever
+        opened it by hand may be the client stepping out."""
+        hal = self.hal
+        if self.supervising() or self.lock.config is None or hal.door_closed():
+            return  # (an uncommissioned lock, on the installer's bench, guards no door)
+        how = events.DOOR_FORCED if hal.bolt_thrown() else events.DOOR_BY_HAND
+        self._supervise_with(self._watch_open_door(how, relock=False))
 
     async def _supervise(self):
         hal = self.hal
         start = hal.ticks_ms()
         while hal.door_closed():
             if hal.ticks_ms() - start > timing(hal, "open_window_ms", OPEN_WINDOW_MS):
-                await self.relock()
+                await self._relock_or_retry()
                 return
             await sleep_ms(100)
-        self.lock.record(events.DOOR_OPENED, 0)
+        await self._watch_open_door(events.DOOR_AFTER_OPENING)
+
+    async def _relock_or_retry(self):
+        # Inside the supervisor task: the retries go on in this task.
+        if not await self.relock(retry=False):
+            await self.retry_relock()
+
+    async def _watch_open_door(self, how, relock=True):
+        hal = self.hal
+        self.lock.record(events.DOOR_OPENED, how)
         opened = hal.ticks_ms()
         alarmed = False
         while not hal.door_closed():
@@ -108,8 +179,9 @@ class Actuator:
         self.lock.record(events.DOOR_CLOSED, 0)
         if alarmed:
             hal.indicate("off")
-        await sleep_ms(timing(hal, "relock_delay_ms", RELOCK_DELAY_MS))
-        await self.relock()
+        if relock:
+            await sleep_ms(timing(hal, "relock_delay_ms", RELOCK_DELAY_MS))
+            await self._relock_or_retry()
 
     async def make_safe(self):
         """At boot: a closed door with the bolt not thrown is locked again; an

@@ -243,6 +243,7 @@ class App:
         armed = False
         while True:
             await sleep_ms(250)
+            self.actuator.door_tick()  # the door sensor shares this poll: no wake-up of its own
             pressed = hal.button_pressed()
             if self.waiting_for_button or not pressed:
                 held_since = None

@@ -39,7 +39,7 @@ RELOCKED = const(0x03)
 ALARM_OPEN = const(0x04)
 RATE_LIMITED = const(0x05)
 LOG_READ = const(0x06)
-DOOR_OPENED = const(0x10)
+DOOR_OPENED = const(0x10)  # detail: how (DOOR_AFTER_OPENING, DOOR_BY_HAND, DOOR_FORCED)
 DOOR_CLOSED = const(0x11)
 DOOR_LEFT_OPEN = const(0x12)
 JAMMED = const(0x13)
@@ -57,6 +57,11 @@ BATTERY_LOW = const(0x40)  # detail: millivolts
 BATTERY_CRITICAL = const(0x41)  # detail: millivolts
 FRAME_ERROR = const(0x50)
 CONNECTION_TIMEOUT = const(0x51)
+
+# DOOR_OPENED details.
+DOOR_AFTER_OPENING = const(0)  # after a digital opening (or at boot, unlocked)
+DOOR_BY_HAND = const(1)  # no digital opening before it: a key or the thumb-turn
+DOOR_FORCED = const(2)  # the bolt was still thrown: forced
 
 NAMES = {
     OPENED: "opened",

@@ -87,6 +87,7 @@ TIMINGS = {
     "motor_timeout_ms": "a bolt stroke longer than this is a jam (2000)",
     "open_window_ms": "unlocked but the door not opened: relock after (15000)",
     "relock_delay_ms": "relock this long after the door closes (2000)",
+    "relock_retry_ms": "a relock that failed is tried again after (10000, doubling)",
     "door_alarm_ms": "door left open this long: alarm, logged once (120000)",
     "idle_timeout_ms": "a BLE peer silent this long is dropped (5000)",
     "session_max_ms": "no BLE connection lasts longer (30000)",

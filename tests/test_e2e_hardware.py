@@ -11,7 +11,8 @@ shows, and that the lock still opens afterwards. The firmware's long waits
 (15 s open window, 2 min door alarm, 10 s button hold...) are shortened for
 the lock under test through LOCK_SIM_TIMINGS or the control channel, so no
 test waits more than a few seconds. LOCK_E2E_SIM_ARGS passes extra arguments
-to the simulator (e.g. "--mpy").
+to the simulator (e.g. "--mpy"); tests/test_mpy_e2e_hardware.py runs them all
+again under MicroPython.
 """
 
 from __future__ import annotations
@@ -46,14 +47,20 @@ def site() -> Site:
     return Site()
 
 
+@pytest.fixture(scope="module")
+def sim_args() -> list[str]:
+    return SIM_ARGS
+
+
 @pytest.fixture
-def start_lock(tmp_path: Path, site: Site, monkeypatch: pytest.MonkeyPatch):
+def start_lock(tmp_path: Path, site: Site, monkeypatch: pytest.MonkeyPatch,
+               sim_args: list[str]):
     """start_lock(timings) -> a commissioned simulated lock with those waits."""
     started: list[SimulatedLock] = []
 
     def start(timings: dict[str, int] | None = None, commission: bool = True) -> SimulatedLock:
         monkeypatch.setenv("LOCK_SIM_TIMINGS", json.dumps(timings or {}))
-        sim = SimulatedLock(tmp_path / f"lock{len(started)}", SIM_ARGS).start()
+        sim = SimulatedLock(tmp_path / f"lock{len(started)}", sim_args).start()
         started.append(sim)
         if commission:
             site.commission(sim, LOCK)
@@ -197,6 +204,27 @@ def test_jam_while_relocking_is_logged_and_shown(start_lock, site: Site) -> None
     assert_still_opens(lock, site)
 
 
+def test_jammed_relock_is_retried_until_the_bolt_goes(start_lock, site: Site) -> None:
+    lock = start_lock({"motor_timeout_ms": 600, "relock_delay_ms": 200,
+                       "relock_retry_ms": 400})
+    out = assert_still_opens(lock, site, "staff-retry")
+    assert lock.control({"cmd": "door", "action": "open"})["done"]
+    lock.control({"cmd": "bolt", "action": "jam", "at": 0.5})
+    time.sleep(0.3)
+    assert lock.control({"cmd": "door", "action": "close"})["done"]
+    wait_until("relock given up", lambda: hw(lock)["indicator"]["state"] == "refused")
+    time.sleep(2.0)  # 400 + 800 ms of retries against the jam, each 600 ms of motor
+    assert not hw(lock)["bolt"]["thrown"]
+    lock.control({"cmd": "bolt", "action": "unjam"})
+    wait_until("relocked by a later attempt", lambda: locked(lock), timeout=10.0)
+    assert hw(lock)["indicator"]["state"] == "off"
+    log = after(pull(lock, site), out.seq)
+    assert names(log)[:4] == ["door opened", "door closed", "jammed", "relocked"]
+    assert log[3].detail >= 2  # failed attempts before it went, counted
+    assert names(log).count("jammed") == 1  # once, not per attempt
+    assert_still_opens(lock, site)
+
+
 # --- the door ---------------------------------------------------------------------
 def test_door_opened_and_closed_is_logged_and_relocked(start_lock, site: Site) -> None:
     lock = start_lock({"relock_delay_ms": 300})
@@ -225,6 +253,46 @@ def test_nobody_opens_the_door_relock_after_the_open_window(start_lock, site: Si
     log = after(pull(lock, site), out.seq)
     assert names(log)[:1] == ["relocked"]
     assert events.DOOR_OPENED not in [e.code for e in log]
+    assert_still_opens(lock, site)
+
+
+def test_door_opened_by_hand_is_logged_and_left_to_the_client(start_lock,
+                                                               site: Site) -> None:
+    lock = start_lock({"relock_delay_ms": 200})
+    before = last_seq(lock, site)
+    lock.control({"cmd": "bolt", "action": "turn", "to": "retracted"})  # the thumb-turn
+    assert lock.control({"cmd": "door", "action": "open"})["done"]
+    wait_until("door opening logged", lambda: "door opened" in names(after(pull(lock, site),
+                                                                           before)))
+    assert lock.control({"cmd": "door", "action": "close"})["done"]
+    wait_until("door closing logged", lambda: "door closed" in names(after(pull(lock, site),
+                                                                           before)))
+    time.sleep(1.0)  # five relock delays: nothing throws the bolt the client drew
+    log = after(pull(lock, site), before)
+    assert [(e.name, e.detail) for e in log if e.name.startswith("door")] == [
+        ("door opened", events.DOOR_BY_HAND), ("door closed", 0)]
+    assert not hw(lock)["bolt"]["thrown"] and "relocked" not in names(log)
+    out = assert_still_opens(lock, site, "staff-after-hand")  # and a visit locks it again
+    assert lock.control({"cmd": "door", "action": "open"})["done"]
+    wait_until("visit's door opening logged",
+               lambda: "door opened" in names(after(pull(lock, site), out.seq)))
+    assert lock.control({"cmd": "door", "action": "close"})["done"]
+    wait_until("relocked after the visit", lambda: locked(lock))
+    assert names(after(pull(lock, site), out.seq))[:3] == ["door opened", "door closed",
+                                                            "relocked"]
+
+
+def test_forced_door_is_logged_as_forced(start_lock, site: Site) -> None:
+    lock = start_lock({"door_alarm_ms": 600})
+    before = last_seq(lock, site)
+    assert lock.control({"cmd": "door", "action": "open", "force": True})["done"]
+    wait_until("left-open alarm", lambda: hw(lock)["indicator"]["state"] == "alarm")
+    assert lock.control({"cmd": "door", "action": "close", "force": True})["done"]
+    wait_until("door closing logged", lambda: "door closed" in names(after(pull(lock, site),
+                                                                           before)))
+    log = after(pull(lock, site), before)
+    assert [(e.name, e.detail) for e in log] == [
+        ("door opened", events.DOOR_FORCED), ("door left open", 0), ("door closed", 0)]
     assert_still_opens(lock, site)
 
 

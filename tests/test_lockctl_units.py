@@ -77,3 +77,22 @@ def test_site_secret_must_be_private(tmp_path: Path) -> None:
         reg.site_secret()
     secret = (tmp_path / "site" / "site-secret.key").read_bytes().hex()
     assert secret not in repr(reg)
+
+
+def test_report_tells_how_the_door_was_opened() -> None:
+    from protocol import events
+    from tools import report
+
+    t = clock.from_unix(int(time.time()))
+    prev, recs = events.GENESIS_MAC, []
+    for seq, (code, detail) in enumerate(((events.DOOR_OPENED, events.DOOR_AFTER_OPENING),
+                                          (events.DOOR_OPENED, events.DOOR_BY_HAND),
+                                          (events.DOOR_OPENED, events.DOOR_FORCED),
+                                          (events.RELOCKED, 3)), start=1):
+        rec = events.encode(seq, t, code, 0, detail, None, prev, bytes(32))
+        prev = events.decode(rec).mac
+        recs.append(rec)
+    rows = report.rows_for(recs, {}, "Europe/Stockholm")
+    assert [r.event for r in rows] == ["door opened", "door opened by hand (no digital opening)",
+                                       "door forced open (the bolt was locked)", "locked again"]
+    assert all(r.outcome == "" for r in rows)  # none of them is an attempt to open

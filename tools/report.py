@@ -39,6 +39,11 @@ WORDS = {
     events.RATE_LIMITED: "many failed attempts: slowed down",
     events.LOG_READ: "log read",
 }
+# Events whose detail changes what a reader should be told.
+DETAIL_WORDS = {
+    (events.DOOR_OPENED, events.DOOR_BY_HAND): "door opened by hand (no digital opening)",
+    (events.DOOR_OPENED, events.DOOR_FORCED): "door forced open (the bolt was locked)",
+}
 ATTEMPTS = (events.OPENED, events.ALARM_OPEN, events.REFUSED)
 
 
@@ -73,7 +78,8 @@ def rows_for(records: list[Any], staff: dict[bytes, Any], zone: str) -> list[Row
         elif e.code == events.REFUSED:
             outcome, reason = "refused", reasons.name(e.detail)
         out.append(Row(e.seq, when.isoformat(timespec="seconds"), when.date().isoformat(), sid,
-                       name, WORDS.get(e.code, e.name), outcome, reason,
+                       name, DETAIL_WORDS.get((e.code, e.detail)) or WORDS.get(e.code, e.name),
+                       outcome, reason,
                        bool(e.flags & events.FLAG_ALARM_ACCESS),
                        not e.flags & events.FLAG_CLOCK_UNTRUSTED))
     return out
