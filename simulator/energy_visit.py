@@ -1,0 +1,394 @@
+"""Step 1 of the energy report (simulator/energy.py): measure one visit.
+
+The real firmware (firmware.app on simulator.hal.SimHAL and the virtual
+hardware) runs in VIRTUAL time: an asyncio loop whose clock jumps to the next
+timer instead of waiting, so minutes of firmware time take a fraction of a
+second. The lock is commissioned over an in-memory serial link, left idle,
+visited once over an in-memory BLE link (connect, hello, open request, unlock,
+door opened and closed, relock, disconnect) and left idle again. measure()
+returns the seconds per power state the firmware accounted, what the hardware
+saw, the motor's charge and the timer wake-ups; simulator/energy.py prices them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+from types import ModuleType
+from typing import Any
+
+from firmware import hal as hal_mod
+from firmware.hal import POWER_ADVERTISING, POWER_CONNECTED, POWER_MOTOR, POWER_SLEEP, POWER_STATES
+from protocol import cose, frames, keys, reasons
+from protocol import messages as msg
+from protocol import token as tok
+from simulator import flash as flash_mod
+from simulator.hal import SimHAL
+from simulator.hardware import Hardware, ManualClock
+
+# --- the visit script: the key and the person at the door (ESTIMATES) --------
+BLE_INTERVAL_S = 0.030  # one GATT write/notification per connection interval
+BLE_CHUNK = 244  # bytes per GATT write/notification (ATT_MTU 247 - 3)
+SERIAL_LATENCY_S = 0.001
+DISCONNECT_AFTER_S = 0.1  # the key drops the link this long after the answer
+DOOR_OPEN_AFTER_S = 3.0  # the person opens the door this long after the answer
+DOOR_HELD_OPEN_S = 5.0  # ... and closes it behind them this long after
+BOOT_SETTLE_S = 5.0
+IDLE_BEFORE_S = 120.0  # idle measured after commissioning, before any visit
+IDLE_AFTER_S = 600.0  # idle measured after the visit (10 battery checks)
+RELOCK_WAIT_S = 120.0  # give up waiting for the relock after this long
+
+COMMISSION_TIME = 1768464000  # 2026-01-15T08:00:00Z (POSIX): any fixed time
+LOCK_ID = "energy-lock"
+ISSUER = "energy-report"
+SECRET = bytes(range(32))  # a fixed test secret: nothing leaves this process
+
+
+class EnergyError(Exception):
+    """The measurement could not be made (one-line message)."""
+
+
+def mix_of(seconds: dict[str, float]) -> dict[str, float]:
+    total = sum(seconds.values())
+    return {s: (seconds.get(s, 0.0) / total if total else 0.0) for s in POWER_STATES}
+
+
+# --- virtual time ---------------------------------------------------------------
+
+class _Stalled(Exception):
+    pass
+
+
+class _VirtualSelector(selectors.BaseSelector):
+    """Real file descriptors are polled without blocking; when nothing is
+    ready the clock jumps to the next timer instead of waiting for it. Each
+    jump is one wake-up of the CPU by a timer."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self._real = selectors.DefaultSelector()
+        self._clock = clock
+        self.wakeups = 0
+
+    def register(self, fileobj, events, data=None):  # type: ignore[no-untyped-def]
+        return self._real.register(fileobj, events, data)
+
+    def unregister(self, fileobj):  # type: ignore[no-untyped-def]
+        return self._real.unregister(fileobj)
+
+    def modify(self, fileobj, events, data=None):  # type: ignore[no-untyped-def]
+        return self._real.modify(fileobj, events, data)
+
+    def get_map(self):  # type: ignore[no-untyped-def]
+        return self._real.get_map()
+
+    def close(self) -> None:
+        self._real.close()
+
+    def select(self, timeout=None):  # type: ignore[no-untyped-def]
+        ready = self._real.select(0)
+        if ready:
+            return ready
+        if timeout is None:
+            raise _Stalled("nothing is scheduled: the simulation would wait forever")
+        if timeout > 0:
+            self._clock.advance(timeout)
+            self.wakeups += 1
+        return []
+
+
+class _VirtualLoop(asyncio.SelectorEventLoop):
+    def __init__(self, clock: ManualClock) -> None:
+        self._vclock = clock
+        self.vselector = _VirtualSelector(clock)
+        super().__init__(self.vselector)
+
+    def time(self) -> float:
+        return self._vclock.now()
+
+    def call_at(self, when, callback, *args, context=None):  # type: ignore[override, no-untyped-def]
+        """Count every timer that fires (a cancelled one never wakes the CPU)."""
+        def fired(*a):  # type: ignore[no-untyped-def]
+            self.timer_fires += 1
+            return callback(*a)
+        return super().call_at(when, fired, *args, context=context)
+
+    timer_fires = 0
+
+
+# --- in-memory links (BLE and serial) -----------------------------------------
+
+class _MemLink(hal_mod.Link):
+    """One end of a duplex byte pipe. What one end sends reaches the other
+    in chunks of `chunk` bytes, one per `latency` seconds, in order."""
+
+    def __init__(self, latency: float, chunk: int) -> None:
+        self.latency = latency
+        self.chunk = chunk
+        self.peer: _MemLink | None = None
+        self.closed = False
+        self.peer_gone = False
+        self._inbox: asyncio.Queue = asyncio.Queue()
+        self._free_at = 0.0
+
+    @staticmethod
+    def pair(latency: float, chunk: int) -> tuple[_MemLink, _MemLink]:
+        a, b = _MemLink(latency, chunk), _MemLink(latency, chunk)
+        a.peer, b.peer = b, a
+        return a, b
+
+    def _schedule(self, item: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        self._free_at = max(loop.time(), self._free_at) + self.latency
+        assert self.peer is not None
+        loop.call_at(self._free_at, self.peer._inbox.put_nowait, item)
+
+    async def recv(self) -> bytes:
+        if self.closed or self.peer_gone:
+            return b""
+        data = await self._inbox.get()
+        if not data:
+            self.peer_gone = True
+        return data
+
+    async def send(self, data: bytes) -> None:
+        if self.closed or self.peer_gone:
+            raise ConnectionResetError("the other end has gone")
+        data = bytes(data)
+        for i in range(0, len(data), self.chunk):
+            self._schedule(data[i:i + self.chunk])
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._schedule(b"")
+
+
+class _MemBle:
+    """Stands in for simulator.endpoints.BleServer (what SimHAL uses of it)."""
+
+    def __init__(self) -> None:
+        self._incoming: asyncio.Queue = asyncio.Queue()
+        self.advertisement: tuple | None = None
+        self.connections = 0
+
+    def connect(self) -> _MemLink:
+        lock_end, key_end = _MemLink.pair(BLE_INTERVAL_S, BLE_CHUNK)
+        self._incoming.put_nowait(lock_end)
+        return key_end
+
+    async def accept(self) -> _MemLink:
+        link = await self._incoming.get()
+        self.connections += 1
+        return link
+
+    def advertise(self, lock_id: Any, status: Any) -> None:
+        self.advertisement = (lock_id, status)
+
+    def drop_active(self) -> None:
+        pass
+
+
+class _MemSerial:
+    """Stands in for simulator.endpoints.PtyEndpoint."""
+
+    def __init__(self) -> None:
+        self._lock_end, self.host_end = _MemLink.pair(SERIAL_LATENCY_S, 4096)
+
+    def link(self) -> _MemLink:
+        return self._lock_end
+
+
+class _Peer:
+    """Messages over a link, as a key or the installer's tool sends them."""
+
+    def __init__(self, link: _MemLink) -> None:
+        self.link = link
+        self._decoder = frames.Decoder()
+        self._pending: list[bytes] = []
+
+    async def send(self, mtype: int, fields: dict) -> None:
+        await self.link.send(frames.encode(msg.encode(mtype, fields)))
+
+    async def recv(self, expect: tuple[int, ...], timeout: float = 120.0
+                   ) -> tuple[int, dict]:
+        while not self._pending:
+            data = await asyncio.wait_for(self.link.recv(), timeout)
+            if not data:
+                raise EnergyError("the lock closed the link")
+            self._pending.extend(self._decoder.feed(data))
+        return msg.decode(self._pending.pop(0), expect)
+
+
+# --- the measurement ------------------------------------------------------------
+
+def _region(flash: flash_mod.FlashDevice, region: tuple[int, int], name: str
+            ) -> flash_mod.BlockDevice:
+    off, size = region
+    bs = flash.erase_size
+    return flash_mod.BlockDevice(flash, off // bs, size // bs, name=name)
+
+
+def _diff(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {s: after[s] - before[s] for s in POWER_STATES}
+
+
+def _motor_s(hw: Hardware) -> float:
+    return hw.bolt.run_s + hw.bolt.stall_s
+
+
+async def _commission(serial: _MemSerial) -> None:
+    tool = _Peer(serial.host_end)
+    await tool.send(msg.GET_HELLO, {})
+    _, hello = await tool.recv((msg.HELLO,))
+    await tool.send(msg.COMMISSION, {1: hello[2], 2: LOCK_ID, 3: SECRET, 4: tok.SUITE_HMAC,
+                                     5: COMMISSION_TIME, 6: ISSUER, 7: "apartment"})
+    mtype, f = await tool.recv((msg.PRESS_BUTTON, msg.ADMIN_RESULT, msg.ERROR))
+    if mtype == msg.PRESS_BUTTON:  # the virtual installer presses it (auto button)
+        mtype, f = await tool.recv((msg.ADMIN_RESULT, msg.ERROR))
+    outcome = f[1] if mtype == msg.ERROR else f[2]
+    if outcome != reasons.ALLOW:
+        raise EnergyError(f"commissioning was refused: {reasons.name(outcome)}")
+
+
+def _grant(cti: bytes) -> tuple[bytes, bytes]:
+    now = COMMISSION_TIME
+    payload = tok.encode_claims(ISSUER, "staff-energy", LOCK_ID, now + 8 * 3600, now - 600,
+                                now - 600, cti, tok.SCOPE_OPEN)
+    token = cose.mac0_create(payload, keys.token_mac_key(SECRET))
+    return token, keys.pop_key(SECRET, cti)
+
+
+async def _visit(hw: Hardware, ble: _MemBle, clock: ManualClock, timeline: list) -> dict:
+    """One visit; the seconds per state the firmware accounted, and what the
+    hardware saw."""
+    t0 = clock.now()
+    fw0 = hw.power.seconds()
+    motor0 = _motor_s(hw)
+    charge0 = hw.bolt.charge_mas()
+    mark = len(timeline)
+    key = _Peer(ble.connect())
+    _, hello = await key.recv((msg.HELLO,))
+    if hello[1] != LOCK_ID:
+        raise EnergyError("the lock did not announce the commissioned id")
+    token, pop = _grant(bytes(16))
+    nonce = hello[2]
+    await key.send(msg.OPEN, {1: nonce, 2: token, 3: tok.SCOPE_OPEN,
+                              4: msg.open_proof(pop, nonce, LOCK_ID, tok.SCOPE_OPEN, token)})
+    mtype, res = await key.recv((msg.RESULT, msg.ERROR))
+    outcome = res[1] if mtype == msg.ERROR else res[2]
+    if outcome != reasons.ALLOW:
+        raise EnergyError(f"the lock refused the visit: {reasons.name(outcome)}")
+    t_answer = clock.now()
+    await key.recv((msg.HELLO,))  # the lock is ready for another request
+    await asyncio.sleep(max(0.0, t_answer + DISCONNECT_AFTER_S - clock.now()))
+    key.link.close()
+    t_close = clock.now()
+    motor_close = _motor_s(hw)
+    await asyncio.sleep(max(0.0, t_answer + DOOR_OPEN_AFTER_S - clock.now()))
+    if not hw.door.open():
+        raise EnergyError("the door could not be opened after the unlock")
+    await asyncio.sleep(DOOR_HELD_OPEN_S)
+    if not hw.door.close():
+        raise EnergyError("the door could not be closed")
+    t_closed = clock.now()
+    while not (hw.bolt.thrown() and hw.bolt.direction == 0
+               and hw.power.state != POWER_MOTOR):
+        if clock.now() - t_closed > RELOCK_WAIT_S:
+            raise EnergyError("the lock did not relock after the door closed")
+        await asyncio.sleep(0.01)
+    t_end = clock.now()
+    fw = _diff(hw.power.seconds(), fw0)
+    total = t_end - t0
+    motor_total = _motor_s(hw) - motor0
+    motor_in_link = motor_close - motor0
+    link_s = t_close - t0
+    observed = {POWER_SLEEP: 0.0, POWER_MOTOR: motor_total,
+                POWER_CONNECTED: link_s - motor_in_link,
+                POWER_ADVERTISING: total - link_s - (motor_total - motor_in_link)}
+    return {
+        "seconds": total,
+        "firmware_states_s": fw,
+        "observed_states_s": observed,
+        "motor_winding_mas": hw.bolt.charge_mas() - charge0,
+        "link_open_s": link_s,
+        "door": {"opened_after_answer_s": DOOR_OPEN_AFTER_S, "held_open_s": DOOR_HELD_OPEN_S},
+        "power_states": [[round(t - t0, 3), s] for t, s in timeline[mark:]],
+    }
+
+
+async def _idle(hw: Hardware, loop: _VirtualLoop, clock: ManualClock, seconds: float) -> dict:
+    fw0 = hw.power.seconds()
+    motor0 = _motor_s(hw)
+    w0 = loop.vselector.wakeups
+    f0 = loop.timer_fires
+    t0 = clock.now()
+    await asyncio.sleep(seconds)
+    elapsed = clock.now() - t0
+    fw = _diff(hw.power.seconds(), fw0)
+    # The report's own sleep() is one timer of its own: not the firmware's.
+    instants = max(0, loop.vselector.wakeups - w0 - 1)
+    fires = max(0, loop.timer_fires - f0 - 1)
+    if _motor_s(hw) - motor0 > 0:
+        raise EnergyError("the motor ran while the lock was idle")
+    return {"seconds": elapsed, "firmware_states_s": fw, "firmware_mix": mix_of(fw),
+            "observed_mix": mix_of({POWER_ADVERTISING: elapsed}),
+            # Each timer that fires counts as a wake-up of its own: on a board the
+            # firmware's timers drift apart; in virtual time some fall together
+            # (`wake_instants` counts those once).
+            "wakeups": fires, "wakeups_per_s": fires / elapsed if elapsed else 0.0,
+            "wake_instants": instants,
+            "wake_instants_per_s": instants / elapsed if elapsed else 0.0}
+
+
+async def _scenario(board: ModuleType, loop: _VirtualLoop, clock: ManualClock) -> dict:
+    from firmware import app  # the real application
+
+    hw = Hardware(board, clock, auto_button=True)
+    timeline: list[tuple[float, str]] = []
+    accounted = hw.power_state
+
+    def traced(state: str) -> None:
+        timeline.append((clock.now(), state))
+        accounted(state)
+
+    hw.power_state = traced  # type: ignore[method-assign]
+    flash = flash_mod.FlashDevice(board.FLASH_SIZE, board.FLASH_BLOCK_SIZE)
+    fs = flash_mod.LittleFsFs.mkfs(_region(flash, board.FS_REGION, "fs"))
+    log_dev = _region(flash, board.LOG_REGION, "log")
+    ble = _MemBle()
+    serial = _MemSerial()
+    hal = SimHAL(hw, reset_cause=hal_mod.RESET_POWER_ON, config_fs=lambda: fs,
+                 log_device=lambda: log_dev, serial=serial, ble=ble)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    main = asyncio.ensure_future(app.main(hal, stop))
+    try:
+        await asyncio.sleep(BOOT_SETTLE_S)
+        if main.done():
+            main.result()
+            raise EnergyError("the firmware stopped at boot")
+        await asyncio.wait_for(_commission(serial), 120.0)
+        await asyncio.sleep(BOOT_SETTLE_S)
+        before = await _idle(hw, loop, clock, IDLE_BEFORE_S)
+        visit = await _visit(hw, ble, clock, timeline)
+        after = await _idle(hw, loop, clock, IDLE_AFTER_S)
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(main, 10.0)
+        except (Exception, asyncio.CancelledError):  # noqa: BLE001 - reported below if it matters
+            pass
+    if main.done() and not main.cancelled() and main.exception() is not None:
+        raise EnergyError(f"the firmware crashed: {main.exception()!r}")
+    return {"idle_before_visit": before, "visit": visit, "idle_after_visit": after}
+
+
+def measure(board: ModuleType) -> dict:
+    """Run the firmware on `board` for one visit and idle spells (virtual time)."""
+    clock = ManualClock()
+    loop = _VirtualLoop(clock)
+    try:
+        return loop.run_until_complete(_scenario(board, loop, clock))
+    except _Stalled as e:
+        raise EnergyError(str(e)) from None
+    finally:
+        loop.close()
