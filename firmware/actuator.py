@@ -5,6 +5,7 @@
 import asyncio
 
 from firmware import hal as hal_mod
+from firmware.hal import timing  # noqa: F401  (app and tests import it from here)
 from protocol import events
 
 try:
@@ -24,21 +25,6 @@ RELOCK_RETRY_MAX_MS = const(1800000)  # doubling up to every 30 minutes
 
 async def sleep_ms(ms):
     await asyncio.sleep(ms / 1000)
-
-
-def timing(hal, name, default):
-    """A wait of the firmware, in ms: `default` unless the board overrides it.
-
-    A board (the simulator, for tests) may carry a dict `timings` of
-    overrides by name ("open_window_ms", "idle_timeout_ms", ...); it is read
-    at each use, so a change takes effect at once. Real boards have none.
-    """
-    t = getattr(hal, "timings", None)
-    if t:
-        v = t.get(name)
-        if v is not None:
-            return v
-    return default
 
 
 class Actuator:

@@ -10,6 +10,7 @@ import asyncio
 import gc
 
 from firmware import hal as hal_mod
+from firmware import peerbudget
 from firmware.actuator import Actuator, sleep_ms, timing
 from firmware.lock import Lock, Session
 from protocol import events, frames, reasons
@@ -28,7 +29,6 @@ BUTTON_WINDOW_MS = const(30000)  # time the installer has to press the button
 FACTORY_RESET_HOLD_MS = const(10000)
 WATCHDOG_MS = const(8000)
 BATTERY_PERIOD_MS = const(60000)
-FRAME_ERROR_PERIOD_MS = const(60000)
 
 
 class App:
@@ -49,14 +49,13 @@ class App:
         if channel == "ble":
             await link.send(frames.encode(lock.hello(session)))
         bad_frames = 0
-        logged_ms = None
         while True:
             if channel == "ble":
                 idle_s = timing(self.hal, "idle_timeout_ms", IDLE_TIMEOUT_S * 1000) / 1000
                 try:
                     data = await asyncio.wait_for(link.recv(), idle_s)
                 except asyncio.TimeoutError:
-                    lock.record(events.CONNECTION_TIMEOUT, 1)
+                    lock.peer_record(peerbudget.TIMEOUT, events.CONNECTION_TIMEOUT, 1)
                     return
             else:
                 data = await link.recv()
@@ -65,12 +64,9 @@ class App:
             for payload in decoder.feed(data):
                 await self.handle(session, payload, link)
             if decoder.errors != bad_frames:
+                new = decoder.errors - bad_frames
                 bad_frames = decoder.errors
-                # At most one record a minute: a flood of garbage cannot fill the log.
-                now = self.hal.ticks_ms()
-                if logged_ms is None or now - logged_ms > FRAME_ERROR_PERIOD_MS:
-                    logged_ms = now
-                    lock.record(events.FRAME_ERROR, min(bad_frames, 0xFFFF))
+                lock.peer_record(peerbudget.FRAME, events.FRAME_ERROR, min(new, 0xFFFF), n=new)
 
     async def reply(self, link, payload):
         await link.send(frames.encode(payload))
@@ -130,9 +126,10 @@ class App:
             start = args.get(1, 1)
             if not isinstance(start, int) or isinstance(start, bool) or start < 0:
                 start = 1
-            page = lock.log_page(start)
-            seq = lock.record(events.LOG_READ, len(page), key_id, flags)
-            await self.reply(link, lock.result(nonce, reasons.ALLOW, seq, pop_key, page))
+            # RESULT_SEQ carries the read's bound: the seq of its LOG_READ record.
+            bound = lock.begin_log_read(args.get(2), key_id, events.LOG_READ_KEY)
+            page = lock.log_page(start, bound)
+            await self.reply(link, lock.result(nonce, reasons.ALLOW, bound, pop_key, page))
         else:
             seq = lock.record(events.REFUSED, reasons.UNSUPPORTED, key_id, flags)
             await self.reply(link, lock.result(nonce, reasons.UNSUPPORTED, seq, pop_key))
@@ -175,9 +172,11 @@ class App:
             return
         if not await self.physical_presence(link, nonce):
             return
+        ended, after = lock.previous_identity()
         seq = lock.commission(fields)
         self.hal.ble_advertise(lock.lock_id, lock.battery)
-        await self.reply(link, lock.admin_result(nonce, reasons.ALLOW, {1: seq, 2: lock.status()}))
+        await self.reply(link, lock.admin_result(nonce, reasons.ALLOW, {
+            1: seq, 2: lock.status(), 3: after, 4: ended}))
 
     async def admin_request(self, session, fields, link):
         lock = self.lock
@@ -191,10 +190,7 @@ class App:
         if op == "decommission":
             if not await self.physical_presence(link, nonce):
                 return
-            # Answer under the admin key while the lock still has it.
-            answer = lock.admin_result(nonce, reasons.ALLOW, {1: lock.log.next_seq})
-            lock.decommission()
-            await self.reply(link, answer)
+            await self.reply(link, lock.decommission(nonce))
             return
         outcome, data = lock.admin(op, fields[3])
         await self.reply(link, lock.admin_result(nonce, outcome, data))

@@ -202,6 +202,40 @@ class EventLog:
             self._erase(b)
         return self.recover()
 
+    def restart_with(self, record):
+        """Make `record` (seq next_seq, valid CRC) the only record: a factory
+        reset, which erases what came before but keeps the numbering.
+
+        It goes into slot 0 of the block after the write block, which the
+        erase-ahead rule keeps erased, so the newest record is never lost and
+        the log is never empty; then every other block is erased. A cut during
+        those erases leaves some older blocks: recovery keeps the numbering
+        (the head is this record) and erase_older() finishes the job."""
+        if not self._ready:
+            self.recover()
+        seq = self._seq(record)
+        if len(record) != self.record_size or not seq or seq != self._next:
+            raise EventLogError("record must be the next valid record")
+        target = (self._wb + 1) % self.block_count
+        self._ready = False
+        self._dev.writeblocks(target, record, 0)
+        self.writes += 1
+        self.bytes_written += self.record_size
+        self._wb, self._ws = target, 1
+        self._next = seq + 1
+        self._last = bytes(record)
+        self._oldest = seq
+        self.erase_older()
+
+    def erase_older(self):
+        """Erase every block but the write block (see restart_with)."""
+        n = self.block_count
+        self._ready = False
+        for i in range(1, n):
+            self._ensure_erased((self._wb + i) % n)
+        self._ready = True
+        self._oldest = self._find_oldest()
+
     # -- writing -------------------------------------------------------------
 
     def append(self, record):

@@ -26,6 +26,21 @@ POWER_MOTOR = "motor"
 POWER_STATES = (POWER_SLEEP, POWER_ADVERTISING, POWER_CONNECTED, POWER_MOTOR)
 
 
+def timing(hal, name, default):
+    """A wait of the firmware, in ms: `default` unless the board overrides it.
+
+    A board (the simulator, for tests) may carry a dict `timings` of
+    overrides by name ("open_window_ms", "idle_timeout_ms", ...); it is read
+    at each use, so a change takes effect at once. Real boards have none.
+    """
+    t = getattr(hal, "timings", None)
+    if t:
+        v = t.get(name)
+        if v is not None:
+            return v
+    return default
+
+
 class Link:
     """A byte pipe: the USB serial port or one BLE connection.
 

@@ -2,8 +2,10 @@
 # requests, and the audit log. Everything here is synchronous and touches the
 # hardware only through the HAL; firmware/app.py drives it from asyncio.
 from firmware import hal as hal_mod
+from firmware import peerbudget
 from firmware.config import CONFIG_NAME, Config, ConfigError
 from firmware.eventlog import EventLog
+from firmware.peerbudget import PeerBudget
 from firmware.ratelimit import RateLimiter
 from firmware.store import Store, StoreError
 from firmware.timekeeper import TimeKeeper
@@ -23,6 +25,14 @@ CHALLENGE_TTL_MS = const(15000)  # a hello's nonce is good for this long, once
 LOG_PAGE = const(24)  # records per log page: 24 * 32 bytes fits one frame
 REVOCATION_NAME = "revocation"
 TIME_NAME = "trusted-time"
+# How the previous identity ended: [kind, first seq after it]. Commissioning
+# reports it, so the issuer can tell "decommissioned" from "records lost to a
+# factory reset" (END_* below).
+ENDED_NAME = "identity-ended"
+END_NONE = const(0)  # never commissioned before (as far as this flash knows)
+END_DECOMMISSIONED = const(1)
+END_FACTORY_RESET = const(2)
+REPEATS_KEPT = const(8)  # refusals of verified tokens remembered, to fold repeats
 BATTERY_OK = const(0)
 BATTERY_LOW = const(1)
 BATTERY_CRITICAL = const(2)
@@ -52,16 +62,26 @@ class Session:
 class Lock:
     def __init__(self, hal):
         self.hal = hal
-        self.store = Store(fs=hal.config_fs())
         self.log = EventLog(hal.log_device())
         self.log.recover()
         last = self.log.last_record()
         newest_time = 0
         self.prev_mac = events.GENESIS_MAC
+        resetting = False
         if last is not None:
             ev = events.decode(last)
             self.prev_mac = ev.mac
             newest_time = ev.time
+            # A factory reset writes its record first: if it is still the
+            # newest, the reset may have been cut before it finished.
+            resetting = ev.code == events.FACTORY_RESET
+        if resetting:
+            self._finish_factory_reset()
+        self.store = Store(fs=hal.config_fs())
+        self.budget = PeerBudget(hal)
+        self.repeats = []  # (cti, reason) of recent refusals of verified tokens
+        self.reads = []  # (key id, how, bound) of recent log reads
+        self.last_news = self.log.next_seq - 1  # newest record that is not a log read
         self.config = None
         raw = self._load(CONFIG_NAME)
         if raw is not None:
@@ -158,18 +178,42 @@ class Lock:
         return f
 
     def record(self, code, detail=0, key_id=NO_KEY, flags=0):
-        """Append one event; returns its sequence number."""
+        """Append one event; returns its sequence number. Counts of the peer
+        budget whose window is over go first (not before a log read, which
+        writes exactly one record)."""
+        if code != events.LOG_READ and self.budget.due():
+            self._write_summary()
+        return self._append(code, detail, key_id, flags)
+
+    def _write_summary(self):
+        total, counts = self.budget.take()
+        self._append(events.PEER_SUMMARY, total, counts, 0)
+
+    def peer_record(self, kind, code, detail=0, key_id=NO_KEY, flags=0, n=1):
+        """A record a peer caused without a verified token: under the budget
+        (firmware/peerbudget.py). Returns the seq written, or 0 if only counted."""
+        what = self.budget.admit(kind, n)
+        if what == "write":
+            return self._append(code, detail, key_id, flags)
+        if what == "summary":
+            total, counts = self.budget.take()
+            return self._append(events.PEER_SUMMARY, total, counts, 0)
+        return 0
+
+    def _append(self, code, detail, key_id, flags):
         seq = self.log.next_seq
         rec = events.encode(seq, self.clock.now(), code, flags | self._flags(), detail & 0xFFFF,
                             key_id, self.prev_mac, self.log_key)
         self.log.append(rec)
         self.prev_mac = rec[20:28]
+        if code != events.LOG_READ:
+            self.last_news = seq
         if self.clock.went_back:
             # The RTC was caught running backwards: say so once, and remember
             # it, so that a warm reset does not trust the clock again.
             self.clock.went_back = False
             self._save_time()
-            self.record(events.CLOCK_UNTRUSTED, 1)
+            self._append(events.CLOCK_UNTRUSTED, 1, NO_KEY, 0)
         return seq
 
     # --- battery ---------------------------------------------------------------
@@ -231,11 +275,26 @@ class Lock:
     def error(self, reason, nonce=None):
         return msg.encode(msg.ERROR, {1: reason, 2: nonce})
 
-    def refuse(self, reason, key_id=NO_KEY, flags=0):
-        """Log a refusal and count it against the rate limiter."""
-        self.record(events.REFUSED, reason, key_id, flags)
+    def refuse(self, reason, key_id=NO_KEY, flags=0, cti=None):
+        """Log a refusal and count it against the rate limiter.
+
+        Without a verified token (cti None) the record falls under the peer
+        budget. A verified token's refusal is written, but its repeats (same
+        token, same reason) fall under the budget too: yesterday's key, tried
+        in a loop, must not push the visits out of the log."""
+        if cti is None:
+            self.peer_record(peerbudget.REFUSAL, events.REFUSED, reason, key_id, flags)
+        else:
+            seen = (cti, reason)
+            if seen in self.repeats:
+                self.peer_record(peerbudget.REFUSAL, events.REFUSED, reason, key_id, flags)
+            else:
+                self.repeats.append(seen)
+                if len(self.repeats) > REPEATS_KEPT:
+                    self.repeats.pop(0)
+                self.record(events.REFUSED, reason, key_id, flags)
         if self.limiter.failure():
-            self.record(events.RATE_LIMITED, self.limiter.failures)
+            self.peer_record(peerbudget.OTHER, events.RATE_LIMITED, self.limiter.failures)
 
     # --- updates carried by keys -----------------------------------------------
     def apply_updates(self, blobs):
@@ -244,9 +303,16 @@ class Lock:
         for blob in blobs:
             if not isinstance(blob, bytes):
                 continue
-            self._apply_update(blob, exact=False)
+            self._apply_update(blob, exact=False, peer=True)
 
-    def _apply_update(self, blob, exact):
+    def _rejected(self, code, reason, peer):
+        # An update carried before the key's token verified is a peer's record.
+        if peer:
+            self.peer_record(peerbudget.OTHER, code, reason)
+        else:
+            self.record(code, reason)
+
+    def _apply_update(self, blob, exact, peer=False):
         try:
             payload = cbor.loads(blob)
             body = cbor.loads(payload.value[2]) if isinstance(payload, cbor.Tag) else None
@@ -256,10 +322,10 @@ class Lock:
             try:
                 t = clock.from_unix(timeupdate.decode(blob, self.lock_id, self.update_key))
             except timeupdate.TimeUpdateError:
-                self.record(events.TIME_REJECTED, reasons.BAD_SIGNATURE)
+                self._rejected(events.TIME_REJECTED, reasons.BAD_SIGNATURE, peer)
                 return reasons.BAD_SIGNATURE
             return self._set_time(t, exact)
-        return self.apply_revocation(blob)
+        return self.apply_revocation(blob, peer)
 
     def _set_time(self, t, exact):
         before = self.clock.now()
@@ -280,7 +346,7 @@ class Lock:
         flag = b"\x01" if self.clock.trusted else b"\x00"
         self.store.save(TIME_NAME, self.clock.trusted_at.to_bytes(4, "big") + flag)
 
-    def apply_revocation(self, blob):
+    def apply_revocation(self, blob, peer=False):
         try:
             update = revocation.decode_update(blob, self.lock_id, self.update_key)
             new = revocation.apply(self.revocations, update, self.clock.now())
@@ -288,7 +354,7 @@ class Lock:
             # An older version arrives with every key issued before the
             # change: log only real refusals, not routine stale copies.
             if exc.reason != reasons.ROLLBACK:
-                self.record(events.REVOCATION_REJECTED, exc.reason)
+                self._rejected(events.REVOCATION_REJECTED, exc.reason, peer)
             return exc.reason
         self.store.save(self._revocation_name(), new.to_bytes())
         self.revocations = new
@@ -327,7 +393,7 @@ class Lock:
         pop_key = keys.pop_key(self.config.secret, claims.cti)
         proof = msg.open_proof(pop_key, nonce, self.lock_id, fields[3], fields[2])
         if not eq(proof, fields[4]):
-            self.refuse(reasons.BAD_PROOF, key_id, flags)
+            self.refuse(reasons.BAD_PROOF, key_id, flags, claims.cti)
             return reasons.BAD_PROOF, claims, None
         now = self.clock.now()
         trusted = self.clock.trusted
@@ -342,7 +408,7 @@ class Lock:
         reason = tok.decide(claims, self.lock_id, now, trusted, self.revocations, fields[3],
                             self.config.issuer)
         if reason != reasons.ALLOW:
-            self.refuse(reason, key_id, flags)
+            self.refuse(reason, key_id, flags, claims.cti)
             return reason, claims, pop_key
         self.limiter.success()
         return reasons.ALLOW, claims, pop_key
@@ -364,9 +430,50 @@ class Lock:
                                        data)
         return msg.encode(msg.RESULT, fields)
 
-    def log_page(self, from_seq, limit=LOG_PAGE):
+    # --- log reads ---------------------------------------------------------------
+    # A read writes one LOG_READ record when it starts; that record's seq is
+    # the read's upper bound, so the reader never chases its own records. It
+    # goes on page by page with (next seq, bound), across reconnects, writing
+    # nothing more. A reader who read before, with nothing new since but log
+    # reads, gets its old bound again: repeated pulls cannot fill the log.
+    def _is_read_of(self, seq, key_id, how):
+        """True if record `seq` is a LOG_READ of this reader, of this identity."""
+        if seq < self.config.commissioned_seq or seq >= self.log.next_seq:
+            return False
+        for rec in self.log.read(from_seq=seq, count=1):
+            ev = events.decode(rec)
+            return (ev.seq == seq and ev.code == events.LOG_READ and ev.detail == how
+                    and ev.key_id == key_id)
+        return False
+
+    def begin_log_read(self, bound, key_id, how):
+        """The upper bound of a read by (key_id, how): `bound` itself when it
+        names this reader's LOG_READ record (a continuation), else the bound
+        of its last read if nothing new came since, else a new record's seq."""
+        if (isinstance(bound, int) and not isinstance(bound, bool) and bound > 0
+                and self._is_read_of(bound, key_id, how)):
+            return bound
+        for k, h, b in self.reads:
+            if k == key_id and h == how and b > self.last_news and b < self.log.next_seq:
+                return b
+        seq = self.record(events.LOG_READ, how, key_id)
+        kept = [(key_id, how, seq)]
+        for r in self.reads:
+            if len(kept) < 4 and not (r[0] == key_id and r[1] == how):
+                kept.append(r)
+        self.reads = kept
+        return seq
+
+    def log_page(self, from_seq, bound):
+        """Up to LOG_PAGE records from from_seq to bound, of this identity only:
+        a new site never receives an earlier identity's records."""
         out = []
-        for rec in self.log.read(from_seq=from_seq, count=min(limit, LOG_PAGE)):
+        start = max(from_seq, self.config.commissioned_seq)
+        if start > bound:
+            return out
+        for rec in self.log.read(from_seq=start, count=LOG_PAGE):
+            if int.from_bytes(rec[0:4], "big") > bound:
+                break
             out.append(bytes(rec))
         return out
 
@@ -376,12 +483,25 @@ class Lock:
         fresh = session.take_nonce(fields[1], self.hal.ticks_ms())
         if fresh != reasons.ALLOW:
             return fresh
+        if self.config is not None:
+            # Only its own site (decommission, admin key and button) or a
+            # factory reset (button held) frees a lock for a new identity.
+            return reasons.ALREADY_COMMISSIONED
         suite = fields[4]
         if suite not in SUITES or len(fields[3]) != 32 or not fields[2]:
             return reasons.MALFORMED
         if suite == tok.SUITE_ED25519 and len(fields.get(8) or b"") != 32:
             return reasons.MALFORMED
         return reasons.ALLOW
+
+    def previous_identity(self):
+        """(how it ended: END_*, first seq after it) for the commissioning answer."""
+        raw = self._load(ENDED_NAME)
+        try:
+            kind, after = cbor.loads(raw) if raw else (END_NONE, 1)
+        except (cbor.CBORError, ValueError, TypeError):
+            kind, after = END_NONE, 1
+        return kind, after
 
     def commission(self, fields):
         """Install identity, secret, suite and time atomically; start a new log chain."""
@@ -403,26 +523,65 @@ class Lock:
         self._save_time()
         return seq
 
-    def decommission(self):
+    def decommission(self, nonce):
+        """Log the end of this identity, then drop it. Returns the ADMIN_RESULT
+        to send: under the admin key it still has, with the record that ends
+        the identity, so its site holds that record too."""
         seq = self.record(events.DECOMMISSIONED, 0)
+        answer = self.admin_result(nonce, reasons.ALLOW, {1: seq, 2: [self.log.last_record()]})
         old_list = self._revocation_name()
+        self.store.save(ENDED_NAME, cbor.dumps([END_DECOMMISSIONED, seq + 1]))
         self.store.delete(CONFIG_NAME)
         self.store.delete(old_list)
         self.config = None
         self._derive_keys()
         self.revocations = revocation.RevocationList()
-        return seq
+        return answer
 
     def factory_reset(self):
-        """Physical presence only (button held at the lock). Logged, then wiped."""
-        self.record(events.FACTORY_RESET, 0)
+        """Physical presence only (button held at the lock): the identity and
+        every record before this one are erased; the numbering goes on, so the
+        FACTORY_RESET record's own seq shows which records were lost.
+
+        Order, for power cuts: the record first, alone in a clean log block
+        (the log is never empty, the numbering never restarts); then the older
+        blocks; then the configuration. A boot that finds FACTORY_RESET still
+        the newest record finishes whatever a cut left (_finish_factory_reset)."""
+        self._derive_keys_none()
+        self.prev_mac = events.GENESIS_MAC  # the old chain ends; this record starts anew
+        seq = self.log.next_seq
+        rec = events.encode(seq, self.clock.now(), events.FACTORY_RESET, self._flags(), 0,
+                            NO_KEY, self.prev_mac, self.log_key)
+        self.log.restart_with(rec)
+        self.prev_mac = rec[20:28]
+        self._erase_config()
+        self.config = None
+        self.revocations = revocation.RevocationList()
+        try:
+            self.store.save(ENDED_NAME, cbor.dumps([END_FACTORY_RESET, seq]))
+        except (OSError, StoreError):
+            pass  # the next boot finishes the reset and saves it (FACTORY_RESET is newest)
+
+    def _derive_keys_none(self):
+        self.config = None
+        self._derive_keys()
+
+    def _erase_config(self):
+        try:
+            self.hal.erase_config_storage()
+            self.store = Store(fs=self.hal.config_fs())
+        except NotImplementedError:
+            self.store.wipe()  # the files go; their old blocks may linger in flash
+
+    def _finish_factory_reset(self):
+        """At boot, with FACTORY_RESET the newest record: erase what a cut left."""
+        self.log.erase_older()
         try:
             self.hal.erase_config_storage()
         except NotImplementedError:
-            self.store.wipe()  # the files go; their old blocks may linger in flash
-        self.config = None
-        self._derive_keys()
-        self.revocations = revocation.RevocationList()
+            Store(fs=self.hal.config_fs()).wipe()
+        seq = self.log.next_seq - 1
+        Store(fs=self.hal.config_fs()).save(ENDED_NAME, cbor.dumps([END_FACTORY_RESET, seq]))
 
     def check_admin(self, session, fields):
         """Verify an ADMIN request: fresh nonce and MAC under the admin key."""
@@ -460,8 +619,8 @@ class Lock:
             start = args.get(1, 1)
             if not isinstance(start, int) or isinstance(start, bool) or start < 0:
                 return reasons.MALFORMED, {}
-            page = self.log_page(start)
-            return reasons.ALLOW, {1: page, 2: self.log.next_seq - 1}
+            bound = self.begin_log_read(args.get(2), NO_KEY, events.LOG_READ_SERIAL)
+            return reasons.ALLOW, {1: self.log_page(start, bound), 2: bound}
         return reasons.UNSUPPORTED, {}
 
     def admin_result(self, nonce, outcome, data):

@@ -57,6 +57,14 @@ BATTERY_LOW = const(0x40)  # detail: millivolts
 BATTERY_CRITICAL = const(0x41)  # detail: millivolts
 FRAME_ERROR = const(0x50)
 CONNECTION_TIMEOUT = const(0x51)
+# What peers caused beyond the log budget (firmware/peerbudget.py), counted:
+# detail = total, key id = four u16 counts (frame errors, refusals, connection
+# timeouts, other), each capped at 0xFFFF.
+PEER_SUMMARY = const(0x52)
+
+# LOG_READ details: who read.
+LOG_READ_KEY = const(0)  # over BLE, by the key named in the record
+LOG_READ_SERIAL = const(1)  # over the serial port, by the installer
 
 # DOOR_OPENED details.
 DOOR_AFTER_OPENING = const(0)  # after a digital opening (or at boot, unlocked)
@@ -88,6 +96,7 @@ NAMES = {
     BATTERY_CRITICAL: "battery critical",
     FRAME_ERROR: "frame error",
     CONNECTION_TIMEOUT: "connection timeout",
+    PEER_SUMMARY: "peer events summarised",
 }
 
 
@@ -112,6 +121,12 @@ class Event:
     def __repr__(self):
         return "Event(seq=%d, time=%d, %s, flags=0x%02x, detail=%d)" % (
             self.seq, self.time, self.name, self.flags, self.detail)
+
+
+def summary_counts(key_id):
+    """The four counts a PEER_SUMMARY record carries in its key id field."""
+    k = bytes(key_id)
+    return [int.from_bytes(k[i:i + 2], "big") for i in (0, 2, 4, 6)]
 
 
 def key_id_of(sub):

@@ -28,6 +28,7 @@ ROLLBACK = const(18)
 BUSY = const(19)
 JAMMED = const(20)
 BUTTON_REQUIRED = const(21)
+ALREADY_COMMISSIONED = const(22)
 
 NAMES = {
     ALLOW: "allowed",
@@ -52,6 +53,7 @@ NAMES = {
     BUSY: "busy",
     JAMMED: "jammed",
     BUTTON_REQUIRED: "button-required",
+    ALREADY_COMMISSIONED: "already-commissioned",
 }
 
 

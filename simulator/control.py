@@ -95,6 +95,7 @@ TIMINGS = {
     "factory_reset_hold_ms": "hold the button this long: factory reset (10000)",
     "watchdog_ms": "watchdog timeout (8000)",
     "battery_period_ms": "battery read every (60000)",
+    "peer_budget_ms": "records a peer causes without a verified token: one per (3600000)",
 }
 
 RESET_NAMES = {hal_mod.RESET_POWER_ON: "power-on", hal_mod.RESET_WATCHDOG: "watchdog",

@@ -8,7 +8,9 @@ the tests talk to it only through its endpoints, as the tools do.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -53,6 +55,18 @@ def pull(lock: SimulatedLock, site: Site) -> list[events.Event]:
 def last_refusal(lock: SimulatedLock, site: Site) -> int:
     refusals = [e for e in pull(lock, site) if e.code == events.REFUSED]
     return refusals[-1].detail
+
+
+@contextmanager
+def every_peer_record_written(lock: SimulatedLock) -> Iterator[None]:
+    """A peer budget window of 1 ms: each record a peer causes is written, so
+    a test can read its reason (the budget itself is tested apart)."""
+    lock.control({"cmd": "timings", "set": {"peer_budget_ms": 1}})
+    try:
+        time.sleep(0.01)
+        yield
+    finally:
+        lock.control({"cmd": "timings", "set": {"peer_budget_ms": 3_600_000}})
 
 
 def assert_still_opens(lock: SimulatedLock, site: Site) -> None:
@@ -103,7 +117,8 @@ def test_refusals_are_logged_with_reason(lock: SimulatedLock, site: Site, case: 
                              other.end, other.scope)
     else:
         grant = site.grant(LOCK, "staff-x", scope="log")
-    out = open_with(lock, grant)
+    with every_peer_record_written(lock):
+        out = open_with(lock, grant)
     assert not out.opened
     assert out.reason == expected, out.reason_name
     assert last_refusal(lock, site) == expected
@@ -115,7 +130,8 @@ def test_tampered_token_is_refused(lock: SimulatedLock, site: Site) -> None:
     token = bytearray(grant.token)
     token[-5] ^= 0x01  # inside the MAC tag
     grant.token = bytes(token)
-    out = open_with(lock, grant)
+    with every_peer_record_written(lock):
+        out = open_with(lock, grant)
     assert not out.opened and out.reason == reasons.BAD_SIGNATURE
     assert last_refusal(lock, site) == reasons.BAD_SIGNATURE
     assert_still_opens(lock, site)

@@ -39,6 +39,9 @@ KINDS = ("valid", "expired", "future", "wrong-lock", "tampered", "bad-proof", "l
 # Kinds whose request proves possession of a token the lock verified: the
 # lock's answer to them is authenticated under the token's PoP key.
 PROVEN = ("valid", "expired", "future", "log-scope")
+# Refusals before the token verifies: a peer's, under the log budget (written,
+# or counted in a PEER_SUMMARY record, never both, never lost but to a reboot).
+PEER_REASONS = (reasons.BAD_SIGNATURE, reasons.WRONG_LOCK, reasons.REPLAY)
 OK, LOW, CRITICAL = 0, 1, 2
 HYSTERESIS_MV = 100  # a better battery state only this far clear of its threshold
 FREE_FAILURES = 5  # refusals before the lock starts slowing requests down
@@ -90,6 +93,8 @@ class LockModel(RuleBasedStateMachine):
         self.battery = self.battery_at_boot(self.hal.mv)
         self.battery_events: list[tuple[int, int]] = []  # (code, mv)
         self.failures = 0  # refusals since the last success
+        self.lost_at_reboot = 0  # budget counts held in RAM when the power went
+        self.reboots = 0
 
     def teardown(self) -> None:
         app_mod.sleep_ms = self._sleep
@@ -190,7 +195,7 @@ class LockModel(RuleBasedStateMachine):
             self.failures = 0
         else:
             self.failures += 1
-        self.expected.append((reason, self.battery))
+        self.expected.append((reason, self.battery, reason in PEER_REASONS))
 
     @rule(kind=st.sampled_from(KINDS), sub=st.sampled_from(STAFF))
     def attempt(self, kind: str, sub: str) -> None:
@@ -243,13 +248,15 @@ class LockModel(RuleBasedStateMachine):
         # The same list again is a rollback and changes nothing.
         assert self.lock.apply_revocation(update) == reasons.ROLLBACK
 
-    @rule(seconds=st.integers(1, 3600))
+    @rule(seconds=st.one_of(st.integers(1, 3600), st.sampled_from((3599, 3600, 3601, 7200))))
     def time_passes(self, seconds: int) -> None:
         self.real += seconds
         self.hal.advance(seconds)
 
     @rule(rtc_lost=st.booleans())
     def reboot(self, rtc_lost: bool) -> None:
+        self.lost_at_reboot += self.lock.budget.counts[1]
+        self.reboots += 1
         cause = hal_mod.RESET_POWER_ON if rtc_lost else hal_mod.RESET_WATCHDOG
         self.hal.reboot(cause, rtc_lost=rtc_lost)
         self.boot()
@@ -280,9 +287,24 @@ class LockModel(RuleBasedStateMachine):
         mask = events.FLAG_BATTERY_LOW | events.FLAG_BATTERY_CRITICAL
         seen = [(reason_of[e.code](e), battery_of[e.flags & mask])
                 for e in decoded[start:] if e.code in reason_of]
-        assert seen == self.expected
+        # Verified attempts: each logged, in order; a peer's: logged or counted.
+        peer_seen = [x for x in seen if x[0] in PEER_REASONS]
+        assert [x for x in seen if x[0] not in PEER_REASONS] == \
+            [x[:2] for x in self.expected if not x[2]]
+        peer_expected = [x[:2] for x in self.expected if x[2]]
+        it = iter(peer_expected)
+        assert all(x in it for x in peer_seen), (peer_seen, peer_expected)  # a subsequence
+        summarised = sum(events.summary_counts(e.key_id)[1] for e in decoded[start:]
+                         if e.code == events.PEER_SUMMARY)
+        assert len(peer_seen) + summarised + self.lock.budget.counts[1] + self.lost_at_reboot \
+            == len(peer_expected)
+        # The budget: at most one peer record per window of the lock's ticks.
+        budgeted = [e for e in decoded[start:] if e.code == events.PEER_SUMMARY
+                    or (e.code == events.REFUSED and e.detail in PEER_REASONS)]
+        hours = (self.real - START) // 3600
+        assert len(budgeted) <= hours + 1 + self.reboots, (len(budgeted), hours)
         assert [e.detail for e in decoded[start:] if e.code == events.JAMMED] == \
-            [1] * sum(1 for r, _ in self.expected if r == reasons.JAMMED)
+            [1] * sum(1 for r, _, _ in self.expected if r == reasons.JAMMED)
         battery = [(e.code, e.detail) for e in decoded[start:]
                    if e.code in (events.BATTERY_LOW, events.BATTERY_CRITICAL)]
         assert battery == self.battery_events

@@ -110,7 +110,7 @@ def test_the_whole_story(world) -> None:
     site.ok("log", "report", "--lock-id", "NT-1", "--format", "html", "--out", "r.html")
     page = (root / "r.html").read_text()
     assert "Anna Berg" in page and "Bilal Haddad" in page and "revoked" in page
-    assert "complete and unaltered" in page
+    assert "Complete from commissioning" in page and "NOT complete" not in page
     rows = site.ok("log", "report", "--lock-id", "NT-1", "--format", "csv").splitlines()
     assert rows[0].startswith("seq,time,day,staff_id,staff_name,event,outcome,reason")
     assert any(",S1,Anna Berg,refused,refused,revoked," in r for r in rows)
@@ -208,7 +208,7 @@ def test_uncommissioned_and_foreign_locks(world, tmp_path: Path) -> None:
         other.ok("commission", "--port", fresh.serial, "--lock-id", "OTHER-1", "--client", "X1")
         check_refused(site, ["lock", "info", "--port", fresh.serial], 1, "foreign lock")
         check_refused(site, ["commission", "--port", fresh.serial, "--lock-id", "NT-2",
-                             "--client", "C1"], 1, "already commissioned as OTHER-1")
+                             "--client", "C1"], 1, "already commissioned (as OTHER-1)")
 
 
 def test_wrong_pin_and_corrupted_key_file(world) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from protocol import crypto, keys, reasons
 from protocol import messages as msg
 from tools.issuer import Grant
+from tools.transport import TransportError
 
 DEFAULT_TIMEOUT = 5.0
 BUTTON_TIMEOUT = 40.0
@@ -88,7 +89,7 @@ def request_hello(link: Any, timeout: float = DEFAULT_TIMEOUT) -> Hello:
 
 def access(link: Any, grant: Grant, action: str = "open", log_from: int | None = None,
            hello: Hello | None = None, updates: list[bytes] | None = None,
-           timeout: float = DEFAULT_TIMEOUT) -> Outcome:
+           timeout: float = DEFAULT_TIMEOUT, log_bound: int | None = None) -> Outcome:
     """One access request over an open BLE link, as a staff key performs it."""
     hello = hello or read_hello(link, timeout)
     if hello.lock_id != grant.lock_id:
@@ -101,6 +102,8 @@ def access(link: Any, grant: Grant, action: str = "open", log_from: int | None =
         fields[5] = list(carried)
     if log_from is not None:
         fields[6] = {1: log_from}
+        if log_bound is not None:
+            fields[6][2] = log_bound
     link.send(msg.encode(msg.OPEN, fields))
     mtype, f = _recv(link, timeout + 5, (msg.RESULT, msg.ERROR))
     if mtype == msg.ERROR:
@@ -176,20 +179,91 @@ class Installer:
 
     def pull_log(self, admin_key: bytes, from_seq: int = 1,
                  progress: Callable[[int, int], None] | None = None) -> list[bytes]:
-        """Every record from `from_seq` on, page by page."""
-        out: list[bytes] = []
-        start = from_seq
-        while True:
-            data = self.admin(admin_key, "log", {1: start})
-            page, last = data[1], data[2]
-            out.extend(page)
+        """Every record from `from_seq` up to the read's bound, page by page.
+
+        The first page makes the lock write its one LOG_READ record, whose
+        seq is the bound; the next pages name (next seq, bound) and write
+        nothing, so the read ends however busy the lock is."""
+        reader = LogReader(from_seq)
+        while not reader.done:
+            args: dict[int, Any] = {1: reader.next_seq}
+            if reader.bound is not None:
+                args[2] = reader.bound
+            data = self.admin(admin_key, "log", args)
+            reader.take(data[1], data[2])
             if progress is not None:
-                progress(len(out), last)
-            if not page:
-                return out
-            start = int.from_bytes(page[-1][0:4], "big") + 1
-            if start > last:
-                return out
+                progress(*reader.progress())
+        return reader.records
+
+
+class LogReader:
+    """The reader's side of a paged log read: where it is, and when it is done."""
+
+    def __init__(self, from_seq: int = 1) -> None:
+        self.from_seq = from_seq
+        self.next_seq = from_seq
+        self.bound: int | None = None
+        self.records: list[bytes] = []
+        self.done = False
+
+    def take(self, page: list[bytes], bound: int) -> None:
+        """One answer: its records and the bound the lock gave."""
+        if not isinstance(bound, int) or isinstance(bound, bool) or bound < 0:
+            raise ClientError("the lock sent a log page without a valid bound")
+        # A lock that did not take our bound (it restarted, say) started a new
+        # read: go on with its bound; what we have stays.
+        self.bound = bound
+        for rec in page:
+            seq = int.from_bytes(bytes(rec)[0:4], "big")
+            if seq < self.next_seq or seq > bound:
+                raise ClientError("the lock sent a log record out of the requested range")
+            self.records.append(bytes(rec))
+            self.next_seq = seq + 1
+        if not page or self.next_seq > bound:
+            self.done = True
+
+    def progress(self) -> tuple[int, int]:
+        total = max(len(self.records), (self.bound or 0) - self.from_seq + 1)
+        return len(self.records), total
+
+
+def pull_log_ble(connect: Callable[[], Any], grant: Grant, from_seq: int = 1,
+                 progress: Callable[[int, int], None] | None = None,
+                 expect_lock: str | None = None, max_reconnects: int = 50,
+                 on_status: Callable[[dict[int, Any]], None] | None = None) -> list[bytes]:
+    """A whole log read over BLE with a log-scope key, across as many
+    connections as it takes (the lock ends each after 30 s). `connect()` opens
+    a new link. Each page is an authenticated RESULT; an answer that is not is
+    a ClientError, never a record."""
+    reader = LogReader(from_seq)
+    drops = 0
+    while not reader.done:
+        try:
+            with connect() as link:
+                hello = read_hello(link)
+                if expect_lock is not None and hello.lock_id != expect_lock:
+                    raise ForeignLock(f"this is lock {hello.lock_id}, not {expect_lock}")
+                while not reader.done:
+                    o = access(link, grant, action="log", log_from=reader.next_seq,
+                               hello=hello, log_bound=reader.bound)
+                    if not o.authenticated or o.reason != reasons.ALLOW:
+                        raise Refused(o.reason, f"the lock refused the log read: {o.reason_name}")
+                    if on_status is not None:
+                        on_status(o.status)
+                    reader.take(o.records, int(o.seq or 0))
+                    if progress is not None:
+                        progress(*reader.progress())
+                    drops = 0
+                    if not reader.done:
+                        hello = read_hello(link)
+        except TransportError:
+            # The lock ends connections after its session maximum; go on from
+            # where we are on a new one. Give up only when no page comes.
+            drops += 1
+            if drops > 3 or max_reconnects <= 0:
+                raise
+            max_reconnects -= 1
+    return reader.records
 
 
 def decode_records(records: list[bytes]) -> list[Any]:
@@ -198,4 +272,4 @@ def decode_records(records: list[bytes]) -> list[Any]:
 
 
 __all__ = ["access", "Installer", "Outcome", "Hello", "ClientError", "ForeignLock", "Refused",
-           "read_hello", "request_hello", "decode_records"]
+           "read_hello", "request_hello", "decode_records", "LogReader", "pull_log_ble"]

@@ -20,11 +20,19 @@ from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from protocol import events, keys, reasons
+from protocol import keys, reasons
 from protocol import messages as msg
 from protocol import token as tok
-from tools import issuer, keyfile, report
-from tools.client import ClientError, ForeignLock, Installer, Refused, access, read_hello
+from tools import issuer, keyfile, logcheck, report
+from tools.client import (
+    ClientError,
+    ForeignLock,
+    Installer,
+    Refused,
+    access,
+    pull_log_ble,
+    read_hello,
+)
 from tools.registry import Registry, RegistryError
 from tools.transport import LinkTimeout, TransportError, link_for_url
 
@@ -259,14 +267,19 @@ def cmd_commission(args: argparse.Namespace, out: Output) -> int:
     with serial(args.port) as link:
         installer = Installer(link)
         hello = lock_hello(installer, args.port)
-        if hello.lock_id and hello.lock_id != lock_id:
-            raise Failed(f"this lock is already commissioned as {hello.lock_id}: "
-                         "decommission it first (or factory-reset it at the door)")
-        data = installer.commission(
-            lock_id=lock_id, secret=secret, suite=args.suite, issuer=reg.name, time=now,
-            door=args.door, issuer_pk=pk,
-            on_press=lambda s: out.info(f"Press the button on the lock now (within {s} s)..."))
-    reg.add_lock(lock_id, args.door, args.suite, clients, now)
+        if hello.lock_id:
+            raise Failed(ALREADY_COMMISSIONED.format(lock=hello.lock_id))
+        try:
+            data = installer.commission(
+                lock_id=lock_id, secret=secret, suite=args.suite, issuer=reg.name, time=now,
+                door=args.door, issuer_pk=pk,
+                on_press=lambda s: out.info(f"Press the button on the lock now (within {s} s)..."))
+        except Refused as exc:
+            if exc.reason == reasons.ALREADY_COMMISSIONED:
+                raise Failed(ALREADY_COMMISSIONED.format(lock="another lock id")) from None
+            raise
+    reg.add_lock(lock_id, args.door, args.suite, clients, now, first_seq=data.get(1),
+                 previous_end=int(data.get(4) or 0), previous_after=int(data.get(3) or 1))
     reg.record_health(lock_id, data.get(2) or {}, now)
     reg.audit(actor(args), "commission", {"lock": lock_id, "clients": clients,
                                           "door": args.door, "suite": args.suite})
@@ -274,6 +287,11 @@ def cmd_commission(args: argparse.Namespace, out: Output) -> int:
              f"Lock {lock_id} commissioned: {args.door} door of {', '.join(clients)}, "
              f"suite {args.suite}, clock set.")
     return 0
+
+
+ALREADY_COMMISSIONED = (
+    "this lock is already commissioned (as {lock}): its own site must decommission it first "
+    "(lockctl lock decommission, with the button), or it must be factory-reset at the door")
 
 
 def _admin(args: argparse.Namespace, out: Output, op: str, argmap: dict[int, Any] | None = None,
@@ -345,11 +363,29 @@ def cmd_lock_sync(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_lock_decommission(args: argparse.Namespace, out: Output) -> int:
-    reg, row, _ = _admin(args, out, "decommission", press=True)
+    """Pull the log, then end the identity; the lock's answer carries the
+    DECOMMISSIONED record, so this epoch's log is whole to its last record."""
+    reg = open_registry(args)
+    now = int(time.time())
+    with serial(args.port) as link:
+        installer = Installer(link)
+        hello = lock_hello(installer, args.port)
+        row = known_lock(reg, hello.lock_id)
+        admin_key = issuer.admin_key_for(reg.site_secret(), row.lock_id)
+        pulled, status = pull_serial(installer, reg, row, admin_key, out)
+        data = installer.admin(
+            admin_key, "decommission", expect_lock=row.lock_id,
+            on_press=lambda s: out.info(f"Press the button on the lock now (within {s} s)..."))
+    last = [bytes(r) for r in (data.get(2) or [])]
+    reg.store_events(row.lock_id, last, row.epoch)
+    with reg.tx():
+        reg.end_epoch(row.lock_id, row.epoch, "decommissioned", int(data.get(1) or 0), now)
     reg.set_lock_status(row.lock_id, "decommissioned")
-    reg.audit(actor(args), "lock decommission", {"lock": row.lock_id})
-    out.done({"lock": row.lock_id, "status": "decommissioned"},
-             f"Lock {row.lock_id} decommissioned: it opens for nobody until commissioned again.")
+    reg.record_health(row.lock_id, status, now)
+    reg.audit(actor(args), "lock decommission", {"lock": row.lock_id, "pulled": len(pulled)})
+    out.done({"lock": row.lock_id, "status": "decommissioned", "pulled": len(pulled) + len(last)},
+             f"Lock {row.lock_id} decommissioned: its log was collected ({len(pulled) + len(last)} "
+             "events); it opens for nobody until commissioned again.")
     return 0
 
 
@@ -453,6 +489,27 @@ def cmd_open(args: argparse.Namespace, out: Output) -> int:
     return 0 if outcome.opened else 1
 
 
+def note_start(reg: Registry, row: Any, start: int, records: list[bytes]) -> None:
+    """A pull that asked from `start` and got a later first record found the
+    records between already overwritten in the lock's ring: say so, forever."""
+    if records:
+        first = int.from_bytes(records[0][0:4], "big")
+        if first > start:
+            with reg.tx():
+                reg.note_overwritten(row.lock_id, row.epoch, start, first - 1)
+
+
+def pull_serial(installer: Installer, reg: Registry, row: Any, admin_key: bytes,
+                out: Output) -> tuple[list[bytes], dict[int, Any]]:
+    """Every record of the lock's current epoch not yet held, stored."""
+    start = reg.last_seq(row.lock_id, row.epoch) + 1
+    records = installer.pull_log(admin_key, start, out.progress("pulling log"))
+    note_start(reg, row, start, records)
+    reg.store_events(row.lock_id, records, row.epoch)
+    status = installer.admin(admin_key, "info", expect_lock=row.lock_id).get(1) or {}
+    return records, status
+
+
 def cmd_log_pull(args: argparse.Namespace, out: Output) -> int:
     reg = open_registry(args)
     now = int(time.time())
@@ -461,38 +518,28 @@ def cmd_log_pull(args: argparse.Namespace, out: Output) -> int:
             installer = Installer(link)
             hello = lock_hello(installer, args.port)
             row = known_lock(reg, hello.lock_id)
-            start = reg.last_seq(row.lock_id) + 1
             admin_key = issuer.admin_key_for(reg.site_secret(), row.lock_id)
-            records = installer.pull_log(admin_key, start, out.progress("pulling log"))
-            if not records and start > 1:
-                # The lock's log is shorter than what we hold: it was reset; read it all.
-                records = installer.pull_log(admin_key, 1, out.progress("pulling log"))
-            status = installer.admin(admin_key, "info", expect_lock=row.lock_id).get(1) or {}
+            records, status = pull_serial(installer, reg, row, admin_key, out)
+        added = len(records)
     else:
         if not args.key or not args.ble:
             raise UsageError("log pull needs --port DEV, or --ble ADDR with --key FILE")
         key = keyfile.read(Path(args.key), read_pin(confirm=False))
-        with link_for_url(ble_url(args.ble), timeout=10.0) as link:
+        url = ble_url(args.ble)
+        with link_for_url(url, timeout=10.0) as link:
             hello = read_hello(link)
-            row = known_lock(reg, hello.lock_id)
-            grant = key.grant_for(row.lock_id)
-            if "log" not in grant.scope.split():
-                raise Failed("this key has no log permission (issue it with --log)")
-            start = reg.last_seq(row.lock_id) + 1
-            records = []
-            status = {}
-            while True:
-                o = access(link, grant, action="log", log_from=start, hello=hello)
-                if not o.authenticated or o.reason != reasons.ALLOW:
-                    raise Failed(f"the lock refused the log read: {o.reason_name}")
-                status = o.status
-                records.extend(o.records)
-                if not o.records:
-                    break
-                start = int.from_bytes(o.records[-1][:4], "big") + 1
-                out.progress("pulling log")(len(records), int(status.get(msg.ST_LAST_SEQ, 0)))
-                hello = read_hello(link)
-    added = reg.store_events(row.lock_id, records)
+        row = known_lock(reg, hello.lock_id)
+        grant = key.grant_for(row.lock_id)
+        if "log" not in grant.scope.split():
+            raise Failed("this key has no log permission (issue it with --log)")
+        start = reg.last_seq(row.lock_id, row.epoch) + 1
+        seen: dict[str, dict[int, Any]] = {}
+        records = pull_log_ble(lambda: link_for_url(url, timeout=10.0), grant, start,
+                               out.progress("pulling log"), expect_lock=row.lock_id,
+                               on_status=lambda st: seen.__setitem__("status", st))
+        status = seen.get("status", {})
+        note_start(reg, row, start, records)
+        added = reg.store_events(row.lock_id, records, row.epoch)
     reg.record_health(row.lock_id, status, now)
     pruned = reg.prune_events(now)
     reg.audit(actor(args), "log pull", {"lock": row.lock_id, "records": len(records)})
@@ -502,38 +549,36 @@ def cmd_log_pull(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-def verify(reg: Registry, lock_id: str) -> tuple[Any, list[Any]]:
-    rows = reg.events(lock_id)
-    records = [bytes(r["record"]) for r in rows]
-    start = 0
-    for i, r in enumerate(rows):
-        if r["code"] == events.COMMISSIONED:
-            start = i
-    anchored = bool(rows) and rows[start]["code"] == events.COMMISSIONED
+def verify(reg: Registry, lock_id: str) -> list[logcheck.EpochVerdict]:
+    """Every commissioning epoch of the lock, checked (tools/logcheck.py)."""
     log_key = issuer.log_key_for(reg.site_secret(), lock_id)
-    chain = events.verify_chain(records[start:], log_key,
-                                anchor_mac=events.GENESIS_MAC if anchored else None)
-    return chain, rows[start:]
+    days = int(reg.setting("retention_days"))
+    return [logcheck.check_epoch(com, reg.events(lock_id, com["epoch"]), log_key, reg.zone, days,
+                                 reg.overwritten(lock_id, com["epoch"]))
+            for com in reg.commissionings(lock_id)]
+
+
+def verdict_lines(verdicts: list[logcheck.EpochVerdict]) -> list[str]:
+    if len(verdicts) == 1:
+        return [verdicts[0].text]
+    return [f"Commissioning {v.epoch}: {v.text}" for v in verdicts]
 
 
 def cmd_log_verify(args: argparse.Namespace, out: Output) -> int:
     reg = open_registry(args)
     reg.lock(args.lock_id)
-    chain, rows = verify(reg, args.lock_id)
-    seqs = [r["seq"] for r in rows]
-    altered = sorted({seqs[i] for i in chain.altered + chain.corrupt if i < len(seqs)})
-    data = {"lock": args.lock_id, "ok": chain.ok, "records": len(rows),
-            "missing": [list(m) for m in chain.missing], "altered": altered,
-            "unverifiable": [seqs[i] for i in chain.unverifiable if i < len(seqs)],
-            "reordered": [seqs[i] for i in chain.reordered if i < len(seqs)]}
-    if chain.ok:
-        text = f"Log of {args.lock_id}: {len(rows)} events, chain verified: nothing missing or altered."
-    else:
-        text = (f"Log of {args.lock_id} does NOT verify: missing {data['missing']}, "
-                f"altered {altered}, unverifiable {data['unverifiable']}, "
-                f"reordered {data['reordered']}.")
-    out.done(data, text)
-    return 0 if chain.ok else 1
+    verdicts = verify(reg, args.lock_id)
+    complete = all(v.complete for v in verdicts)
+    data = {"lock": args.lock_id, "ok": complete, "complete": complete,
+            "records": sum(v.records for v in verdicts),
+            "missing": [[g.first, g.last] for v in verdicts for g in v.gaps],
+            "altered": [s for v in verdicts for s in v.altered],
+            "unverifiable": [s for v in verdicts for s in v.unverifiable],
+            "reordered": [s for v in verdicts for s in v.reordered],
+            "epochs": [v.as_json() for v in verdicts]}
+    out.done(data, f"Log of {args.lock_id} ({data['records']} events):\n  "
+             + "\n  ".join(verdict_lines(verdicts)))
+    return 0 if complete else 1
 
 
 def cmd_log_report(args: argparse.Namespace, out: Output) -> int:
@@ -543,21 +588,21 @@ def cmd_log_report(args: argparse.Namespace, out: Output) -> int:
     day_from, day_to = parse_day(args.from_, "from"), parse_day(args.to, "to")
     if day_from and day_to and day_to < day_from:
         raise UsageError("--to is before --from")
-    # The report covers the lock's life under its current commissioning: what
-    # came before belongs to another identity (or to an unconfigured lock).
-    chain, current = verify(reg, args.lock_id)
-    rows = report.rows_for(current, reg.staff_by_key_id(), reg.zone)
+    # Every commissioning of this lock by this site: re-commissioning keeps
+    # the earlier history visible, each part with its own verdict.
+    verdicts = verify(reg, args.lock_id)
+    complete = all(v.complete for v in verdicts)
+    rows = report.rows_for(reg.events(args.lock_id), reg.staff_by_key_id(), reg.zone)
     rows = [r for r in rows if (not day_from or r.day >= day_from.isoformat())
             and (not day_to or r.day <= day_to.isoformat())]
     names = [reg.client(c)["name"] for c in lk.clients]
+    lines = verdict_lines(verdicts)
     meta = {"lock_id": lk.lock_id, "door": lk.door, "clients": ", ".join(names),
-            "site": reg.name, "zone": reg.zone, "chain_ok": chain.ok,
+            "site": reg.name, "zone": reg.zone, "chain_ok": complete, "complete": complete,
             "from": day_from.isoformat() if day_from else "start",
             "to": day_to.isoformat() if day_to else "now",
             "generated": datetime.now(tz).isoformat(timespec="seconds"),
-            "verdict": ("The log is complete and unaltered (its MAC chain verifies)."
-                        if chain.ok else "WARNING: the log's MAC chain does not verify: "
-                        "records are missing or altered (see lockctl log verify).")}
+            "verdict": " ".join(lines), "verdicts": [v.as_json() for v in verdicts]}
     text = {"csv": lambda: report.to_csv(rows), "json": lambda: report.to_json(rows, meta),
             "html": lambda: report.to_html(rows, meta)}[args.format]()
     reg.audit(actor(args), "log report", {"lock": lk.lock_id, "format": args.format,

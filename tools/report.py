@@ -38,11 +38,17 @@ WORDS = {
     events.BATTERY_CRITICAL: "battery critical",
     events.RATE_LIMITED: "many failed attempts: slowed down",
     events.LOG_READ: "log read",
+    events.FRAME_ERROR: "unreadable data received",
+    events.CONNECTION_TIMEOUT: "connection timed out",
+    events.TIME_REJECTED: "clock update refused",
+    events.REVOCATION_REJECTED: "block list update refused",
+    events.PEER_SUMMARY: "more attempts and errors by peers (counted, see detail)",
 }
 # Events whose detail changes what a reader should be told.
 DETAIL_WORDS = {
     (events.DOOR_OPENED, events.DOOR_BY_HAND): "door opened by hand (no digital opening)",
     (events.DOOR_OPENED, events.DOOR_FORCED): "door forced open (the bolt was locked)",
+    (events.LOG_READ, events.LOG_READ_SERIAL): "log read by the installer (serial)",
 }
 ATTEMPTS = (events.OPENED, events.ALARM_OPEN, events.REFUSED)
 
@@ -73,6 +79,12 @@ def rows_for(records: list[Any], staff: dict[bytes, Any], zone: str) -> list[Row
             "" if e.key_id == events.NO_KEY else "unknown key")
         outcome = ""
         reason = ""
+        if e.code == events.PEER_SUMMARY:
+            # Its key id field holds counts, not a key.
+            sid, name = "", ""
+            frames_, refusals, timeouts, other = events.summary_counts(e.key_id)
+            reason = (f"{e.detail} in all: {refusals} refused, {frames_} unreadable, "
+                      f"{timeouts} timed out, {other} other")
         if e.code in (events.OPENED, events.ALARM_OPEN):
             outcome = "opened"
         elif e.code == events.REFUSED:
@@ -142,10 +154,11 @@ def to_html(rows: list[Row], meta: dict[str, Any]) -> str:
         "border-radius:2px}.mark.opened{background:#1a7f37}.mark.refused{background:#c00}"
         ".hours{position:absolute;top:1.7em;font-size:.7em;color:#888}"
         ".verdict{padding:.5em;border-radius:4px;background:#eef7ee}"
-        ".verdict.bad{background:#fdecec}</style>"
+        ".verdict.bad{background:#fdecec;color:#b00;font-weight:bold}</style>"
         f"<h1>Door log: {esc(meta.get('clients', ''))}</h1>"
         f"<p>Lock {esc(meta.get('lock_id', ''))} ({esc(meta.get('door', ''))}), "
         f"{esc(meta.get('site', ''))}. Period {esc(meta.get('from', 'start'))} to "
         f"{esc(meta.get('to', 'now'))}. Times are local ({esc(meta.get('zone', ''))}).</p>"
-        f"<p class='verdict{'' if meta.get('chain_ok') else ' bad'}'>{esc(verdict)}</p>"
+        f"<p class='verdict{'' if meta.get('complete', meta.get('chain_ok')) else ' bad'}'>"
+        f"{esc(verdict)}</p>"
         f"{''.join(parts) or '<p>No events in this period.</p>'}</html>")
