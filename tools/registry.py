@@ -35,6 +35,9 @@ SIGNING_NAME = "site-signing.key"
 DEFAULT_ZONE = "Europe/Stockholm"
 DEFAULT_RETENTION_DAYS = 365
 
+# Schema version N is MIGRATIONS[N - 1] applied to version N - 1; a registry
+# records its version in PRAGMA user_version. Append, never edit: registries
+# in the field were made by the earlier entries (tests/fixtures/registry-v1).
 MIGRATIONS: list[str] = [
     # 1: the first schema
     """
@@ -100,6 +103,22 @@ def _write_private(path: Path, data: bytes) -> None:
         f.write(data)
 
 
+def _statements(script: str) -> Iterator[str]:
+    # sqlite3's executescript() COMMITs any open transaction before it runs
+    # (Python < 3.12), which would make a migration half-applicable: run the
+    # statements one by one instead. complete_statement() knows about
+    # semicolons in strings, comments and trigger bodies.
+    buf = ""
+    for piece in script.split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \t\r\n;"):
+                yield buf
+            buf = ""
+    if buf.strip(" \t\r\n;"):
+        raise RegistryError("a schema migration ends in an incomplete statement")
+
+
 class Registry:
     def __init__(self, site_dir: Path) -> None:
         self.dir = Path(site_dir)
@@ -109,7 +128,11 @@ class Registry:
         self.db = sqlite3.connect(db, timeout=10)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA foreign_keys = ON")
-        self.migrate()
+        try:
+            self.migrate()
+        except BaseException:
+            self.db.close()
+            raise
 
     def __repr__(self) -> str:
         return f"<Registry {self.dir}>"
@@ -138,13 +161,28 @@ class Registry:
         return reg
 
     def migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise RegistryError("this site was written by a newer lockctl")
-        for number in range(version, len(MIGRATIONS)):
+        """Bring the schema up to date, one migration per transaction: one
+        that fails leaves the registry at the version before it."""
+        while True:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise RegistryError("this site was written by a newer lockctl")
+            if version == len(MIGRATIONS):
+                return
             with self.tx():
-                self.db.executescript(MIGRATIONS[number])
-                self.db.execute(f"PRAGMA user_version = {number + 1}")
+                # Read again under the write lock: another lockctl may have
+                # migrated meanwhile.
+                version = self.db.execute("PRAGMA user_version").fetchone()[0]
+                if version >= len(MIGRATIONS):
+                    continue
+                try:
+                    for statement in _statements(MIGRATIONS[version]):
+                        self.db.execute(statement)
+                    self.db.execute(f"PRAGMA user_version = {version + 1}")
+                except sqlite3.Error as exc:
+                    raise RegistryError(
+                        f"the registry could not be upgraded to schema version {version + 1} "
+                        f"({exc}); it is unchanged, at version {version}") from None
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
