@@ -73,8 +73,9 @@ def test_block_list_overflow_becomes_a_fixed_cut_off(tmp_path: Path) -> None:
 
 def test_site_secret_must_be_private(tmp_path: Path) -> None:
     reg = Site.init(tmp_path / "site", "s", actor="t").registry
-    (tmp_path / "site" / "site-secret.key").chmod(0o644)
-    with pytest.raises(RegistryError, match="readable by others"):
+    path = tmp_path / "site" / "site-secret.key"
+    path.chmod(0o644)
+    with pytest.raises(RegistryError, match=f"open to other users .*: run chmod 600 {path}$"):
         reg.site_secret()
     secret = (tmp_path / "site" / "site-secret.key").read_bytes().hex()
     assert secret not in repr(reg)

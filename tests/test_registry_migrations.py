@@ -182,3 +182,11 @@ def test_a_registry_from_a_newer_lockctl_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="newer lockctl"):
         Registry(site)
     assert dump(site) == before
+
+
+def test_a_copy_with_the_mode_git_gives_it_is_refused(tmp_path: Path) -> None:
+    site = copy_of_v1(tmp_path)
+    (site / DB_NAME).chmod(0o644)
+    with pytest.raises(RegistryError, match=f"run chmod 600 {site / DB_NAME}$"):
+        Registry(site)
+    assert user_version(site) == 1  # refused before anything was migrated

@@ -1,5 +1,5 @@
 """The service layer (tools/site.py): nested transactions, acts committed with
-their audit record or not at all.
+their audit record or not at all, an owner-only site.
 
 Each fault case dumps the registry (a separate connection, so it sees only
 what was committed) before and after, and asserts they are the same.
@@ -7,7 +7,11 @@ what was committed) before and after, and asserts they are the same.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +19,8 @@ import pytest
 
 from tools.registry import DB_NAME, Registry, RegistryError
 from tools.site import InvalidInput, Site
+
+LOCKCTL = str(Path(sys.executable).parent / "lockctl")
 
 
 def dump(site_dir: Path) -> list[str]:
@@ -204,3 +210,61 @@ def test_site_init_that_fails_leaves_no_site(tmp_path: Path,
     with pytest.raises(InvalidInput, match="unknown time zone"):
         Site.init(tmp_path / "third", "s", "Mars/Olympus", actor="admin")
     assert not (tmp_path / "third").exists()
+
+
+# --- an owner-only site ------------------------------------------------------------------
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_site_is_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)  # the worst a caller can have
+    try:
+        s = Site.init(tmp_path / "site", "s", actor="admin")
+        d = s.registry.dir
+        assert mode(d) == 0o700
+        for name in (DB_NAME, "site-secret.key", "site-signing.key"):
+            assert mode(d / name) == 0o600, name
+        # The rollback journal exists only inside a write transaction.
+        with s.tx():
+            s.registry.add_client("C1", "Astrid", None)
+            assert mode(d / (DB_NAME + "-journal")) == 0o600
+        # And in WAL mode, the log and its index.
+        s.registry.db.execute("PRAGMA journal_mode = WAL")
+        s.add_client("admin", "C2", "Karl")
+        for side in ("-wal", "-shm"):
+            assert mode(d / (DB_NAME + side)) == 0o600, side
+    finally:
+        os.umask(old)
+
+
+def run_lockctl(site_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, LOCKCTL_SITE=str(site_dir), LOCKCTL_ACTOR="admin")
+    return subprocess.run([LOCKCTL, *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("target,bad,fix", [
+    ("", 0o755, "chmod 700 {p}"),
+    ("", 0o710, "chmod 700 {p}"),
+    (DB_NAME, 0o644, "chmod 600 {p}"),
+    (DB_NAME, 0o660, "chmod 600 {p}"),
+    (DB_NAME + "-journal", 0o644, "chmod 600 {p}"),
+], ids=["dir-755", "dir-710", "db-644", "db-660", "journal-644"])
+def test_lockctl_refuses_a_site_others_can_read(site: Site, target: str, bad: int,
+                                                fix: str) -> None:
+    d = site.registry.dir
+    site.close()
+    path = d / target if target else d
+    if target.endswith("-journal"):
+        path.write_bytes(b"")  # a leftover journal (an empty one holds nothing to replay)
+    path.chmod(bad)
+    before = dump(d)
+    p = run_lockctl(d, "client", "add", "C1", "--name", "Astrid")
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.strip().splitlines()[-1].endswith(fix.format(p=path)), p.stderr
+    assert "open to other users" in p.stderr
+    assert dump(d) == before
+    path.chmod(0o700 if path.is_dir() else 0o600)
+    assert run_lockctl(d, "client", "add", "C1", "--name", "Astrid").returncode == 0

@@ -6,12 +6,16 @@ one transaction) are tools/site.py. One SQLite file in the site directory,
 with numbered schema migrations. The site secret (from which every lock's
 secret derives) and the site's Ed25519 signing key live beside it in
 owner-only files; they are never printed, logged or put in an exception, and
-their repr hides them."""
+their repr hides them. The registry holds personal data, so the directory and
+every file SQLite keeps in it are owner-only too, and a site that others can
+read is refused.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import sqlite3
 import stat
 import time
@@ -124,6 +128,18 @@ def owner_only() -> Iterator[None]:
         os.umask(old)
 
 
+def check_private(path: Path) -> None:
+    """Refuse a site file or directory that other users can reach, naming
+    the command that fixes it."""
+    st = path.stat()
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        want = 0o700 if stat.S_ISDIR(st.st_mode) else 0o600
+        what = "the site directory" if stat.S_ISDIR(st.st_mode) else "the site file"
+        raise RegistryError(f"{what} {path} is open to other users (mode {mode:03o}): "
+                            f"run chmod {want:o} {shlex.quote(str(path))}")
+
+
 def _statements(script: str) -> Iterator[str]:
     # sqlite3's executescript() COMMITs any open transaction before it runs
     # (Python < 3.12), which would make a migration half-applicable: run the
@@ -146,9 +162,13 @@ class Registry:
         db = self.dir / DB_NAME
         if not db.exists():
             raise SiteMissing(f"no site at {self.dir} (run: lockctl site init)")
+        for path in (self.dir, db, *(self.dir / (DB_NAME + s) for s in SIDE_FILES)):
+            if path.exists():
+                check_private(path)
         # isolation_level=None: this class opens and ends every transaction
         # itself (tx()); the module's implicit ones cannot nest.
-        self.db = sqlite3.connect(db, timeout=10, isolation_level=None)
+        with owner_only():
+            self.db = sqlite3.connect(db, timeout=10, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA foreign_keys = ON")
         self._depth = 0
@@ -289,9 +309,7 @@ class Registry:
     # --- secrets (never shown) ---------------------------------------------------
     def _private(self, name: str) -> bytes:
         path = self.dir / name
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise RegistryError(f"{path.name} is readable by others: fix with chmod 600")
+        check_private(path)
         return path.read_bytes()
 
     def site_secret(self) -> bytes:
