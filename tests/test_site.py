@@ -1,5 +1,6 @@
 """The service layer (tools/site.py): nested transactions, acts committed with
-their audit record or not at all, an owner-only site.
+their audit record or not at all, an owner-only site, and a block that covers
+every key issued in its own second.
 
 Each fault case dumps the registry (a separate connection, so it sees only
 what was committed) before and after, and asserts they are the same.
@@ -17,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from protocol import clock, keys, reasons, revocation
+from protocol import token as tok
+from tools import issuer, lockctl
 from tools.registry import DB_NAME, Registry, RegistryError
 from tools.site import InvalidInput, Site
 
@@ -268,3 +272,42 @@ def test_lockctl_refuses_a_site_others_can_read(site: Site, target: str, bad: in
     assert dump(d) == before
     path.chmod(0o700 if path.is_dir() else 0o600)
     assert run_lockctl(d, "client", "add", "C1", "--name", "Astrid").returncode == 0
+
+
+# --- a block and a key in the same second ------------------------------------------------
+
+def test_a_block_covers_every_key_issued_in_its_own_second(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    t0 = 1_796_000_000
+    monkeypatch.setattr(time, "time", lambda: t0 + 0.25)
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    reg = site.registry
+    secret = reg.site_secret()
+
+    def key(iat: int) -> issuer.Grant:
+        return issuer.issue_token(secret, "L1", iss=reg.name, sub="S1", start=t0 - 600,
+                                  end=t0 + 3600, iat=iat)
+
+    before = key(t0)  # issued earlier in the block's second
+    block = site.revoke_staff("admin", "S1")
+    same_second = key(t0)  # issued later in that second: refused too (the safe failure)
+    next_second = key(t0 + 1)
+    assert block.until == t0 + 1
+    assert slept == [pytest.approx(0.75)]  # lockctl returns once keys are valid again
+
+    # The lock's side: the update as a key carries it, applied and decided
+    # by the protocol code the lock runs.
+    now = clock.from_unix(t0)
+    lock_secret = keys.lock_secret(secret, "L1")
+    update = revocation.decode_update(lockctl.revocation_blob(reg, "L1", t0), "L1",
+                                      keys.update_key(lock_secret))
+    state = revocation.apply(revocation.RevocationList(), update, now)
+
+    def decide(g: issuer.Grant) -> int:
+        claims = tok.verify(g.token, tok.SUITE_HMAC, keys.token_mac_key(lock_secret))
+        return int(tok.decide(claims, "L1", now, True, state, tok.SCOPE_OPEN))
+
+    assert decide(before) == reasons.REVOKED
+    assert decide(same_second) == reasons.REVOKED
+    assert decide(next_second) == reasons.ALLOW

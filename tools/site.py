@@ -110,11 +110,24 @@ class Site:
             self.registry.add_staff(staff_id, name, provider)
 
     def revoke_staff(self, actor: str, staff_id: str) -> Revocation:
-        """Block every key issued to a staff member up to now ("spärr")."""
-        until = int(time.time())
+        """Block every key issued to a staff member up to now ("spärr").
+
+        The lock refuses a token when iat < T, and iat is whole seconds. With
+        T = now a key issued earlier in this same second would escape the
+        block, so T = now + 1: every key issued up to and including this
+        second is covered. A key issued later in this second is covered too,
+        and refused for its whole life: of the two ways to be wrong, refusing
+        a fresh key is the safe one. So that the next key issued after this
+        returns is valid, it returns only once the clock has passed T.
+        """
+        until = int(time.time()) + 1
         with self.act(actor, "revoke", {"staff": staff_id, "until": until}) as detail:
             self.registry.staff(staff_id)
             detail["version"] = self.registry.revoke("staff", staff_id, until)
+        # Outside the transaction: the wait holds no lock on the registry.
+        wait = until - time.time()
+        if wait > 0:
+            time.sleep(wait)
         return Revocation(detail["version"], until)
 
     def revoke_token(self, actor: str, cti: bytes) -> Revocation:
