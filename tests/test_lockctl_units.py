@@ -11,7 +11,8 @@ import pytest
 
 from protocol import clock, keys, revocation
 from tools import issuer, keyfile, lockctl
-from tools.registry import Registry, RegistryError
+from tools.registry import RegistryError
+from tools.site import Site
 
 TZ = ZoneInfo("Europe/Stockholm")
 
@@ -53,9 +54,9 @@ def test_local_times_follow_daylight_saving() -> None:
 
 
 def test_block_list_overflow_becomes_a_fixed_cut_off(tmp_path: Path) -> None:
-    reg = Registry.init(tmp_path / "site", "s", actor="t")
+    reg = Site.init(tmp_path / "site", "s", actor="t").registry
     for i in range(60):
-        reg.add_staff(f"S{i}", f"Staff {i}", None, "t")
+        reg.add_staff(f"S{i}", f"Staff {i}", None)
         reg.revoke("staff", f"S{i}", int(time.time()))
     newest = reg.newest_block_time()
     now = int(time.time()) + 5
@@ -71,9 +72,10 @@ def test_block_list_overflow_becomes_a_fixed_cut_off(tmp_path: Path) -> None:
 
 
 def test_site_secret_must_be_private(tmp_path: Path) -> None:
-    reg = Registry.init(tmp_path / "site", "s", actor="t")
-    (tmp_path / "site" / "site-secret.key").chmod(0o644)
-    with pytest.raises(RegistryError, match="readable by others"):
+    reg = Site.init(tmp_path / "site", "s", actor="t").registry
+    path = tmp_path / "site" / "site-secret.key"
+    path.chmod(0o644)
+    with pytest.raises(RegistryError, match=f"open to other users .*: run chmod 600 {path}$"):
         reg.site_secret()
     secret = (tmp_path / "site" / "site-secret.key").read_bytes().hex()
     assert secret not in repr(reg)

@@ -34,6 +34,7 @@ from tools.client import (
     read_hello,
 )
 from tools.registry import Registry, RegistryError
+from tools.site import Site
 from tools.transport import LinkTimeout, TransportError, link_for_url
 
 DOORS = ("apartment", "entrance", "waste-room", "key-box", "medicine-cabinet")
@@ -210,22 +211,23 @@ def cmd_site_init(args: argparse.Namespace, out: Output) -> int:
         raise UsageError(f"unknown time zone {args.zone!r}") from None
     if args.retention_days < 1:
         raise UsageError("--retention-days must be at least 1")
-    reg = Registry.init(site_dir(args), args.name, args.zone, args.retention_days, actor(args))
+    reg = Site.init(site_dir(args), args.name, args.zone, args.retention_days,
+                    actor=actor(args)).registry
     out.done({"site": str(reg.dir), "name": args.name, "zone": args.zone},
              f"Site {args.name!r} initialised in {reg.dir} (time zone {args.zone}).")
     return 0
 
 
 def cmd_client_add(args: argparse.Namespace, out: Output) -> int:
-    reg = open_registry(args)
-    reg.add_client(check_id(args.client_id, "client id"), args.name, args.address, actor(args))
+    Site(open_registry(args)).add_client(actor(args), check_id(args.client_id, "client id"),
+                                         args.name, args.address)
     out.done({"client": args.client_id}, f"Client {args.client_id} ({args.name}) added.")
     return 0
 
 
 def cmd_staff_add(args: argparse.Namespace, out: Output) -> int:
-    reg = open_registry(args)
-    reg.add_staff(check_id(args.staff_id, "staff id"), args.name, args.provider, actor(args))
+    Site(open_registry(args)).add_staff(actor(args), check_id(args.staff_id, "staff id"),
+                                        args.name, args.provider)
     out.done({"staff": args.staff_id}, f"Staff member {args.staff_id} ({args.name}) added.")
     return 0
 
@@ -445,11 +447,9 @@ def cmd_shift_issue(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace, out: Output) -> int:
-    reg = open_registry(args)
-    now = int(time.time())
+    site = Site(open_registry(args))
     if args.staff:
-        reg.staff(args.staff)
-        version = reg.revoke("staff", args.staff, now)
+        version = site.revoke_staff(actor(args), args.staff).version
         what = f"every key issued to {args.staff} until now"
         detail: dict[str, Any] = {"staff": args.staff}
     else:
@@ -457,11 +457,9 @@ def cmd_revoke(args: argparse.Namespace, out: Output) -> int:
             cti = bytes.fromhex(args.token)
         except ValueError:
             raise UsageError("--token takes the token id in hex") from None
-        row = reg.token(cti)
-        version = reg.revoke("token", cti.hex(), int(row["end"]))
+        version = site.revoke_token(actor(args), cti).version
         what = f"token {args.token}"
         detail = {"token": args.token}
-    reg.audit(actor(args), "revoke", {**detail, "version": version})
     out.done({**detail, "revocation_version": version},
              f"Blocked {what} (block list version {version}). It reaches each lock with the "
              "next key issued, or with `lockctl lock sync`.")

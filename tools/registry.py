@@ -1,16 +1,21 @@
 """The site registry: locks, doors, clients, providers, staff, issued tokens,
 revocations, collected events and the record of every administrative act.
 
-One SQLite file in the site directory, with numbered schema migrations. The
-site secret (from which every lock's secret derives) and the site's Ed25519
-signing key live beside it in owner-only files; they are never printed,
-logged or put in an exception, and their repr hides them.
+This is data access only; the acts themselves (each with its audit record, in
+one transaction) are tools/site.py. One SQLite file in the site directory,
+with numbered schema migrations. The site secret (from which every lock's
+secret derives) and the site's Ed25519 signing key live beside it in
+owner-only files; they are never printed, logged or put in an exception, and
+their repr hides them. The registry holds personal data, so the directory and
+every file SQLite keeps in it are owner-only too, and a site that others can
+read is refused.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import sqlite3
 import stat
 import time
@@ -35,6 +40,9 @@ SIGNING_NAME = "site-signing.key"
 DEFAULT_ZONE = "Europe/Stockholm"
 DEFAULT_RETENTION_DAYS = 365
 
+# Schema version N is MIGRATIONS[N - 1] applied to version N - 1; a registry
+# records its version in PRAGMA user_version. Append, never edit: registries
+# in the field were made by the earlier entries (tests/fixtures/registry-v1).
 MIGRATIONS: list[str] = [
     # 1: the first schema
     """
@@ -126,10 +134,58 @@ class LockRow:
     epoch: int = 1
 
 
+# Files SQLite keeps beside the registry while it works (rollback journal, or
+# WAL and its index): they hold the same personal data.
+SIDE_FILES = ("-journal", "-wal", "-shm")
+
+
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise RegistryError(f"{path} already exists: move it away first") from None
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+
+
+@contextmanager
+def owner_only() -> Iterator[None]:
+    """Files and directories made meanwhile are owner-only, whatever mode the
+    code making them asks for (SQLite's own journal and WAL files included).
+    The umask is process-wide: hold this only around creation."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def check_private(path: Path) -> None:
+    """Refuse a site file or directory that other users can reach, naming
+    the command that fixes it."""
+    st = path.stat()
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        want = 0o700 if stat.S_ISDIR(st.st_mode) else 0o600
+        what = "the site directory" if stat.S_ISDIR(st.st_mode) else "the site file"
+        raise RegistryError(f"{what} {path} is open to other users (mode {mode:03o}): "
+                            f"run chmod {want:o} {shlex.quote(str(path))}")
+
+
+def _statements(script: str) -> Iterator[str]:
+    # sqlite3's executescript() COMMITs any open transaction before it runs
+    # (Python < 3.12), which would make a migration half-applicable: run the
+    # statements one by one instead. complete_statement() knows about
+    # semicolons in strings, comments and trigger bodies.
+    buf = ""
+    for piece in script.split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \t\r\n;"):
+                yield buf
+            buf = ""
+    if buf.strip(" \t\r\n;"):
+        raise RegistryError("a schema migration ends in an incomplete statement")
 
 
 class Registry:
@@ -138,61 +194,146 @@ class Registry:
         db = self.dir / DB_NAME
         if not db.exists():
             raise SiteMissing(f"no site at {self.dir} (run: lockctl site init)")
-        self.db = sqlite3.connect(db, timeout=10)
+        for path in (self.dir, db, *(self.dir / (DB_NAME + s) for s in SIDE_FILES)):
+            if path.exists():
+                check_private(path)
+        # isolation_level=None: this class opens and ends every transaction
+        # itself (tx()); the module's implicit ones cannot nest.
+        with owner_only():
+            self.db = sqlite3.connect(db, timeout=10, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA foreign_keys = ON")
-        self.migrate()
+        self._depth = 0
+        self._aborted = False
+        self._made: list[Path] = []
+        try:
+            self.migrate()
+        except BaseException:
+            self.db.close()
+            raise
 
     def __repr__(self) -> str:
         return f"<Registry {self.dir}>"
 
     # --- creation and schema ---------------------------------------------------
     @classmethod
-    def init(cls, site_dir: Path, name: str, zone: str = DEFAULT_ZONE,
-             retention_days: int = DEFAULT_RETENTION_DAYS, actor: str = "") -> "Registry":
+    def create(cls, site_dir: Path) -> "Registry":
+        """A new, empty site: the directory, the secrets and the schema, all
+        owner-only. The settings are the act of tools/site.py's Site.init,
+        which calls discard() if that act fails."""
         site_dir = Path(site_dir)
         if (site_dir / DB_NAME).exists():
             raise RegistryError(f"a site already exists at {site_dir}")
-        site_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(site_dir, 0o700)
-        _write_private(site_dir / SECRET_NAME, os.urandom(32))
-        key = Ed25519PrivateKey.generate()
-        _write_private(site_dir / SIGNING_NAME, key.private_bytes(
-            Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
-        sqlite3.connect(site_dir / DB_NAME).close()
-        os.chmod(site_dir / DB_NAME, 0o600)
-        reg = cls(site_dir)
-        with reg.tx():
-            for k, v in (("name", name), ("zone", zone), ("retention_days", str(retention_days)),
-                         ("revocation_version", "0")):
-                reg.db.execute("INSERT INTO settings VALUES (?, ?)", (k, v))
-        reg.audit(actor, "site init", {"name": name, "zone": zone})
+        made: list[Path] = []
+        try:
+            with owner_only():
+                if not site_dir.exists():
+                    site_dir.mkdir(parents=True, mode=0o700)
+                    made.append(site_dir)
+                os.chmod(site_dir, 0o700)
+                for name, data in ((SECRET_NAME, os.urandom(32)),
+                                   (SIGNING_NAME, Ed25519PrivateKey.generate().private_bytes(
+                                       Encoding.Raw, PrivateFormat.Raw, NoEncryption()))):
+                    _write_private(site_dir / name, data)
+                    made.append(site_dir / name)
+                made.append(site_dir / DB_NAME)
+                sqlite3.connect(site_dir / DB_NAME).close()
+            reg = cls(site_dir)
+        except BaseException:
+            _remove(made)
+            raise
+        reg._made = made
         return reg
 
+    def discard(self) -> None:
+        """Undo create(): close and remove what it made (a failed site init)."""
+        self.close()
+        _remove(self._made + [self.dir / (DB_NAME + s) for s in SIDE_FILES])
+        self._made = []
+
+    def put_settings(self, settings: dict[str, str]) -> None:
+        with self.tx():
+            for k, v in settings.items():
+                self.db.execute("INSERT INTO settings VALUES (?, ?)", (k, v))
+
     def migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise RegistryError("this site was written by a newer lockctl")
-        for number in range(version, len(MIGRATIONS)):
+        """Bring the schema up to date, one migration per transaction: one
+        that fails leaves the registry at the version before it."""
+        while True:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise RegistryError("this site was written by a newer lockctl")
+            if version == len(MIGRATIONS):
+                return
             with self.tx():
-                self.db.executescript(MIGRATIONS[number])
-                self.db.execute(f"PRAGMA user_version = {number + 1}")
+                # Read again under the write lock: another lockctl may have
+                # migrated meanwhile.
+                version = self.db.execute("PRAGMA user_version").fetchone()[0]
+                if version >= len(MIGRATIONS):
+                    continue
+                try:
+                    for statement in _statements(MIGRATIONS[version]):
+                        self.db.execute(statement)
+                    self.db.execute(f"PRAGMA user_version = {version + 1}")
+                except sqlite3.Error as exc:
+                    raise RegistryError(
+                        f"the registry could not be upgraded to schema version {version + 1} "
+                        f"({exc}); it is unchanged, at version {version}") from None
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """All or nothing: a failed act leaves the registry as it was."""
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if "within a transaction" not in str(exc):
-                raise RegistryError("the site registry is busy (another lockctl?)") from None
+        """All or nothing, and nestable. The outermost block is the
+        transaction: nothing is kept unless it ends normally. An inner block
+        is a savepoint: if it raises, only its own changes are undone (the
+        outer block may catch that and go on); if it ends normally, its
+        changes still go with the outer block's fate."""
+        if self._depth == 0:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise RegistryError("the site registry is busy (another lockctl?)") from None
+                raise
+            self._depth, self._aborted = 1, False
+            try:
+                yield self.db
+            except BaseException:
+                self._depth = 0
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            if self._aborted:
+                self.db.execute("ROLLBACK")
+                raise RegistryError("the registry undid this act after an error inside it: "
+                                    "nothing was changed")
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.Error:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise RegistryError("the site registry could not save this act "
+                                    "(busy or disk full?): nothing was changed") from None
+            return
+        name = f"tx{self._depth}"
+        self.db.execute(f"SAVEPOINT {name}")
+        self._depth += 1
         try:
             yield self.db
         except BaseException:
-            self.db.rollback()
+            self._depth -= 1
+            if self.db.in_transaction:
+                self.db.execute(f"ROLLBACK TO {name}")
+                self.db.execute(f"RELEASE {name}")
+            elif not self._aborted:
+                # SQLite itself undid the whole transaction (an I/O error, a
+                # full disk): the outer blocks must neither go on writing in
+                # autocommit mode nor report success.
+                self._aborted = True
+                self.db.execute("BEGIN")
             raise
-        else:
-            self.db.commit()
+        self._depth -= 1
+        self.db.execute(f"RELEASE {name}")
 
     def close(self) -> None:
         self.db.close()
@@ -200,9 +341,7 @@ class Registry:
     # --- secrets (never shown) ---------------------------------------------------
     def _private(self, name: str) -> bytes:
         path = self.dir / name
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise RegistryError(f"{path.name} is readable by others: fix with chmod 600")
+        check_private(path)
         return path.read_bytes()
 
     def site_secret(self) -> bytes:
@@ -230,6 +369,8 @@ class Registry:
         return self.setting("zone")
 
     def audit(self, actor: str, action: str, detail: dict[str, Any]) -> None:
+        """Record an act. Called inside the act's own transaction (Site.act),
+        the record and the act are kept together or not at all."""
         with self.tx():
             self.db.execute("INSERT INTO audit (at, actor, action, detail) VALUES (?, ?, ?, ?)",
                             (int(time.time()), actor or "unknown", action,
@@ -239,13 +380,12 @@ class Registry:
         return list(self.db.execute("SELECT * FROM audit ORDER BY id"))
 
     # --- clients, providers, staff -------------------------------------------------
-    def add_client(self, client_id: str, name: str, address: str | None, actor: str) -> None:
+    def add_client(self, client_id: str, name: str, address: str | None) -> None:
         with self.tx():
             if self.db.execute("SELECT 1 FROM clients WHERE client_id = ?",
                                (client_id,)).fetchone():
                 raise RegistryError(f"client {client_id} already exists")
             self.db.execute("INSERT INTO clients VALUES (?, ?, ?)", (client_id, name, address))
-        self.audit(actor, "client add", {"client": client_id})
 
     def client(self, client_id: str) -> sqlite3.Row:
         row = self.db.execute("SELECT * FROM clients WHERE client_id = ?", (client_id,)).fetchone()
@@ -253,7 +393,7 @@ class Registry:
             raise RegistryError(f"no client {client_id}")
         return row
 
-    def add_staff(self, staff_id: str, name: str, provider: str | None, actor: str) -> None:
+    def add_staff(self, staff_id: str, name: str, provider: str | None) -> None:
         with self.tx():
             if self.db.execute("SELECT 1 FROM staff WHERE staff_id = ?", (staff_id,)).fetchone():
                 raise RegistryError(f"staff member {staff_id} already exists")
@@ -261,7 +401,6 @@ class Registry:
                 self.db.execute("INSERT OR IGNORE INTO providers VALUES (?)", (provider,))
             self.db.execute("INSERT INTO staff VALUES (?, ?, ?, ?)",
                             (staff_id, name, provider, events.key_id_of(staff_id)))
-        self.audit(actor, "staff add", {"staff": staff_id, "provider": provider})
 
     def staff(self, staff_id: str) -> sqlite3.Row:
         row = self.db.execute("SELECT * FROM staff WHERE staff_id = ?", (staff_id,)).fetchone()
@@ -326,8 +465,10 @@ class Registry:
     # --- tokens and revocations ------------------------------------------------------
     def add_token(self, cti: bytes, staff_id: str, lock_id: str, start: int, end: int,
                   scope: str, alarm: bool) -> None:
-        self.db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (cti, staff_id, lock_id, start, end, int(time.time()), scope, int(alarm)))
+        with self.tx():
+            self.db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (cti, staff_id, lock_id, start, end, int(time.time()), scope,
+                             int(alarm)))
 
     def token(self, cti: bytes) -> sqlite3.Row:
         row = self.db.execute("SELECT * FROM tokens WHERE cti = ?", (cti,)).fetchone()
@@ -336,7 +477,10 @@ class Registry:
         return row
 
     def revoke(self, kind: str, value: str, until: int) -> int:
-        """Add a revocation and bump the site's list version; returns the version."""
+        """Add a revocation and bump the site's list version; returns the version.
+
+        `until` is exclusive, as the lock reads it: a staff entry covers the
+        tokens with iat < until (tools/site.py chooses it)."""
         with self.tx():
             self.db.execute("INSERT INTO revocations (kind, value, until, created_at) "
                             "VALUES (?, ?, ?, ?)", (kind, value, until, int(time.time())))
@@ -498,3 +642,14 @@ class Registry:
                     (lock_id, epoch, seq))
                 removed += cur.rowcount
         return removed
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in reversed(paths):
+        try:
+            if path.is_dir():
+                path.rmdir()  # only if empty: a directory that held more stays
+            else:
+                path.unlink()
+        except OSError:
+            pass

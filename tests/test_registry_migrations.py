@@ -1,0 +1,192 @@
+"""Schema migrations on a registry that an earlier lockctl wrote
+(tests/fixtures/registry-v1, made by lockctl at 786d003): its data survives,
+lockctl keeps working on it, and a migration that fails changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tools import registry
+from tools.registry import DB_NAME, Registry, RegistryError
+
+FIXTURE = Path(__file__).parent / "fixtures" / "registry-v1" / DB_NAME
+LOCKCTL = str(Path(sys.executable).parent / "lockctl")
+
+
+def copy_of_v1(tmp_path: Path) -> Path:
+    site = tmp_path / "site"
+    site.mkdir(mode=0o700)
+    shutil.copyfile(FIXTURE, site / DB_NAME)
+    (site / DB_NAME).chmod(0o600)  # git keeps no mode
+    return site
+
+
+def connect(site: Path) -> sqlite3.Connection:
+    return sqlite3.connect(site / DB_NAME)
+
+
+def dump(site: Path) -> list[str]:
+    db = connect(site)
+    try:
+        return list(db.iterdump())
+    finally:
+        db.close()
+
+
+def user_version(site: Path) -> int:
+    db = connect(site)
+    try:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        db.close()
+
+
+def v1_rows() -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+    """Every row of the fixture, by table, in its version-1 columns."""
+    db = sqlite3.connect(f"file:{FIXTURE}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        out: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
+        for t in tables:
+            cols = [r[1] for r in db.execute(f"PRAGMA table_info({t})")]
+            out[t] = (cols, sorted(db.execute(f"SELECT {', '.join(cols)} FROM {t}")))
+        return out
+    finally:
+        db.close()
+
+
+def test_the_fixture_is_version_1_with_data_in_every_table() -> None:
+    db = sqlite3.connect(f"file:{FIXTURE}?mode=ro", uri=True)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    finally:
+        db.close()
+    assert all(rows for _, rows in v1_rows().values())
+
+
+def test_a_version_1_registry_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
+    site = copy_of_v1(tmp_path)
+    Registry(site).close()
+    assert user_version(site) == len(registry.MIGRATIONS)
+    db = connect(site)
+    try:
+        for table, (cols, rows) in v1_rows().items():
+            assert sorted(db.execute(f"SELECT {', '.join(cols)} FROM {table}")) == rows, table
+    finally:
+        db.close()
+    # Opening again changes nothing more.
+    before = dump(site)
+    Registry(site).close()
+    assert dump(site) == before
+
+
+def test_lockctl_works_on_a_version_1_registry(tmp_path: Path) -> None:
+    site = copy_of_v1(tmp_path)
+    env = dict(os.environ, LOCKCTL_SITE=str(site), LOCKCTL_ACTOR="new-admin")
+
+    def lockctl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([LOCKCTL, "--json", *args], env=env, capture_output=True,
+                              text=True, timeout=60)
+
+    old_audit = v1_rows()["audit"][1]
+    for args in (["client", "add", "C3", "--name", "Sara Nilsson"],
+                 ["staff", "add", "S4", "--name", "Dana Olsson", "--provider", "Kommunen"],
+                 ["revoke", "--staff", "S2"]):
+        p = lockctl(*args)
+        assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["revocation_version"] == 3  # the fixture was at 2
+    refused = lockctl("client", "add", "C1", "--name", "Again")
+    assert refused.returncode == 1 and "already exists" in refused.stderr
+
+    reg = Registry(site)
+    try:
+        audit = [tuple(r) for r in reg.audit_log()]
+        assert sorted(audit[:len(old_audit)]) == old_audit  # the old record intact
+        assert [(r[2], r[3]) for r in audit[len(old_audit):]] == [
+            ("new-admin", "client add"), ("new-admin", "staff add"), ("new-admin", "revoke")]
+        assert json.loads(audit[-1][4])["staff"] == "S2"
+        assert reg.client("C1")["name"] == "Astrid Lindqvist"
+        assert reg.staff("S4")["provider"] == "Kommunen"
+        # As of the fixture's blocks (its entries are spent 24 hours later).
+        fixture_blocks = max(r[4] for r in v1_rows()["revocations"][1])
+        version, staff, tokens = reg.revocation_state(fixture_blocks)
+        assert version == 3 and set(staff) == {"S1", "S2"} and len(tokens) == 1
+        assert reg.lock("NT-1").clients == ["C1"]
+        assert len(reg.events("NT-1")) == 6
+    finally:
+        reg.close()
+
+
+def test_a_migration_that_fails_leaves_the_old_version(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    site = copy_of_v1(tmp_path)
+    Registry(site).close()  # up to today's version
+    current = len(registry.MIGRATIONS)
+    before = dump(site)
+    # The first statements succeed; the failure comes after them.
+    bad = """
+        ALTER TABLE clients ADD COLUMN phone TEXT;
+        UPDATE clients SET phone = 'x;y';
+        CREATE TABLE visits (id INTEGER PRIMARY KEY);
+        INSERT INTO no_such_table VALUES (1);
+    """
+    monkeypatch.setattr(registry, "MIGRATIONS", [*registry.MIGRATIONS, bad])
+    with pytest.raises(RegistryError, match=f"schema version {current + 1} .*at version "
+                                            f"{current}"):
+        Registry(site)
+    assert dump(site) == before
+    assert user_version(site) == current
+
+
+def test_a_migration_runs_statement_by_statement_in_one_transaction(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = copy_of_v1(tmp_path)
+    good = """
+        -- a comment; with a semicolon
+        ALTER TABLE clients ADD COLUMN note TEXT DEFAULT 'a;b';
+        CREATE TABLE visits (id INTEGER PRIMARY KEY, client TEXT);
+        CREATE TRIGGER visits_note AFTER INSERT ON visits BEGIN
+            UPDATE clients SET note = 'visited; yes' WHERE client_id = NEW.client;
+        END;
+    """
+    monkeypatch.setattr(registry, "MIGRATIONS", [*registry.MIGRATIONS, good])
+    reg = Registry(site)
+    try:
+        assert reg.db.execute("PRAGMA user_version").fetchone()[0] == len(registry.MIGRATIONS)
+        assert reg.client("C2")["note"] == "a;b"
+        with reg.tx():
+            reg.db.execute("INSERT INTO visits (client) VALUES ('C1')")
+        assert reg.client("C1")["note"] == "visited; yes"
+    finally:
+        reg.close()
+
+
+def test_a_registry_from_a_newer_lockctl_is_refused(tmp_path: Path) -> None:
+    site = copy_of_v1(tmp_path)
+    db = connect(site)
+    db.execute("PRAGMA user_version = 99")
+    db.commit()
+    db.close()
+    before = dump(site)
+    with pytest.raises(RegistryError, match="newer lockctl"):
+        Registry(site)
+    assert dump(site) == before
+
+
+def test_a_copy_with_the_mode_git_gives_it_is_refused(tmp_path: Path) -> None:
+    site = copy_of_v1(tmp_path)
+    (site / DB_NAME).chmod(0o644)
+    with pytest.raises(RegistryError, match=f"run chmod 600 {site / DB_NAME}$"):
+        Registry(site)
+    assert user_version(site) == 1  # refused before anything was migrated
