@@ -49,13 +49,27 @@ class App:
         if channel == "ble":
             await link.send(frames.encode(lock.hello(session)))
         bad_frames = 0
+        hal = self.hal
+        # The session maximum is kept here, by the loop itself: a wait_for
+        # around the whole exchange can lose its cancellation when the peer's
+        # data arrives at the same moment (CPython's wait_for does), and a
+        # busy peer then keeps the connection, and the door, for ever.
+        started = hal.ticks_ms()
         while True:
             if channel == "ble":
-                idle_s = timing(self.hal, "idle_timeout_ms", IDLE_TIMEOUT_S * 1000) / 1000
+                idle_ms = timing(hal, "idle_timeout_ms", IDLE_TIMEOUT_S * 1000)
+                left_ms = (timing(hal, "session_max_ms", SESSION_MAX_S * 1000)
+                           - (hal.ticks_ms() - started))
+                if left_ms <= 0:
+                    lock.peer_record(peerbudget.TIMEOUT, events.CONNECTION_TIMEOUT, 2)
+                    return
                 try:
-                    data = await asyncio.wait_for(link.recv(), idle_s)
+                    data = await asyncio.wait_for(link.recv(), min(idle_ms, left_ms) / 1000)
                 except asyncio.TimeoutError:
-                    lock.peer_record(peerbudget.TIMEOUT, events.CONNECTION_TIMEOUT, 1)
+                    idle = hal.ticks_ms() - started < timing(hal, "session_max_ms",
+                                                             SESSION_MAX_S * 1000)
+                    lock.peer_record(peerbudget.TIMEOUT, events.CONNECTION_TIMEOUT,
+                                     1 if idle else 2)
                     return
             else:
                 data = await link.recv()
@@ -204,10 +218,13 @@ class App:
             self.actuator.rest_state = hal_mod.POWER_CONNECTED
             hal.power_state(hal_mod.POWER_CONNECTED)
             try:
+                # serve() ends itself at the session maximum; this is a backstop
+                # (a handler stuck inside one request) with a second of grace.
                 await asyncio.wait_for(self.serve(link, "ble"),
-                                       timing(hal, "session_max_ms", SESSION_MAX_S * 1000) / 1000)
+                                       timing(hal, "session_max_ms", SESSION_MAX_S * 1000) / 1000
+                                       + 1)
             except asyncio.TimeoutError:
-                self.lock.record(events.CONNECTION_TIMEOUT, 2)
+                self.lock.peer_record(peerbudget.TIMEOUT, events.CONNECTION_TIMEOUT, 2)
             except OSError:
                 pass  # the peer vanished mid-write: the lock just goes on
             except MemoryError:

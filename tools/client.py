@@ -223,8 +223,13 @@ class LogReader:
             self.done = True
 
     def progress(self) -> tuple[int, int]:
-        total = max(len(self.records), (self.bound or 0) - self.from_seq + 1)
-        return len(self.records), total
+        """(records read, records the read will have): from the first record
+        the lock had, up to the bound."""
+        first = (int.from_bytes(self.records[0][0:4], "big") if self.records
+                 else self.from_seq)
+        if self.done:
+            return len(self.records), len(self.records)
+        return len(self.records), max(len(self.records), (self.bound or 0) - first + 1)
 
 
 def pull_log_ble(connect: Callable[[], Any], grant: Grant, from_seq: int = 1,
