@@ -317,6 +317,13 @@ class VirtualBoard(MpyBoard):
             self.next_boot = "main"
         self.raw = False
 
+    def state(self) -> dict:
+        out = super().state()
+        # The boots that were the interpreter ending by itself (Ctrl-D, as
+        # mpremote sends before every command): the rest are resets.
+        out["soft_reboots"] = self.soft_reboots
+        return out
+
     # --- the REPL's output -----------------------------------------------------------
     async def _read_stdio(self, fd: int) -> None:
         loop = asyncio.get_running_loop()
