@@ -317,6 +317,13 @@ class VirtualBoard(MpyBoard):
             self.next_boot = "main"
         self.raw = False
 
+    def state(self) -> dict:
+        out = super().state()
+        # The boots that were the interpreter ending by itself (Ctrl-D, as
+        # mpremote sends before every command): the rest are resets.
+        out["soft_reboots"] = self.soft_reboots
+        return out
+
     # --- the REPL's output -----------------------------------------------------------
     async def _read_stdio(self, fd: int) -> None:
         loop = asyncio.get_running_loop()
@@ -360,7 +367,7 @@ class VirtualBoard(MpyBoard):
         await self.to_host(data)
         if not self._repl_ready and (PROMPT in tail or RAW_BANNER in tail):
             self._repl_ready = True
-            if self._host_buf:
+            if self._host_buf and not self._ending():
                 buf = bytes(self._host_buf)
                 self._host_buf.clear()
                 self._write_stdin(buf)
@@ -410,13 +417,26 @@ class VirtualBoard(MpyBoard):
             self.from_host(pending)
         await task
 
+    def _ending(self) -> bool:
+        """This interpreter is on its way out: a reset or power cut has been
+        asked for (machine.reset() sleeps until it is ended), or it has exited."""
+        child = self.child
+        return (self._request is not None or self._power_cut
+                or child is None or child.returncode is not None)
+
     def from_host(self, data: bytes) -> None:
-        writer = self._serial_writer
-        if writer is not None and not writer.is_closing():
-            self._to_lock(writer, data)
-        elif self._repl_ready and self._stdio is not None:
-            self._write_stdin(data)
-        elif len(self._host_buf) + len(data) <= 64 * 1024:
+        # Bytes for an interpreter that is ending would die with it: a host that
+        # connects right after `mpremote reset` would lose its Ctrl-C/Ctrl-A and
+        # wait for a raw REPL that never comes. They are the next boot's.
+        if not self._ending():
+            writer = self._serial_writer
+            if writer is not None and not writer.is_closing():
+                self._to_lock(writer, data)
+                return
+            if self._repl_ready and self._stdio is not None:
+                self._write_stdin(data)
+                return
+        if len(self._host_buf) + len(data) <= 64 * 1024:
             self._host_buf += data  # booting: for the lock or the REPL, whichever comes
 
     def _to_lock(self, writer: asyncio.StreamWriter, data: bytes) -> None:
