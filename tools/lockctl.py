@@ -13,8 +13,11 @@ import getpass
 import json
 import os
 import re
+import sqlite3
+import stat
 import sys
 import time
+import traceback
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -79,6 +82,41 @@ def check_id(value: str, what: str) -> str:
     return value
 
 
+def shorten(text: str, limit: int = 80) -> str:
+    """A user's value as it may appear in a one-line message."""
+    return text if len(text) <= limit else text[:limit - 20] + "..." + text[-17:]
+
+
+def check_out(path_text: str) -> Path:
+    """Refuse an --out that cannot be written before anything is done: a
+    failure after the act would leave the registry changed and no file. The
+    file is written beside itself and renamed over the target, which would
+    replace a device or a link (/dev/null, as root) instead of writing to it."""
+    if not path_text:
+        raise UsageError("--out: give a file name")
+    path = Path(path_text)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise Failed(f"--out {shorten(path_text)}: {exc.strerror}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise Failed(f"--out {shorten(path_text)} is {kind}: name a file to write")
+    parent = path.parent
+    try:
+        if not parent.is_dir():
+            raise Failed(f"--out {shorten(path_text)}: the directory {shorten(str(parent))} "
+                         "does not exist")
+    except OSError as exc:
+        raise Failed(f"--out {shorten(path_text)}: {exc.strerror}") from None
+    if not os.access(parent, os.W_OK):
+        raise Failed(f"--out {shorten(path_text)}: cannot write in {shorten(str(parent))} "
+                     "(permission denied)")
+    return path
+
+
 def site_dir(args: argparse.Namespace) -> Path:
     return Path(args.site or os.environ.get("LOCKCTL_SITE") or "./site")
 
@@ -109,14 +147,17 @@ def parse_local(text: str, tz: ZoneInfo, what: str) -> int:
         dt = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(f"--{what}: not an ISO 8601 time: {text!r}") from None
-    if dt.tzinfo is None:
-        local = dt.replace(tzinfo=tz)
-        back = datetime.fromtimestamp(local.timestamp(), tz).replace(tzinfo=None)
-        if back != dt:
-            raise UsageError(f"--{what}: {text} does not exist in {tz.key} "
-                             "(the clock jumps at the daylight-saving change)")
-        dt = local
-    return int(dt.timestamp())
+    try:
+        if dt.tzinfo is None:
+            local = dt.replace(tzinfo=tz)
+            back = datetime.fromtimestamp(local.timestamp(), tz).replace(tzinfo=None)
+            if back != dt:
+                raise UsageError(f"--{what}: {text} does not exist in {tz.key} "
+                                 "(the clock jumps at the daylight-saving change)")
+            dt = local
+        return int(dt.timestamp())
+    except (OverflowError, ValueError):  # years 1 and 9999 reach past the calendar
+        raise UsageError(f"--{what}: {text} is out of range") from None
 
 
 def parse_day(text: str | None, what: str) -> date | None:
@@ -138,9 +179,13 @@ def read_pin(confirm: bool) -> str:
         return pin
     if not sys.stdin.isatty():
         raise UsageError("no personal code: set LOCKCTL_PIN or run in a terminal")
-    pin = getpass.getpass("Personal code: ")
-    if confirm and getpass.getpass("Personal code again: ") != pin:
-        raise UsageError("the two personal codes differ")
+    try:
+        pin = getpass.getpass("Personal code: ")
+        if confirm and getpass.getpass("Personal code again: ") != pin:
+            raise UsageError("the two personal codes differ")
+    except EOFError:  # Ctrl-D at the prompt
+        print(file=sys.stderr)
+        raise Failed("no personal code entered: nothing was done") from None
     return pin
 
 
@@ -223,6 +268,17 @@ def cmd_staff_add(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_sim(args: argparse.Namespace, out: Output) -> int:
+    # Made here, so that a --state naming a file is refused in one line (the
+    # simulator would fail with a traceback after exec).
+    if not args.state:
+        raise UsageError("--state: give a directory for the simulated lock's state")
+    try:
+        Path(args.state).mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise Failed(f"--state {shorten(args.state)} is a file, not a directory") from None
+    except OSError as exc:
+        raise Failed(f"--state {shorten(args.state)}: cannot make the directory "
+                     f"({exc.strerror})") from None
     cmd = [sys.executable, "-m", "simulator"]
     if args.virtual_board:
         cmd.append("--virtual-board")
@@ -371,6 +427,11 @@ def cmd_shift_issue(args: argparse.Namespace, out: Output) -> int:
     now = int(time.time())
     if end <= now:
         raise UsageError("that shift has already ended")
+    if end - now > tok.MAX_LIFETIME:
+        # The lock refuses a token that outlives its issue by more than 24 h.
+        raise UsageError("a key can be issued at most 24 hours before its shift ends: "
+                         f"issue this one from {local_str(end - tok.MAX_LIFETIME, tz)}")
+    out_path = check_out(args.out)
     locks = reg.locks_for_clients(clients)
     if not locks:
         raise Failed("no commissioned lock serves these clients")
@@ -394,7 +455,7 @@ def cmd_shift_issue(args: argparse.Namespace, out: Output) -> int:
     with reg.tx():
         for g in grants:
             reg.add_token(g.cti, staff["staff_id"], g.lock_id, start, end, scope, args.alarm)
-        keyfile.write(Path(args.out), key, pin)
+        keyfile.write(out_path, key, pin)
     reg.audit(actor(args), "shift issue", {"staff": staff["staff_id"], "clients": clients,
                                            "start": start, "end": end, "alarm": args.alarm,
                                            "tokens": [g.cti.hex() for g in grants]})
@@ -404,7 +465,8 @@ def cmd_shift_issue(args: argparse.Namespace, out: Output) -> int:
              f"Shift key for {staff['name']} ({staff['staff_id']}): "
              f"{local_str(start, tz)} to {local_str(end, tz)}, "
              f"{len(grants)} door(s): {', '.join(g.lock_id for g in grants)}. "
-             f"Written to {args.out}.")
+             f"Written to {args.out}. Token id(s), for a block of one key: "
+             f"{', '.join(g.cti.hex() for g in grants)}.")
     return 0
 
 
@@ -537,6 +599,8 @@ def cmd_log_verify(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_log_report(args: argparse.Namespace, out: Output) -> int:
+    if args.out:
+        check_out(args.out)
     reg = open_registry(args)
     lk = reg.lock(args.lock_id)
     tz = zone_of(reg)
@@ -573,8 +637,43 @@ def cmd_log_report(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def check_flash_port(port: str) -> None:
+    """mpremote reports a port that does not exist as "failed to access PORT (it
+    may be in use by another program)", and only after the compile: tell the
+    installer what is wrong first."""
+    if not port:
+        raise UsageError("--port: name the board's serial port (e.g. /dev/ttyACM0)")
+    if "://" in port or port.startswith(("id:", "port:")) or re.fullmatch(r"[acu]\d+", port):
+        return  # mpremote's own forms: it resolves them
+    try:
+        st = os.stat(port)
+    except FileNotFoundError:
+        raise Failed(f"{shorten(port)}: no such serial port: it does not exist "
+                     "(is the board connected?)") from None
+    except OSError as exc:
+        raise Failed(f"{shorten(port)}: {exc.strerror}") from None
+    if not stat.S_ISCHR(st.st_mode):
+        raise Failed(f"{shorten(port)} is not a serial port")
+    try:
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except PermissionError:
+        raise Failed(f"{port}: permission denied (on Linux, join the 'dialout' group)") from None
+    except OSError as exc:
+        raise Failed(f"{port}: cannot open the serial port ({exc.strerror})") from None
+    try:
+        if not os.isatty(fd):
+            raise Failed(f"{port} is not a serial port (not a terminal device)")
+    finally:
+        os.close(fd)
+
+
 def cmd_flash(args: argparse.Namespace, out: Output) -> int:
     from tools import flashing
+    boards = flashing.boards()
+    if args.board not in boards:
+        raise UsageError(f"unknown board {shorten(args.board)!r}: the known boards are "
+                         f"{', '.join(boards)}")
+    check_flash_port(args.port)
     try:
         flashing.flash(args.board, args.port, progress=out.progress("flashing"), info=out.info)
     except flashing.DeployError as exc:
@@ -584,6 +683,8 @@ def cmd_flash(args: argparse.Namespace, out: Output) -> int:
         open_registry(args).audit(actor(args), "flash", {"board": args.board, "port": args.port})
     except RegistryError:
         reg_note = " (no site here: the act was not recorded)"
+    except sqlite3.Error as exc:  # the board is flashed all the same: say so, exit 0
+        reg_note = f" (the act was not recorded: {registry_problem(site_dir(args), exc)})"
     out.done({"board": args.board, "port": args.port},
              f"Firmware for {args.board} deployed to {args.port}.{reg_note}")
     return 0
@@ -602,6 +703,8 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--json", action="store_true", help="machine-readable output", **kw)
         c.add_argument("--actor", help="who does this (default $LOCKCTL_ACTOR or the user)",
                        **kw)
+        c.add_argument("--debug", action="store_true",
+                       help="on an unexpected error, show its traceback", **kw)
         return c
 
     common = common_options(suppress=True)
@@ -699,24 +802,88 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+
+
+def registry_problem(site: Path, exc: sqlite3.Error) -> str:
+    """SQLite's own words name neither the file nor what to do about it."""
+    text = str(exc)
+    where = shorten(str(site))
+    if "readonly" in text:
+        return (f"the site registry in {where} is read-only ({text}): the site directory "
+                "and its files must be writable by whoever runs lockctl")
+    if "unable to open" in text:
+        return (f"cannot open or write the site registry in {where} ({text}): SQLite needs "
+                "to write the registry and its journal in the site directory")
+    if "locked" in text or "busy" in text:
+        return "the site registry is busy (another lockctl?): try again"
+    if "malformed" in text or "not a database" in text:
+        return f"the site registry in {where} is damaged ({text}): restore it from a backup"
+    return f"site registry in {where}: {text}"
+
+
+def os_problem(exc: OSError) -> str:
+    what = exc.strerror or str(exc) or type(exc).__name__
+    return f"{shorten(str(exc.filename))}: {what}" if exc.filename is not None else what
+
+
+def complain(message: object, debug: bool = False) -> None:
+    """One line on stderr; with --debug, an error lockctl did not foresee as
+    such (from SQLite, the OS, or a bug) also shows where it came from."""
+    if debug:
+        traceback.print_exc()
+    lines = str(message).strip().splitlines() or [""]
+    print(f"lockctl: {shorten(lines[0], 500)}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
+    # A path or id that is not UTF-8 must not make the answer itself fail.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse printed the usage line
         return int(exc.code or 0) and 2
+    except KeyboardInterrupt:
+        print("lockctl: interrupted", file=sys.stderr)
+        return INTERRUPTED
     out = Output(args.json)
+    debug = bool(getattr(args, "debug", False))
     try:
         return int(args.func(args, out))
     except UsageError as exc:
-        print(f"lockctl: {exc}", file=sys.stderr)
+        complain(exc)
         return 2
     except (Failed, RegistryError, keyfile.KeyFileError, ForeignLock, Refused, ClientError,
-            TransportError) as exc:
-        print(f"lockctl: {exc}", file=sys.stderr)
+            TransportError, issuer.IssueError) as exc:
+        complain(exc)
+        return 1
+    except sqlite3.Error as exc:
+        complain(registry_problem(site_dir(args), exc), debug)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (`lockctl ... | head`): nobody is left to tell,
+        # and the interpreter's own flush at exit must not fail on the pipe either.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 1
+    except OSError as exc:
+        complain(os_problem(exc), debug)
         return 1
     except KeyboardInterrupt:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)  # Ctrl-C leaves the cursor after a prompt or a bar
         print("lockctl: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the last catch: one line, not a traceback
+        first = (str(exc).strip().splitlines() or [""])[0]
+        complain(f"unexpected error ({type(exc).__name__}: {shorten(first, 200)}); "
+                 "run again with --debug for the details", debug)
         return 1
 
 
