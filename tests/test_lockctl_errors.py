@@ -11,6 +11,7 @@ subprocess.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import pty
@@ -353,6 +354,193 @@ def test_unreadable_key_file(world: World, unprivileged: tuple[Path, list[str]])
               {"LOCKCTL_PIN": PIN}, base, how)
     assert p.returncode == 1 and TRACEBACK not in p.stderr
     assert p.stderr.strip() == f"lockctl: cannot read the key file {key}: permission denied"
+
+
+# --- every command, hostile arguments ------------------------------------------------------
+
+def leaf_commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+                  ) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield path, parser
+    for action in subs:
+        for name, sub in action.choices.items():
+            yield from leaf_commands(sub, (*path, name))
+
+
+def value_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [a for a in parser._actions
+            if not isinstance(a, (argparse._HelpAction, argparse._StoreTrueAction))]
+
+
+def exclusive(parser: argparse.ArgumentParser) -> list[list[argparse.Action]]:
+    return [g._group_actions for g in parser._mutually_exclusive_groups]
+
+
+def hostile_values(root: Path, huge: int) -> list[str]:
+    return ["", "A" * huge, "\x01\x02\x7f\x1b[2J\u202e\ufffd\udcff binary-ish", "-1",
+            "-99999999999999999999", "/dev/null", str(root / "adir"),
+            str(root / "missing" / "x"), "NO-SUCH-ID"]
+
+
+def legit(command: tuple[str, ...], option: str, value: str, root: Path) -> bool:
+    """Hostile-looking values that are nevertheless good input for that option."""
+    plain = value in ("-1", "-99999999999999999999", "NO-SUCH-ID")
+    paths = value in ("/dev/null", str(root / "adir"), str(root / "missing" / "x"))
+    if option in ("--name", "--address", "--provider", "--actor"):
+        return plain or paths  # any short printable text is a name
+    if option in ("client_id", "staff_id") or (command == ("commission",)
+                                               and option == "--lock-id"):
+        return value == "NO-SUCH-ID"
+    # A file or directory lockctl creates may have any name the system takes.
+    odd_name = value.startswith("\x01")
+    if option == "--out":
+        return plain or odd_name
+    if command == ("site", "init") and option == "--site":
+        return plain or odd_name or value in (str(root / "adir"), str(root / "missing" / "x"))
+    return False
+
+
+# Valid arguments per command: one at a time is replaced by a hostile value, so
+# that each reaches the code past the others' checks.
+def valid_arguments(world: World) -> dict[tuple[str, ...], dict[str, str]]:
+    now = datetime.now(ZONE)
+    key = str(world.key)
+    shift = world.shift_args()
+    return {
+        ("site", "init"): {"--site": "new-site", "--name": "S", "--zone": "Europe/Stockholm",
+                           "--retention-days": "30"},
+        ("client", "add"): {"client_id": "C9", "--name": "N", "--address": "A"},
+        ("staff", "add"): {"staff_id": "S9", "--name": "N", "--provider": "P"},
+        ("sim",): {"--state": "sim-state", "--serial-link": "sim.tty", "--ble": "127.0.0.1:0",
+                   "--heap": "96K"},
+        ("commission",): {"--port": "/dev/ttyACM-none", "--lock-id": "NT-2", "--client": "C1",
+                          "--door": "apartment", "--suite": "hmac"},
+        ("lock", "info"): {"--port": "/dev/ttyACM-none"},
+        ("lock", "sync"): {"--port": "/dev/ttyACM-none"},
+        ("lock", "decommission"): {"--port": "/dev/ttyACM-none"},
+        ("shift", "issue"): dict(zip(shift[2::2], shift[3::2], strict=True)),
+        ("revoke",): {"--staff": "S1"},
+        ("open",): {"--key": key, "--lock-id": "NT-1", "--ble": "127.0.0.1:9",
+                    "--action": "open"},
+        ("log", "pull"): {"--ble": "127.0.0.1:9", "--key": key},
+        ("log", "verify"): {"--lock-id": "NT-1"},
+        ("log", "report"): {"--lock-id": "NT-1", "--from": now.date().isoformat(),
+                            "--to": now.date().isoformat(), "--format": "csv",
+                            "--out": "report.csv"},
+        ("flash",): {"--board": "sim", "--port": "/dev/ttyACM-none"},
+    }
+
+
+def argv_of(command: tuple[str, ...], parser: argparse.ArgumentParser,
+            values: dict[str, str]) -> list[str]:
+    argv = list(command)
+    for action in value_actions(parser):
+        name = action.option_strings[0] if action.option_strings else action.dest
+        if name not in values:
+            continue
+        argv += [values[name]] if not action.option_strings else [name, values[name]]
+    return argv
+
+
+class Exec(BaseException):
+    """`lockctl sim` handed its arguments to the simulator."""
+
+
+def no_exec(*args: object) -> None:
+    raise Exec
+
+
+def check_hostile(world: World, argv: list[str], capsys: pytest.CaptureFixture[str],
+                  may_succeed: bool) -> None:
+    before = world.dump()
+    shown = " ".join(a[:40] for a in argv)
+    try:
+        status, out, err = run(argv, capsys)
+    except Exec:
+        # The simulator checks the rest itself (test_sim_arguments_from_a_shell);
+        # lockctl must only have refused what it checks: an unusable --state.
+        assert argv[0] == "sim" and world.dump() == before, shown
+        capsys.readouterr()
+        return
+    assert TRACEBACK not in out + err, (shown, err[-2000:])
+    if status == 0 and may_succeed:
+        # It did something (added "NO-SUCH-ID", say): back to the starting
+        # registry, or that id would be known to the runs after it.
+        gc.collect()  # main() leaves closing the registry to the interpreter
+        (world.site / "registry.sqlite3").write_bytes(world.snapshot)
+        return
+    assert status in (1, 2), (shown, status, err[-500:])
+    assert err.strip().splitlines()[-1].startswith("lockctl"), (shown, err[-500:])
+    if status == 1:
+        assert len(err.strip().splitlines()) == 1, (shown, err[-500:])
+    assert world.dump() == before, shown
+
+
+def test_every_command_with_hostile_arguments(world: World, capsys,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # `lockctl sim` execs the simulator, which checks its own arguments (tested
+    # by subprocess below); here it must not replace the test process.
+    monkeypatch.setattr(os, "execv", no_exec)
+    parser = lockctl.build_parser()
+    commands = dict(leaf_commands(parser))
+    valid = valid_arguments(world)
+    assert set(commands) == set(valid), "a new command needs valid arguments here"
+    runs = 0
+    # site init last: a site it creates under a hostile --site would be a good
+    # site for the commands after it.
+    for command, sub in sorted(commands.items(), key=lambda c: c[0] == ("site", "init")):
+        actions = {a.option_strings[0] if a.option_strings else a.dest: a
+                   for a in value_actions(sub)}
+        groups = [[a.option_strings[0] for a in g] for g in exclusive(sub)]
+        for value in hostile_values(world.root, 200_000):
+            # Every argument hostile at once (a valid one where only choices are
+            # allowed, so that the run gets past the parser)...
+            values = {n: (a.choices and sorted(a.choices)[0]) or value
+                      for n, a in actions.items()}
+            for g in groups:
+                for other in g[1:]:
+                    values.pop(other, None)
+            for flags in ([], ["--json"]):
+                check_hostile(world, argv_of(command, sub, values) + flags, capsys,
+                              may_succeed=any(legit(command, n, value, world.root)
+                                              for n in values))
+                runs += 1
+            # ...and one at a time among valid ones.
+            for name in actions:
+                values = dict(valid[command])
+                for g in groups:
+                    if name in g:
+                        for other in g:
+                            values.pop(other, None)
+                values[name] = value
+                check_hostile(world, argv_of(command, sub, values), capsys,
+                              may_succeed=legit(command, name, value, world.root))
+                runs += 1
+    assert runs > 300
+
+
+@pytest.mark.parametrize("argv", [
+    [b"client", b"add", b"C\xff", b"--name", b"N"],
+    [b"client", b"add", b"C7", b"--name", b"N\xff\xfe"],
+    [b"--actor", b"\xff", b"revoke", b"--staff", b"S1"],
+    [b"shift", b"issue", b"--staff", b"S1", b"--clients", b"C1\xff", b"--start", b"x",
+     b"--end", b"y", b"--out", b"k"],
+    [b"open", b"--key", b"\xff.key", b"--lock-id", b"NT-1", b"--ble", b"127.0.0.1:9"],
+    [b"log", b"report", b"--lock-id", b"NT-1", b"--format", b"csv", b"--out", b"\xff/x"],
+    [b"sim", b"--state", b"/dev/null"],
+    [b"log", b"verify", b"--lock-id", b"A" * 100_000],
+    [b"commission", b"--port", b"", b"--lock-id", b"NT-3", b"--client", b"C1"],
+    [b"revoke", b"--token", b"-1"],
+])
+def test_hostile_arguments_from_a_shell(world: World, argv: list[bytes]) -> None:
+    before = world.dump()
+    p = subprocess.run([os.fsencode(LOCKCTL), *argv], capture_output=True, timeout=60,
+                       env={**os.environ, **world.env}, cwd=world.root)
+    err = p.stderr.decode(errors="replace")
+    assert TRACEBACK not in err and p.returncode in (1, 2), (argv[:4], p.returncode, err)
+    assert err.strip().splitlines()[-1].startswith("lockctl"), err
+    assert world.dump() == before
 
 
 @pytest.mark.parametrize("argv,words", [

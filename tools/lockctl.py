@@ -18,6 +18,7 @@ import stat
 import sys
 import time
 import traceback
+import unicodedata
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -32,7 +33,7 @@ from tools.registry import Registry, RegistryError
 from tools.transport import LinkTimeout, TransportError, link_for_url
 
 DOORS = ("apartment", "entrance", "waste-room", "key-box", "medicine-cabinet")
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: "$" lets a newline end it
 SERIAL_TIMEOUT = 5.0
 
 
@@ -80,6 +81,66 @@ def check_id(value: str, what: str) -> str:
     if not ID_RE.match(value):
         raise UsageError(f"invalid {what} {value!r}: use 1-64 letters, digits, '.', '_' or '-'")
     return value
+
+
+# Bidirectional overrides would let a name reorder the text around it in a report.
+_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def text_arg(limit: int) -> Callable[[str], str]:
+    """An argparse type for names and addresses: they end up in the registry, in
+    reports and in the audit record, so they must be printable text (an argument
+    that is not UTF-8 arrives with surrogates, which SQLite refuses)."""
+    def check(value: str) -> str:
+        if not value.strip():
+            raise argparse.ArgumentTypeError("must not be empty")
+        if len(value) > limit:
+            raise argparse.ArgumentTypeError(f"at most {limit} characters")
+        if any(unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI for c in value):
+            raise argparse.ArgumentTypeError("control characters or bytes that are not "
+                                             "UTF-8 text are not allowed")
+        return value
+    return check
+
+
+def id_arg(what: str, many: bool = False) -> Callable[[str], str]:
+    """An argparse type for an id that is looked up: every id in a registry
+    passed check_id, so anything else names nothing (and text that is not
+    UTF-8 would fail inside SQLite instead)."""
+    def check(value: str) -> str:
+        for one in [part.strip() for part in value.split(",")] if many else [value]:
+            if many and not one:
+                continue  # "C1,,C2": the command drops the empty name
+            if not ID_RE.match(one):
+                raise argparse.ArgumentTypeError(
+                    f"invalid {what} {shorten(one)!r}: use 1-64 letters, digits, '.', '_' or '-'")
+        return value
+    return check
+
+
+def path_arg(value: str) -> str:
+    if not value:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
+
+def zone_arg(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except Exception:  # noqa: BLE001 - ValueError, OSError (a name too long), ...
+        raise argparse.ArgumentTypeError(f"unknown time zone {shorten(value)!r}") from None
+    return value
+
+
+def days_arg(value: str) -> int:
+    # Past a century the retention arithmetic leaves SQLite's integer range.
+    try:
+        days = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {shorten(value)!r}") from None
+    if not 1 <= days <= 36500:
+        raise argparse.ArgumentTypeError("must be 1 to 36500 days")
+    return days
 
 
 def shorten(text: str, limit: int = 80) -> str:
@@ -698,11 +759,11 @@ def build_parser() -> argparse.ArgumentParser:
         # reset what was given before it, hence SUPPRESS on the subcommands.
         c = argparse.ArgumentParser(add_help=False)
         kw: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
-        c.add_argument("--site", metavar="DIR",
+        c.add_argument("--site", metavar="DIR", type=path_arg,
                        help="site directory (default $LOCKCTL_SITE or ./site)", **kw)
         c.add_argument("--json", action="store_true", help="machine-readable output", **kw)
         c.add_argument("--actor", help="who does this (default $LOCKCTL_ACTOR or the user)",
-                       **kw)
+                       type=text_arg(100), **kw)
         c.add_argument("--debug", action="store_true",
                        help="on an unexpected error, show its traceback", **kw)
         return c
@@ -720,24 +781,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     site = sub.add_parser("site", help="the site").add_subparsers(dest="sub", required=True)
     sp = cmd(site, "init", cmd_site_init, "create a site: registry and secrets")
-    sp.add_argument("--name", default="site")
-    sp.add_argument("--zone", default="Europe/Stockholm")
-    sp.add_argument("--retention-days", type=int, default=365)
+    sp.add_argument("--name", default="site", type=text_arg(200))
+    sp.add_argument("--zone", default="Europe/Stockholm", type=zone_arg)
+    sp.add_argument("--retention-days", type=days_arg, default=365)
 
     client = sub.add_parser("client", help="clients").add_subparsers(dest="sub", required=True)
     sp = cmd(client, "add", cmd_client_add, "register a client")
     sp.add_argument("client_id", metavar="CLIENT_ID")
-    sp.add_argument("--name", required=True)
-    sp.add_argument("--address")
+    sp.add_argument("--name", required=True, type=text_arg(200))
+    sp.add_argument("--address", type=text_arg(200))
 
     staff = sub.add_parser("staff", help="staff").add_subparsers(dest="sub", required=True)
     sp = cmd(staff, "add", cmd_staff_add, "register a staff member")
     sp.add_argument("staff_id", metavar="STAFF_ID")
-    sp.add_argument("--name", required=True)
-    sp.add_argument("--provider")
+    sp.add_argument("--name", required=True, type=text_arg(200))
+    sp.add_argument("--provider", type=text_arg(200))
 
     sp = cmd(sub, "sim", cmd_sim, "run a simulated lock (or an empty virtual board)")
-    sp.add_argument("--state", default="./sim-lock", metavar="DIR")
+    sp.add_argument("--state", default="./sim-lock", metavar="DIR", type=path_arg)
     sp.add_argument("--serial-link", metavar="PATH")
     sp.add_argument("--ble", metavar="127.0.0.1:PORT")
     sp.add_argument("--auto-button", action="store_true")
@@ -747,8 +808,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = cmd(sub, "commission", cmd_commission, "commission a lock over its serial port")
     sp.add_argument("--port", required=True, metavar="DEV")
-    sp.add_argument("--lock-id", required=True)
-    sp.add_argument("--client", required=True, metavar="CLIENT_ID[,CLIENT_ID...]")
+    sp.add_argument("--lock-id", required=True, type=id_arg("lock id"))
+    sp.add_argument("--client", required=True, metavar="CLIENT_ID[,CLIENT_ID...]",
+                    type=id_arg("client id", many=True))
     sp.add_argument("--door", choices=DOORS, default="apartment")
     sp.add_argument("--suite", choices=(tok.SUITE_HMAC, tok.SUITE_ED25519), default="hmac")
 
@@ -763,22 +825,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     shift = sub.add_parser("shift", help="shift keys").add_subparsers(dest="sub", required=True)
     sp = cmd(shift, "issue", cmd_shift_issue, "issue a staff member's key for one shift")
-    sp.add_argument("--staff", required=True, metavar="STAFF_ID")
-    sp.add_argument("--clients", required=True, metavar="C1,C2,...")
+    sp.add_argument("--staff", required=True, metavar="STAFF_ID", type=id_arg("staff id"))
+    sp.add_argument("--clients", required=True, metavar="C1,C2,...",
+                    type=id_arg("client id", many=True))
     sp.add_argument("--start", required=True, metavar="ISO8601")
     sp.add_argument("--end", required=True, metavar="ISO8601")
-    sp.add_argument("--out", required=True, metavar="FILE")
+    sp.add_argument("--out", required=True, metavar="FILE", type=path_arg)
     sp.add_argument("--alarm", action="store_true", help="alarm response: marked in every log")
     sp.add_argument("--log", action="store_true", help="also allow reading the log over BLE")
 
     sp = cmd(sub, "revoke", cmd_revoke, "block a staff member's keys or one token")
     g = sp.add_mutually_exclusive_group(required=True)
-    g.add_argument("--staff", metavar="STAFF_ID")
+    g.add_argument("--staff", metavar="STAFF_ID", type=id_arg("staff id"))
     g.add_argument("--token", metavar="TOKEN_ID")
 
     sp = cmd(sub, "open", cmd_open, "the key emulator: open a door over BLE")
-    sp.add_argument("--key", required=True, metavar="FILE")
-    sp.add_argument("--lock-id", required=True)
+    sp.add_argument("--key", required=True, metavar="FILE", type=path_arg)
+    sp.add_argument("--lock-id", required=True, type=id_arg("lock id"))
     sp.add_argument("--ble", required=True, metavar="127.0.0.1:PORT")
     sp.add_argument("--action", default="open", choices=("open",))
 
@@ -786,15 +849,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd(log, "pull", cmd_log_pull, "collect a lock's log (serial, or BLE with a key)")
     sp.add_argument("--port", metavar="DEV")
     sp.add_argument("--ble", metavar="127.0.0.1:PORT")
-    sp.add_argument("--key", metavar="FILE")
+    sp.add_argument("--key", metavar="FILE", type=path_arg)
     sp = cmd(log, "verify", cmd_log_verify, "check the log's MAC chain")
-    sp.add_argument("--lock-id", required=True)
+    sp.add_argument("--lock-id", required=True, type=id_arg("lock id"))
     sp = cmd(log, "report", cmd_log_report, "the log report for a unit manager")
-    sp.add_argument("--lock-id", required=True)
+    sp.add_argument("--lock-id", required=True, type=id_arg("lock id"))
     sp.add_argument("--from", dest="from_", metavar="YYYY-MM-DD")
     sp.add_argument("--to", metavar="YYYY-MM-DD")
     sp.add_argument("--format", required=True, choices=("csv", "json", "html"))
-    sp.add_argument("--out", metavar="FILE")
+    sp.add_argument("--out", metavar="FILE", type=path_arg)
 
     sp = cmd(sub, "flash", cmd_flash, "compile and deploy the firmware with mpremote")
     sp.add_argument("--board", required=True)
