@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 
@@ -75,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="--mpy: the firmware's code in ROM, executed in place as frozen "
                         "code on a board (default), or loaded from .mpy files into the heap")
     args = p.parse_args(argv)
+    if os.path.exists(args.state) and not os.path.isdir(args.state):
+        p.error(f"--state {args.state} is a file, not a directory")
     if args.heap is not None and not (args.mpy or args.virtual_board):
         p.error("--heap needs --mpy or --virtual-board")
     return args

@@ -14,6 +14,7 @@ flash again; the next deploy removes the leftovers.
 from __future__ import annotations
 
 import hashlib
+import re
 import signal
 import subprocess
 import sys
@@ -129,12 +130,22 @@ def mpremote_command() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "mpremote"]
 
 
+def boards() -> list[str]:
+    """The boards that can be flashed: boards/NAME.py that says NAME = "NAME"
+    (boards/ also holds the freeze manifest, which is not a board)."""
+    found = []
+    for path in sorted((ROOT / "boards").glob("*.py")):
+        if re.search(rf'^NAME = "{re.escape(path.stem)}"$', path.read_text(), re.M):
+            found.append(path.stem)
+    return found
+
+
 def stage(out: Path, board: str = "sim", production: bool = False) -> list[Path]:
     """Build the slot to deploy in out/lockfw.new: protocol/ and firmware/
     compiled with mpy-cross, boards/__init__.py and boards/BOARD.py as source,
     BOARD, the boot loader (main.py) and a MANIFEST (SHA-256, size, path of
     every other file). Returns the files, MANIFEST last."""
-    if not (ROOT / "boards" / f"{board}.py").exists():
+    if board not in boards():  # also keeps a name like ../x out of the path
         raise DeployError(f"no board file boards/{board}.py")
     slot = out / STAGING.lstrip("/")
     _, errors = compile_all(slot, packages=("protocol", "firmware"))
@@ -283,4 +294,4 @@ def flash(board: str, port: str, progress: Callable[[int, int], None] | None = N
     return result
 
 
-__all__ = ["flash", "deploy", "stage", "boot_firmware", "DeployError", "mpremote_command"]
+__all__ = ["flash", "deploy", "stage", "boards", "boot_firmware", "DeployError", "mpremote_command"]

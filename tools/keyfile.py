@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from tools.issuer import Grant
 FORMAT = "nyckelfri-shift-key/1"
 KDF = {"alg": "argon2id", "time_cost": 3, "memory_cost": 65536, "parallelism": 1}
 MIN_PIN = 4
+MAX_SIZE = 32 << 20  # about 4 KB a door: far above any shift, far below a mistake
 
 
 class KeyFileError(Exception):
@@ -91,12 +93,30 @@ def write(path: Path, key: ShiftKey, pin: str) -> None:
 
 
 def read(path: Path, pin: str) -> ShiftKey:
+    # A file that cannot be read is a path or permission problem, not a damaged
+    # key: say which, so nobody throws away a good key.
     try:
-        doc = json.loads(Path(path).read_text())
+        # O_NONBLOCK: opening a FIFO must not wait for a writer.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise KeyFileError(f"{path} is not a key file (not a regular file)")
+            raw = f.read(MAX_SIZE + 1)
     except FileNotFoundError:
         raise KeyFileError(f"no key file at {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except IsADirectoryError:
+        raise KeyFileError(f"{path} is a directory, not a key file") from None
+    except PermissionError:
+        raise KeyFileError(f"cannot read the key file {path}: permission denied") from None
+    except OSError as exc:
+        raise KeyFileError(f"cannot read the key file {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_SIZE:
+        raise CorruptKeyFile("the key file is corrupted (far too large for a shift key)")
+    try:
+        doc = json.loads(raw.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError):
         raise CorruptKeyFile("the key file is corrupted (not a shift key)") from None
+    if not isinstance(doc, dict):
+        raise CorruptKeyFile("the key file is corrupted (not a shift key)")
     try:
         if doc.get("format") != FORMAT:
             raise CorruptKeyFile("not a shift key file of this version")

@@ -13,8 +13,12 @@ import getpass
 import json
 import os
 import re
+import sqlite3
+import stat
 import sys
 import time
+import traceback
+import unicodedata
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -38,7 +42,7 @@ from tools.site import Site
 from tools.transport import LinkTimeout, TransportError, link_for_url
 
 DOORS = ("apartment", "entrance", "waste-room", "key-box", "medicine-cabinet")
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: "$" lets a newline end it
 SERIAL_TIMEOUT = 5.0
 
 
@@ -88,6 +92,101 @@ def check_id(value: str, what: str) -> str:
     return value
 
 
+# Bidirectional overrides would let a name reorder the text around it in a report.
+_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def text_arg(limit: int) -> Callable[[str], str]:
+    """An argparse type for names and addresses: they end up in the registry, in
+    reports and in the audit record, so they must be printable text (an argument
+    that is not UTF-8 arrives with surrogates, which SQLite refuses)."""
+    def check(value: str) -> str:
+        if not value.strip():
+            raise argparse.ArgumentTypeError("must not be empty")
+        if len(value) > limit:
+            raise argparse.ArgumentTypeError(f"at most {limit} characters")
+        if any(unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI for c in value):
+            raise argparse.ArgumentTypeError("control characters or bytes that are not "
+                                             "UTF-8 text are not allowed")
+        return value
+    return check
+
+
+def id_arg(what: str, many: bool = False) -> Callable[[str], str]:
+    """An argparse type for an id that is looked up: every id in a registry
+    passed check_id, so anything else names nothing (and text that is not
+    UTF-8 would fail inside SQLite instead)."""
+    def check(value: str) -> str:
+        for one in [part.strip() for part in value.split(",")] if many else [value]:
+            if many and not one:
+                continue  # "C1,,C2": the command drops the empty name
+            if not ID_RE.match(one):
+                raise argparse.ArgumentTypeError(
+                    f"invalid {what} {shorten(one)!r}: use 1-64 letters, digits, '.', '_' or '-'")
+        return value
+    return check
+
+
+def path_arg(value: str) -> str:
+    if not value:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
+
+def zone_arg(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except Exception:  # noqa: BLE001 - ValueError, OSError (a name too long), ...
+        raise argparse.ArgumentTypeError(f"unknown time zone {shorten(value)!r}") from None
+    return value
+
+
+def days_arg(value: str) -> int:
+    # Past a century the retention arithmetic leaves SQLite's integer range.
+    try:
+        days = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {shorten(value)!r}") from None
+    if not 1 <= days <= 36500:
+        raise argparse.ArgumentTypeError("must be 1 to 36500 days")
+    return days
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """A user's value as it may appear in a one-line message."""
+    return text if len(text) <= limit else text[:limit - 20] + "..." + text[-17:]
+
+
+def check_out(path_text: str) -> Path:
+    """Refuse an --out that cannot be written before anything is done: a
+    failure after the act would leave the registry changed and no file. The
+    file is written beside itself and renamed over the target, which would
+    replace a device or a link (/dev/null, as root) instead of writing to it."""
+    if not path_text:
+        raise UsageError("--out: give a file name")
+    path = Path(path_text)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise Failed(f"--out {shorten(path_text)}: {exc.strerror}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise Failed(f"--out {shorten(path_text)} is {kind}: name a file to write")
+    parent = path.parent
+    try:
+        if not parent.is_dir():
+            raise Failed(f"--out {shorten(path_text)}: the directory {shorten(str(parent))} "
+                         "does not exist")
+    except OSError as exc:
+        raise Failed(f"--out {shorten(path_text)}: {exc.strerror}") from None
+    if not os.access(parent, os.W_OK):
+        raise Failed(f"--out {shorten(path_text)}: cannot write in {shorten(str(parent))} "
+                     "(permission denied)")
+    return path
+
+
 def site_dir(args: argparse.Namespace) -> Path:
     return Path(args.site or os.environ.get("LOCKCTL_SITE") or "./site")
 
@@ -118,14 +217,17 @@ def parse_local(text: str, tz: ZoneInfo, what: str) -> int:
         dt = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(f"--{what}: not an ISO 8601 time: {text!r}") from None
-    if dt.tzinfo is None:
-        local = dt.replace(tzinfo=tz)
-        back = datetime.fromtimestamp(local.timestamp(), tz).replace(tzinfo=None)
-        if back != dt:
-            raise UsageError(f"--{what}: {text} does not exist in {tz.key} "
-                             "(the clock jumps at the daylight-saving change)")
-        dt = local
-    return int(dt.timestamp())
+    try:
+        if dt.tzinfo is None:
+            local = dt.replace(tzinfo=tz)
+            back = datetime.fromtimestamp(local.timestamp(), tz).replace(tzinfo=None)
+            if back != dt:
+                raise UsageError(f"--{what}: {text} does not exist in {tz.key} "
+                                 "(the clock jumps at the daylight-saving change)")
+            dt = local
+        return int(dt.timestamp())
+    except (OverflowError, ValueError):  # years 1 and 9999 reach past the calendar
+        raise UsageError(f"--{what}: {text} is out of range") from None
 
 
 def parse_day(text: str | None, what: str) -> date | None:
@@ -147,9 +249,13 @@ def read_pin(confirm: bool) -> str:
         return pin
     if not sys.stdin.isatty():
         raise UsageError("no personal code: set LOCKCTL_PIN or run in a terminal")
-    pin = getpass.getpass("Personal code: ")
-    if confirm and getpass.getpass("Personal code again: ") != pin:
-        raise UsageError("the two personal codes differ")
+    try:
+        pin = getpass.getpass("Personal code: ")
+        if confirm and getpass.getpass("Personal code again: ") != pin:
+            raise UsageError("the two personal codes differ")
+    except EOFError:  # Ctrl-D at the prompt
+        print(file=sys.stderr)
+        raise Failed("no personal code entered: nothing was done") from None
     return pin
 
 
@@ -233,6 +339,17 @@ def cmd_staff_add(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_sim(args: argparse.Namespace, out: Output) -> int:
+    # Made here, so that a --state naming a file is refused in one line (the
+    # simulator would fail with a traceback after exec).
+    if not args.state:
+        raise UsageError("--state: give a directory for the simulated lock's state")
+    try:
+        Path(args.state).mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise Failed(f"--state {shorten(args.state)} is a file, not a directory") from None
+    except OSError as exc:
+        raise Failed(f"--state {shorten(args.state)}: cannot make the directory "
+                     f"({exc.strerror})") from None
     cmd = [sys.executable, "-m", "simulator"]
     if args.virtual_board:
         cmd.append("--virtual-board")
@@ -409,6 +526,11 @@ def cmd_shift_issue(args: argparse.Namespace, out: Output) -> int:
     now = int(time.time())
     if end <= now:
         raise UsageError("that shift has already ended")
+    if end - now > tok.MAX_LIFETIME:
+        # The lock refuses a token that outlives its issue by more than 24 h.
+        raise UsageError("a key can be issued at most 24 hours before its shift ends: "
+                         f"issue this one from {local_str(end - tok.MAX_LIFETIME, tz)}")
+    out_path = check_out(args.out)
     locks = reg.locks_for_clients(clients)
     if not locks:
         raise Failed("no commissioned lock serves these clients")
@@ -432,7 +554,7 @@ def cmd_shift_issue(args: argparse.Namespace, out: Output) -> int:
     with reg.tx():
         for g in grants:
             reg.add_token(g.cti, staff["staff_id"], g.lock_id, start, end, scope, args.alarm)
-        keyfile.write(Path(args.out), key, pin)
+        keyfile.write(out_path, key, pin)
     reg.audit(actor(args), "shift issue", {"staff": staff["staff_id"], "clients": clients,
                                            "start": start, "end": end, "alarm": args.alarm,
                                            "tokens": [g.cti.hex() for g in grants]})
@@ -442,7 +564,8 @@ def cmd_shift_issue(args: argparse.Namespace, out: Output) -> int:
              f"Shift key for {staff['name']} ({staff['staff_id']}): "
              f"{local_str(start, tz)} to {local_str(end, tz)}, "
              f"{len(grants)} door(s): {', '.join(g.lock_id for g in grants)}. "
-             f"Written to {args.out}.")
+             f"Written to {args.out}. Token id(s), for a block of one key: "
+             f"{', '.join(g.cti.hex() for g in grants)}.")
     return 0
 
 
@@ -580,6 +703,8 @@ def cmd_log_verify(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_log_report(args: argparse.Namespace, out: Output) -> int:
+    if args.out:
+        check_out(args.out)
     reg = open_registry(args)
     lk = reg.lock(args.lock_id)
     tz = zone_of(reg)
@@ -616,8 +741,43 @@ def cmd_log_report(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def check_flash_port(port: str) -> None:
+    """mpremote reports a port that does not exist as "failed to access PORT (it
+    may be in use by another program)", and only after the compile: tell the
+    installer what is wrong first."""
+    if not port:
+        raise UsageError("--port: name the board's serial port (e.g. /dev/ttyACM0)")
+    if "://" in port or port.startswith(("id:", "port:")) or re.fullmatch(r"[acu]\d+", port):
+        return  # mpremote's own forms: it resolves them
+    try:
+        st = os.stat(port)
+    except FileNotFoundError:
+        raise Failed(f"{shorten(port)}: no such serial port: it does not exist "
+                     "(is the board connected?)") from None
+    except OSError as exc:
+        raise Failed(f"{shorten(port)}: {exc.strerror}") from None
+    if not stat.S_ISCHR(st.st_mode):
+        raise Failed(f"{shorten(port)} is not a serial port")
+    try:
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except PermissionError:
+        raise Failed(f"{port}: permission denied (on Linux, join the 'dialout' group)") from None
+    except OSError as exc:
+        raise Failed(f"{port}: cannot open the serial port ({exc.strerror})") from None
+    try:
+        if not os.isatty(fd):
+            raise Failed(f"{port} is not a serial port (not a terminal device)")
+    finally:
+        os.close(fd)
+
+
 def cmd_flash(args: argparse.Namespace, out: Output) -> int:
     from tools import flashing
+    boards = flashing.boards()
+    if args.board not in boards:
+        raise UsageError(f"unknown board {shorten(args.board)!r}: the known boards are "
+                         f"{', '.join(boards)}")
+    check_flash_port(args.port)
     try:
         flashing.flash(args.board, args.port, progress=out.progress("flashing"), info=out.info)
     except flashing.DeployError as exc:
@@ -627,6 +787,8 @@ def cmd_flash(args: argparse.Namespace, out: Output) -> int:
         open_registry(args).audit(actor(args), "flash", {"board": args.board, "port": args.port})
     except RegistryError:
         reg_note = " (no site here: the act was not recorded)"
+    except sqlite3.Error as exc:  # the board is flashed all the same: say so, exit 0
+        reg_note = f" (the act was not recorded: {registry_problem(site_dir(args), exc)})"
     out.done({"board": args.board, "port": args.port},
              f"Firmware for {args.board} deployed to {args.port}.{reg_note}")
     return 0
@@ -640,11 +802,13 @@ def build_parser() -> argparse.ArgumentParser:
         # reset what was given before it, hence SUPPRESS on the subcommands.
         c = argparse.ArgumentParser(add_help=False)
         kw: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
-        c.add_argument("--site", metavar="DIR",
+        c.add_argument("--site", metavar="DIR", type=path_arg,
                        help="site directory (default $LOCKCTL_SITE or ./site)", **kw)
         c.add_argument("--json", action="store_true", help="machine-readable output", **kw)
         c.add_argument("--actor", help="who does this (default $LOCKCTL_ACTOR or the user)",
-                       **kw)
+                       type=text_arg(100), **kw)
+        c.add_argument("--debug", action="store_true",
+                       help="on an unexpected error, show its traceback", **kw)
         return c
 
     common = common_options(suppress=True)
@@ -660,24 +824,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     site = sub.add_parser("site", help="the site").add_subparsers(dest="sub", required=True)
     sp = cmd(site, "init", cmd_site_init, "create a site: registry and secrets")
-    sp.add_argument("--name", default="site")
-    sp.add_argument("--zone", default="Europe/Stockholm")
-    sp.add_argument("--retention-days", type=int, default=365)
+    sp.add_argument("--name", default="site", type=text_arg(200))
+    sp.add_argument("--zone", default="Europe/Stockholm", type=zone_arg)
+    sp.add_argument("--retention-days", type=days_arg, default=365)
 
     client = sub.add_parser("client", help="clients").add_subparsers(dest="sub", required=True)
     sp = cmd(client, "add", cmd_client_add, "register a client")
     sp.add_argument("client_id", metavar="CLIENT_ID")
-    sp.add_argument("--name", required=True)
-    sp.add_argument("--address")
+    sp.add_argument("--name", required=True, type=text_arg(200))
+    sp.add_argument("--address", type=text_arg(200))
 
     staff = sub.add_parser("staff", help="staff").add_subparsers(dest="sub", required=True)
     sp = cmd(staff, "add", cmd_staff_add, "register a staff member")
     sp.add_argument("staff_id", metavar="STAFF_ID")
-    sp.add_argument("--name", required=True)
-    sp.add_argument("--provider")
+    sp.add_argument("--name", required=True, type=text_arg(200))
+    sp.add_argument("--provider", type=text_arg(200))
 
     sp = cmd(sub, "sim", cmd_sim, "run a simulated lock (or an empty virtual board)")
-    sp.add_argument("--state", default="./sim-lock", metavar="DIR")
+    sp.add_argument("--state", default="./sim-lock", metavar="DIR", type=path_arg)
     sp.add_argument("--serial-link", metavar="PATH")
     sp.add_argument("--ble", metavar="127.0.0.1:PORT")
     sp.add_argument("--auto-button", action="store_true")
@@ -687,8 +851,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = cmd(sub, "commission", cmd_commission, "commission a lock over its serial port")
     sp.add_argument("--port", required=True, metavar="DEV")
-    sp.add_argument("--lock-id", required=True)
-    sp.add_argument("--client", required=True, metavar="CLIENT_ID[,CLIENT_ID...]")
+    sp.add_argument("--lock-id", required=True, type=id_arg("lock id"))
+    sp.add_argument("--client", required=True, metavar="CLIENT_ID[,CLIENT_ID...]",
+                    type=id_arg("client id", many=True))
     sp.add_argument("--door", choices=DOORS, default="apartment")
     sp.add_argument("--suite", choices=(tok.SUITE_HMAC, tok.SUITE_ED25519), default="hmac")
 
@@ -703,22 +868,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     shift = sub.add_parser("shift", help="shift keys").add_subparsers(dest="sub", required=True)
     sp = cmd(shift, "issue", cmd_shift_issue, "issue a staff member's key for one shift")
-    sp.add_argument("--staff", required=True, metavar="STAFF_ID")
-    sp.add_argument("--clients", required=True, metavar="C1,C2,...")
+    sp.add_argument("--staff", required=True, metavar="STAFF_ID", type=id_arg("staff id"))
+    sp.add_argument("--clients", required=True, metavar="C1,C2,...",
+                    type=id_arg("client id", many=True))
     sp.add_argument("--start", required=True, metavar="ISO8601")
     sp.add_argument("--end", required=True, metavar="ISO8601")
-    sp.add_argument("--out", required=True, metavar="FILE")
+    sp.add_argument("--out", required=True, metavar="FILE", type=path_arg)
     sp.add_argument("--alarm", action="store_true", help="alarm response: marked in every log")
     sp.add_argument("--log", action="store_true", help="also allow reading the log over BLE")
 
     sp = cmd(sub, "revoke", cmd_revoke, "block a staff member's keys or one token")
     g = sp.add_mutually_exclusive_group(required=True)
-    g.add_argument("--staff", metavar="STAFF_ID")
+    g.add_argument("--staff", metavar="STAFF_ID", type=id_arg("staff id"))
     g.add_argument("--token", metavar="TOKEN_ID")
 
     sp = cmd(sub, "open", cmd_open, "the key emulator: open a door over BLE")
-    sp.add_argument("--key", required=True, metavar="FILE")
-    sp.add_argument("--lock-id", required=True)
+    sp.add_argument("--key", required=True, metavar="FILE", type=path_arg)
+    sp.add_argument("--lock-id", required=True, type=id_arg("lock id"))
     sp.add_argument("--ble", required=True, metavar="127.0.0.1:PORT")
     sp.add_argument("--action", default="open", choices=("open",))
 
@@ -726,15 +892,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd(log, "pull", cmd_log_pull, "collect a lock's log (serial, or BLE with a key)")
     sp.add_argument("--port", metavar="DEV")
     sp.add_argument("--ble", metavar="127.0.0.1:PORT")
-    sp.add_argument("--key", metavar="FILE")
+    sp.add_argument("--key", metavar="FILE", type=path_arg)
     sp = cmd(log, "verify", cmd_log_verify, "check the log's MAC chain")
-    sp.add_argument("--lock-id", required=True)
+    sp.add_argument("--lock-id", required=True, type=id_arg("lock id"))
     sp = cmd(log, "report", cmd_log_report, "the log report for a unit manager")
-    sp.add_argument("--lock-id", required=True)
+    sp.add_argument("--lock-id", required=True, type=id_arg("lock id"))
     sp.add_argument("--from", dest="from_", metavar="YYYY-MM-DD")
     sp.add_argument("--to", metavar="YYYY-MM-DD")
     sp.add_argument("--format", required=True, choices=("csv", "json", "html"))
-    sp.add_argument("--out", metavar="FILE")
+    sp.add_argument("--out", metavar="FILE", type=path_arg)
 
     sp = cmd(sub, "flash", cmd_flash, "compile and deploy the firmware with mpremote")
     sp.add_argument("--board", required=True)
@@ -742,24 +908,88 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+
+
+def registry_problem(site: Path, exc: sqlite3.Error) -> str:
+    """SQLite's own words name neither the file nor what to do about it."""
+    text = str(exc)
+    where = shorten(str(site))
+    if "readonly" in text:
+        return (f"the site registry in {where} is read-only ({text}): the site directory "
+                "and its files must be writable by whoever runs lockctl")
+    if "unable to open" in text:
+        return (f"cannot open or write the site registry in {where} ({text}): SQLite needs "
+                "to write the registry and its journal in the site directory")
+    if "locked" in text or "busy" in text:
+        return "the site registry is busy (another lockctl?): try again"
+    if "malformed" in text or "not a database" in text:
+        return f"the site registry in {where} is damaged ({text}): restore it from a backup"
+    return f"site registry in {where}: {text}"
+
+
+def os_problem(exc: OSError) -> str:
+    what = exc.strerror or str(exc) or type(exc).__name__
+    return f"{shorten(str(exc.filename))}: {what}" if exc.filename is not None else what
+
+
+def complain(message: object, debug: bool = False) -> None:
+    """One line on stderr; with --debug, an error lockctl did not foresee as
+    such (from SQLite, the OS, or a bug) also shows where it came from."""
+    if debug:
+        traceback.print_exc()
+    lines = str(message).strip().splitlines() or [""]
+    print(f"lockctl: {shorten(lines[0], 500)}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
+    # A path or id that is not UTF-8 must not make the answer itself fail.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse printed the usage line
         return int(exc.code or 0) and 2
+    except KeyboardInterrupt:
+        print("lockctl: interrupted", file=sys.stderr)
+        return INTERRUPTED
     out = Output(args.json)
+    debug = bool(getattr(args, "debug", False))
     try:
         return int(args.func(args, out))
     except UsageError as exc:
-        print(f"lockctl: {exc}", file=sys.stderr)
+        complain(exc)
         return 2
     except (Failed, RegistryError, keyfile.KeyFileError, ForeignLock, Refused, ClientError,
-            TransportError) as exc:
-        print(f"lockctl: {exc}", file=sys.stderr)
+            TransportError, issuer.IssueError) as exc:
+        complain(exc)
+        return 1
+    except sqlite3.Error as exc:
+        complain(registry_problem(site_dir(args), exc), debug)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (`lockctl ... | head`): nobody is left to tell,
+        # and the interpreter's own flush at exit must not fail on the pipe either.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 1
+    except OSError as exc:
+        complain(os_problem(exc), debug)
         return 1
     except KeyboardInterrupt:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)  # Ctrl-C leaves the cursor after a prompt or a bar
         print("lockctl: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the last catch: one line, not a traceback
+        first = (str(exc).strip().splitlines() or [""])[0]
+        complain(f"unexpected error ({type(exc).__name__}: {shorten(first, 200)}); "
+                 "run again with --debug for the details", debug)
         return 1
 
 

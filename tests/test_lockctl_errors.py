@@ -1,0 +1,564 @@
+"""lockctl on bad input and in bad places: one line on stderr, the right exit
+status (1 refused or failed, 2 usage, 130 interrupted), never a traceback, and
+the site registry exactly as it was.
+
+Most cases run in-process through tools.lockctl.main(argv), against a site whose
+lock is only a registry row (nothing here needs a lock to answer); those that
+depend on a real terminal, on signals or on file permissions run lockctl as a
+subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import pty
+import select
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tools import issuer, keyfile, lockctl
+from tools.registry import Registry
+
+LOCKCTL = str(Path(sys.executable).parent / "lockctl")
+ZONE = ZoneInfo("Europe/Stockholm")
+PIN = "2468"
+TRACEBACK = "Traceback (most recent call last)"
+NOBODY = 65534  # an unprivileged uid and gid: permission bits bind it, unlike root
+
+
+def local(dt: datetime) -> str:
+    return dt.astimezone(ZONE).replace(tzinfo=None).isoformat(timespec="minutes")
+
+
+def dump(site: Path) -> list[str]:
+    db = sqlite3.connect(site / "registry.sqlite3")
+    try:
+        return list(db.iterdump())
+    finally:
+        db.close()
+
+
+class World:
+    """A site with one client, one staff member, one lock (a registry row) and a
+    valid shift key for it, in `root`, which is also the working directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.site = root / "site"
+        reg = Registry.init(self.site, "Testkommun", actor="test")
+        reg.add_client("C1", "Astrid Lindqvist", None, "test")
+        reg.add_staff("S1", "Anna Berg", None, "test")
+        reg.add_lock("NT-1", "apartment", "hmac", ["C1"], int(time.time()))
+        now = int(time.time())
+        g = issuer.issue_token(reg.site_secret(), "NT-1", iss=reg.name, sub="S1",
+                               start=now - 600, end=now + 3600)
+        self.key = root / "anna.key"
+        keyfile.write(self.key, keyfile.ShiftKey("S1", reg.name, g.start, g.end, [g]), PIN)
+        reg.close()
+        self.snapshot = (self.site / "registry.sqlite3").read_bytes()
+        (root / "adir").mkdir()
+        self.env = {"LOCKCTL_SITE": str(self.site), "LOCKCTL_PIN": PIN,
+                    "LOCKCTL_ACTOR": "test-admin"}
+
+    def dump(self) -> list[str]:
+        return dump(self.site)
+
+    def shift_args(self, **change: str) -> list[str]:
+        now = datetime.now(ZONE)
+        opts = {"--staff": "S1", "--clients": "C1", "--start": local(now - timedelta(hours=1)),
+                "--end": local(now + timedelta(hours=6)), "--out": "new.key", **change}
+        return ["shift", "issue", *[x for kv in opts.items() for x in kv]]
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    # A cheap key derivation: these tests open key files hundreds of times, and the
+    # KDF's cost is not what they test (its parameters travel in the file).
+    monkeypatch.setitem(keyfile.KDF, "time_cost", 1)
+    monkeypatch.setitem(keyfile.KDF, "memory_cost", 64)
+    w = World(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for k, v in w.env.items():
+        monkeypatch.setenv(k, v)
+    return w
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    status = lockctl.main(argv)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def refused(world: World, argv: list[str], capsys: pytest.CaptureFixture[str], status: int,
+            words: str) -> str:
+    """Run argv in-process; it must fail with `status`, one line containing `words`,
+    and leave the registry as it was."""
+    before = world.dump()
+    got, out, err = run(argv, capsys)
+    assert TRACEBACK not in err + out
+    assert got == status, (argv, got, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lockctl: ") and words in lines[0], err
+    assert world.dump() == before
+    return lines[0]
+
+
+def spawn(argv: list[str], env: dict[str, str], cwd: Path, as_user: list[str] | None = None
+          ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*(as_user or []), LOCKCTL, *argv], env={**os.environ, **env},
+                          cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+# --- at the personal-code prompt, in a real terminal -----------------------------------
+
+def at_the_prompt(world: World, argv: list[str], keys: bytes) -> tuple[int, str]:
+    """Run lockctl on a pseudo-terminal (its controlling terminal, so getpass
+    really prompts there), type `keys` at the prompt; its exit status and output."""
+    env = {k: v for k, v in os.environ.items() if k != "LOCKCTL_PIN"}
+    env.update(LOCKCTL_SITE=str(world.site), LOCKCTL_ACTOR="test-admin")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin, stdout and stderr are the terminal
+        try:
+            os.chdir(world.root)
+            os.execve(LOCKCTL, [LOCKCTL, *argv], env)
+        finally:
+            os._exit(127)
+    seen = b""
+    deadline = time.monotonic() + 30
+    typed = False
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        if not typed and b"Personal code: " in seen:
+            time.sleep(0.2)  # getpass switches echo off after writing the prompt
+            os.write(fd, keys)
+            typed = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert typed, seen
+    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+
+
+def test_ctrl_d_at_the_personal_code_prompt(world: World) -> None:
+    before = world.dump()
+    status, text = at_the_prompt(world, world.shift_args(), b"\x04")
+    assert status == 1, text
+    assert TRACEBACK not in text and "EOFError" not in text
+    assert "lockctl: no personal code entered: nothing was done" in text
+    assert world.dump() == before and not (world.root / "new.key").exists()
+
+
+def test_ctrl_c_exits_130(world: World) -> None:
+    before = world.dump()
+    status, text = at_the_prompt(world, world.shift_args(), b"\x03")
+    assert status == 130, text
+    assert TRACEBACK not in text and "KeyboardInterrupt" not in text
+    assert "lockctl: interrupted" in text
+    assert world.dump() == before and not (world.root / "new.key").exists()
+
+
+# --- the listed faults, one by one ---------------------------------------------------
+
+def test_a_shift_ending_more_than_24_hours_ahead(world: World, capsys) -> None:
+    now = datetime.now(ZONE)
+    args = world.shift_args(**{"--start": local(now + timedelta(hours=20)),
+                               "--end": local(now + timedelta(hours=26))})
+    refused(world, args, capsys, 2, "a key can be issued at most 24 hours before its shift ends")
+    assert not (world.root / "new.key").exists()
+
+
+@pytest.mark.parametrize("out,words", [
+    ("no-such-dir/x", "the directory no-such-dir does not exist"),
+    ("adir", "is a directory"),
+    ("/dev/null", "not a regular file"),
+])
+def test_out_that_cannot_be_written(world: World, capsys, out: str, words: str) -> None:
+    refused(world, world.shift_args(**{"--out": out}), capsys, 1, words)
+    refused(world, ["log", "report", "--lock-id", "NT-1", "--format", "csv", "--out", out],
+            capsys, 1, words)
+    # Written beside itself and renamed, the report would have replaced the device.
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert not list(world.root.glob("**/*.new"))
+
+
+def test_sim_state_naming_a_file(world: World, capsys) -> None:
+    (world.root / "afile").write_text("")
+    refused(world, ["sim", "--state", "afile"], capsys, 1, "afile is a file, not a directory")
+    p = subprocess.run([sys.executable, "-m", "simulator", "--state", "afile"],
+                       cwd=world.root, capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(Path(lockctl.__file__).parents[1])})
+    assert p.returncode == 2 and TRACEBACK not in p.stderr
+    assert "afile is a file, not a directory" in p.stderr
+
+
+def test_key_file_that_is_a_directory_or_a_device(world: World, capsys) -> None:
+    for key, words in (("adir", "adir is a directory, not a key file"),
+                       ("/dev/null", "/dev/null is not a key file (not a regular file)"),
+                       ("missing.key", "no key file at missing.key")):
+        line = refused(world, ["open", "--key", key, "--lock-id", "NT-1", "--ble",
+                               "127.0.0.1:9"], capsys, 1, words)
+        assert "corrupted" not in line
+
+
+def test_flash_unknown_board_lists_the_boards(world: World, capsys) -> None:
+    line = refused(world, ["flash", "--board", "no-such-board", "--port", "/dev/ttyACM0"],
+                   capsys, 2, "unknown board 'no-such-board'")
+    assert line.endswith("the known boards are esp32c3_devkit, pico_w, sim")
+    # A name that walks out of boards/ is no board either.
+    refused(world, ["flash", "--board", "../tools/demo", "--port", "/dev/ttyACM0"], capsys, 2,
+            "unknown board")
+
+
+@pytest.mark.parametrize("port,words", [
+    ("/dev/ttyACM-no-such", "/dev/ttyACM-no-such: no such serial port: it does not exist"),
+    ("/dev/null", "/dev/null is not a serial port"),
+    ("adir", "adir is not a serial port"),
+])
+def test_flash_to_a_port_that_is_not_there(world: World, capsys, port: str, words: str) -> None:
+    refused(world, ["flash", "--board", "sim", "--port", port], capsys, 1, words)
+
+
+def test_unexpected_error_is_one_line_unless_debug(world: World, capsys,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(args: argparse.Namespace, out: lockctl.Output) -> int:
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(lockctl, "cmd_log_verify", broken)
+    line = refused(world, ["log", "verify", "--lock-id", "NT-1"], capsys, 1,
+                   "unexpected error (RuntimeError: boom)")
+    assert "--debug" in line
+    status, _, err = run(["--debug", "log", "verify", "--lock-id", "NT-1"], capsys)
+    assert status == 1 and TRACEBACK in err and "RuntimeError: boom" in err
+    assert err.strip().splitlines()[-1].startswith("lockctl: unexpected error")
+    status, _, err = run(["log", "verify", "--lock-id", "NT-1", "--debug"], capsys)
+    assert status == 1 and TRACEBACK in err  # after the command too, like --site
+
+
+def test_interrupt_in_process_is_130(world: World, capsys,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(args: argparse.Namespace, out: lockctl.Output) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lockctl, "cmd_log_verify", interrupted)
+    assert refused(world, ["log", "verify", "--lock-id", "NT-1"], capsys, 130, "interrupted")
+
+
+def test_a_reader_that_goes_away(world: World) -> None:
+    # `lockctl log report ... | head -0`: the pipe is closed before lockctl writes.
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        p = subprocess.run([LOCKCTL, "log", "report", "--lock-id", "NT-1", "--format", "csv"],
+                           stdout=w, stderr=subprocess.PIPE, text=True, timeout=60,
+                           env={**os.environ, **world.env}, cwd=world.root)
+    finally:
+        os.close(w)
+    assert p.returncode == 1 and p.stderr == "", p.stderr
+
+
+# --- permissions bind only a user who is not root ----------------------------------------
+
+@pytest.fixture
+def unprivileged() -> Iterator[tuple[Path, list[str]]]:
+    """A directory a subprocess can reach, and the command prefix that runs it
+    where permission bits bind: nothing when not root; as root (which reads and
+    writes whatever the bits say), setpriv to uid/gid 65534. setpriv drops root's
+    capabilities only at the exec, so the interpreter is still found when it
+    lives under a root-only home (pyenv in /root)."""
+    base = Path(tempfile.mkdtemp(prefix="lockctl-perm-"))
+    base.chmod(0o755)  # tmp_path's parents are root-only
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        reason = "setpriv is not installed"
+        if setpriv:
+            prefix = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+            probe = subprocess.run([*prefix, LOCKCTL, "--help"], cwd=base,
+                                   capture_output=True, text=True, timeout=60)
+            reason = probe.stderr.strip()[-300:]
+        if not setpriv or probe.returncode != 0:
+            shutil.rmtree(base)
+            pytest.skip("running as root, where permission bits do not bind, and lockctl "
+                        f"cannot be run as an unprivileged user here: {reason}")
+    try:
+        yield base, prefix
+    finally:
+        for p in [base, *base.rglob("*")]:
+            if not p.is_symlink():
+                p.chmod(0o700 if p.is_dir() else 0o600)
+        shutil.rmtree(base)
+
+
+def chown_tree(top: Path, prefix: list[str]) -> None:
+    if prefix:  # running as root: hand the files to the unprivileged user
+        for p in [top, *top.rglob("*")]:
+            os.chown(p, NOBODY, NOBODY)
+
+
+def test_read_only_site(world: World, unprivileged: tuple[Path, list[str]]) -> None:
+    base, how = unprivileged
+    site = base / "site"
+    shutil.copytree(world.site, site)
+    chown_tree(site, how)
+    for p in site.iterdir():
+        p.chmod(0o400)
+    site.chmod(0o500)
+    before = dump(site)
+    env = {"LOCKCTL_SITE": str(site), "LOCKCTL_PIN": PIN, "LOCKCTL_ACTOR": "test-admin"}
+    now = datetime.now(ZONE)
+    out = base / "out"  # where the unprivileged user may write a key
+    out.mkdir()
+    chown_tree(out, how)
+    for argv in (["client", "add", "C2", "--name", "Karl Berg"],
+                 ["staff", "add", "S2", "--name", "Bilal Haddad"],
+                 ["revoke", "--staff", "S1"],
+                 ["shift", "issue", "--staff", "S1", "--clients", "C1", "--start",
+                  local(now), "--end", local(now + timedelta(hours=2)), "--out", str(out / "k")],
+                 ["log", "report", "--lock-id", "NT-1", "--format", "csv"]):
+        p = spawn(argv, env, base, how)
+        assert p.returncode == 1, (argv, p.stderr)
+        assert TRACEBACK not in p.stderr
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1, p.stderr
+        assert f"lockctl: the site registry in {site} is read-only" in lines[0], lines
+    assert dump(site) == before and not list(out.iterdir())
+
+
+def test_unreadable_key_file(world: World, unprivileged: tuple[Path, list[str]]) -> None:
+    base, how = unprivileged
+    key = base / "anna.key"
+    shutil.copy(world.key, key)
+    key.chmod(0)  # owned by the test's user; the subprocess may not read it
+    p = spawn(["open", "--key", str(key), "--lock-id", "NT-1", "--ble", "127.0.0.1:9"],
+              {"LOCKCTL_PIN": PIN}, base, how)
+    assert p.returncode == 1 and TRACEBACK not in p.stderr
+    assert p.stderr.strip() == f"lockctl: cannot read the key file {key}: permission denied"
+
+
+# --- every command, hostile arguments ------------------------------------------------------
+
+def leaf_commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+                  ) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield path, parser
+    for action in subs:
+        for name, sub in action.choices.items():
+            yield from leaf_commands(sub, (*path, name))
+
+
+def value_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [a for a in parser._actions
+            if not isinstance(a, (argparse._HelpAction, argparse._StoreTrueAction))]
+
+
+def exclusive(parser: argparse.ArgumentParser) -> list[list[argparse.Action]]:
+    return [g._group_actions for g in parser._mutually_exclusive_groups]
+
+
+def hostile_values(root: Path, huge: int) -> list[str]:
+    return ["", "A" * huge, "\x01\x02\x7f\x1b[2J\u202e\ufffd\udcff binary-ish", "-1",
+            "-99999999999999999999", "/dev/null", str(root / "adir"),
+            str(root / "missing" / "x"), "NO-SUCH-ID"]
+
+
+def legit(command: tuple[str, ...], option: str, value: str, root: Path) -> bool:
+    """Hostile-looking values that are nevertheless good input for that option."""
+    plain = value in ("-1", "-99999999999999999999", "NO-SUCH-ID")
+    paths = value in ("/dev/null", str(root / "adir"), str(root / "missing" / "x"))
+    if option in ("--name", "--address", "--provider", "--actor"):
+        return plain or paths  # any short printable text is a name
+    if option in ("client_id", "staff_id") or (command == ("commission",)
+                                               and option == "--lock-id"):
+        return value == "NO-SUCH-ID"
+    # A file or directory lockctl creates may have any name the system takes.
+    odd_name = value.startswith("\x01")
+    if option == "--out":
+        return plain or odd_name
+    if command == ("site", "init") and option == "--site":
+        return plain or odd_name or value in (str(root / "adir"), str(root / "missing" / "x"))
+    return False
+
+
+# Valid arguments per command: one at a time is replaced by a hostile value, so
+# that each reaches the code past the others' checks.
+def valid_arguments(world: World) -> dict[tuple[str, ...], dict[str, str]]:
+    now = datetime.now(ZONE)
+    key = str(world.key)
+    shift = world.shift_args()
+    return {
+        ("site", "init"): {"--site": "new-site", "--name": "S", "--zone": "Europe/Stockholm",
+                           "--retention-days": "30"},
+        ("client", "add"): {"client_id": "C9", "--name": "N", "--address": "A"},
+        ("staff", "add"): {"staff_id": "S9", "--name": "N", "--provider": "P"},
+        ("sim",): {"--state": "sim-state", "--serial-link": "sim.tty", "--ble": "127.0.0.1:0",
+                   "--heap": "96K"},
+        ("commission",): {"--port": "/dev/ttyACM-none", "--lock-id": "NT-2", "--client": "C1",
+                          "--door": "apartment", "--suite": "hmac"},
+        ("lock", "info"): {"--port": "/dev/ttyACM-none"},
+        ("lock", "sync"): {"--port": "/dev/ttyACM-none"},
+        ("lock", "decommission"): {"--port": "/dev/ttyACM-none"},
+        ("shift", "issue"): dict(zip(shift[2::2], shift[3::2], strict=True)),
+        ("revoke",): {"--staff": "S1"},
+        ("open",): {"--key": key, "--lock-id": "NT-1", "--ble": "127.0.0.1:9",
+                    "--action": "open"},
+        ("log", "pull"): {"--ble": "127.0.0.1:9", "--key": key},
+        ("log", "verify"): {"--lock-id": "NT-1"},
+        ("log", "report"): {"--lock-id": "NT-1", "--from": now.date().isoformat(),
+                            "--to": now.date().isoformat(), "--format": "csv",
+                            "--out": "report.csv"},
+        ("flash",): {"--board": "sim", "--port": "/dev/ttyACM-none"},
+    }
+
+
+def argv_of(command: tuple[str, ...], parser: argparse.ArgumentParser,
+            values: dict[str, str]) -> list[str]:
+    argv = list(command)
+    for action in value_actions(parser):
+        name = action.option_strings[0] if action.option_strings else action.dest
+        if name not in values:
+            continue
+        argv += [values[name]] if not action.option_strings else [name, values[name]]
+    return argv
+
+
+class Exec(BaseException):
+    """`lockctl sim` handed its arguments to the simulator."""
+
+
+def no_exec(*args: object) -> None:
+    raise Exec
+
+
+def check_hostile(world: World, argv: list[str], capsys: pytest.CaptureFixture[str],
+                  may_succeed: bool) -> None:
+    before = world.dump()
+    shown = " ".join(a[:40] for a in argv)
+    try:
+        status, out, err = run(argv, capsys)
+    except Exec:
+        # The simulator checks the rest itself (test_sim_arguments_from_a_shell);
+        # lockctl must only have refused what it checks: an unusable --state.
+        assert argv[0] == "sim" and world.dump() == before, shown
+        capsys.readouterr()
+        return
+    assert TRACEBACK not in out + err, (shown, err[-2000:])
+    if status == 0 and may_succeed:
+        # It did something (added "NO-SUCH-ID", say): back to the starting
+        # registry, or that id would be known to the runs after it.
+        gc.collect()  # main() leaves closing the registry to the interpreter
+        (world.site / "registry.sqlite3").write_bytes(world.snapshot)
+        return
+    assert status in (1, 2), (shown, status, err[-500:])
+    assert err.strip().splitlines()[-1].startswith("lockctl"), (shown, err[-500:])
+    if status == 1:
+        assert len(err.strip().splitlines()) == 1, (shown, err[-500:])
+    assert world.dump() == before, shown
+
+
+def test_every_command_with_hostile_arguments(world: World, capsys,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # `lockctl sim` execs the simulator, which checks its own arguments (tested
+    # by subprocess below); here it must not replace the test process.
+    monkeypatch.setattr(os, "execv", no_exec)
+    parser = lockctl.build_parser()
+    commands = dict(leaf_commands(parser))
+    valid = valid_arguments(world)
+    assert set(commands) == set(valid), "a new command needs valid arguments here"
+    runs = 0
+    # site init last: a site it creates under a hostile --site would be a good
+    # site for the commands after it.
+    for command, sub in sorted(commands.items(), key=lambda c: c[0] == ("site", "init")):
+        actions = {a.option_strings[0] if a.option_strings else a.dest: a
+                   for a in value_actions(sub)}
+        groups = [[a.option_strings[0] for a in g] for g in exclusive(sub)]
+        for value in hostile_values(world.root, 200_000):
+            # Every argument hostile at once (a valid one where only choices are
+            # allowed, so that the run gets past the parser)...
+            values = {n: (a.choices and sorted(a.choices)[0]) or value
+                      for n, a in actions.items()}
+            for g in groups:
+                for other in g[1:]:
+                    values.pop(other, None)
+            for flags in ([], ["--json"]):
+                check_hostile(world, argv_of(command, sub, values) + flags, capsys,
+                              may_succeed=any(legit(command, n, value, world.root)
+                                              for n in values))
+                runs += 1
+            # ...and one at a time among valid ones.
+            for name in actions:
+                values = dict(valid[command])
+                for g in groups:
+                    if name in g:
+                        for other in g:
+                            values.pop(other, None)
+                values[name] = value
+                check_hostile(world, argv_of(command, sub, values), capsys,
+                              may_succeed=legit(command, name, value, world.root))
+                runs += 1
+    assert runs > 300
+
+
+@pytest.mark.parametrize("argv", [
+    [b"client", b"add", b"C\xff", b"--name", b"N"],
+    [b"client", b"add", b"C7", b"--name", b"N\xff\xfe"],
+    [b"--actor", b"\xff", b"revoke", b"--staff", b"S1"],
+    [b"shift", b"issue", b"--staff", b"S1", b"--clients", b"C1\xff", b"--start", b"x",
+     b"--end", b"y", b"--out", b"k"],
+    [b"open", b"--key", b"\xff.key", b"--lock-id", b"NT-1", b"--ble", b"127.0.0.1:9"],
+    [b"log", b"report", b"--lock-id", b"NT-1", b"--format", b"csv", b"--out", b"\xff/x"],
+    [b"sim", b"--state", b"/dev/null"],
+    [b"log", b"verify", b"--lock-id", b"A" * 100_000],
+    [b"commission", b"--port", b"", b"--lock-id", b"NT-3", b"--client", b"C1"],
+    [b"revoke", b"--token", b"-1"],
+])
+def test_hostile_arguments_from_a_shell(world: World, argv: list[bytes]) -> None:
+    before = world.dump()
+    p = subprocess.run([os.fsencode(LOCKCTL), *argv], capture_output=True, timeout=60,
+                       env={**os.environ, **world.env}, cwd=world.root)
+    err = p.stderr.decode(errors="replace")
+    assert TRACEBACK not in err and p.returncode in (1, 2), (argv[:4], p.returncode, err)
+    assert err.strip().splitlines()[-1].startswith("lockctl"), err
+    assert world.dump() == before
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--ble", "nope"], "--ble needs HOST:PORT"),
+    (["--heap", "zz", "--mpy"], "heap size must be"),
+    (["--serial-link", "/nonexistent-dir/lock.tty"], "cannot create serial link"),
+])
+def test_sim_arguments_from_a_shell(world: World, argv: list[str], words: str) -> None:
+    p = spawn(["sim", "--state", "sim-state", *argv], world.env, world.root)
+    assert p.returncode in (1, 2) and TRACEBACK not in p.stderr, p.stderr
+    assert words in p.stderr.strip().splitlines()[-1]
+
+
+def test_json_output_survives_a_name_that_is_not_utf8(world: World) -> None:
+    # A file name that is not UTF-8 is a valid --out: the answer must still print.
+    p = subprocess.run([os.fsencode(LOCKCTL), b"--json", *map(os.fsencode, world.shift_args(
+        **{"--out": "k\udcff.key"}))], capture_output=True, timeout=60,
+        env={**os.environ, **world.env}, cwd=world.root)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["out"] == "k\udcff.key"
+    assert (world.root / os.fsdecode(b"k\xff.key")).exists()
