@@ -438,7 +438,8 @@ class Lock:
     # reads, gets its old bound again: repeated pulls cannot fill the log.
     def _is_read_of(self, seq, key_id, how):
         """True if record `seq` is a LOG_READ of this reader, of this identity."""
-        if seq < self.config.commissioned_seq or seq >= self.log.next_seq:
+        cfg = self.config
+        if cfg is None or seq < cfg.commissioned_seq or seq >= self.log.next_seq:
             return False
         for rec in self.log.read(from_seq=seq, count=1):
             ev = events.decode(rec)
@@ -467,8 +468,11 @@ class Lock:
     def log_page(self, from_seq, bound):
         """Up to LOG_PAGE records from from_seq to bound, of this identity only:
         a new site never receives an earlier identity's records."""
-        out = []
-        start = max(from_seq, self.config.commissioned_seq)
+        out = []  # type: list[bytes]
+        cfg = self.config
+        if cfg is None:  # reads run only on a commissioned lock (token or admin key)
+            return out
+        start = max(from_seq, cfg.commissioned_seq)
         if start > bound:
             return out
         for rec in self.log.read(from_seq=start, count=LOG_PAGE):

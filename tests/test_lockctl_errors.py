@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tools import issuer, keyfile, lockctl
-from tools.registry import Registry
+from tools.site import Site
 
 LOCKCTL = str(Path(sys.executable).parent / "lockctl")
 ZONE = ZoneInfo("Europe/Stockholm")
@@ -59,9 +59,10 @@ class World:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.site = root / "site"
-        reg = Registry.init(self.site, "Testkommun", actor="test")
-        reg.add_client("C1", "Astrid Lindqvist", None, "test")
-        reg.add_staff("S1", "Anna Berg", None, "test")
+        site = Site.init(self.site, "Testkommun", actor="test")
+        site.add_client("test", "C1", "Astrid Lindqvist")
+        site.add_staff("test", "S1", "Anna Berg")
+        reg = site.registry
         reg.add_lock("NT-1", "apartment", "hmac", ["C1"], int(time.time()))
         now = int(time.time())
         g = issuer.issue_token(reg.site_secret(), "NT-1", iss=reg.name, sub="S1",

@@ -156,5 +156,5 @@ def test_the_readme_runs_as_written(tmp_path: Path) -> None:
     # shows both.
     report = (tmp_path / "november.html").read_text(encoding="utf-8")
     assert "Anna Berg" in report and "opened" in report
-    assert "complete and unaltered" in report
+    assert "Complete from commissioning" in report and "NOT complete" not in report
     assert done[-1] == "lockctl lock decommission"
