@@ -145,7 +145,10 @@ class App:
             page = lock.log_page(start, bound)
             await self.reply(link, lock.result(nonce, reasons.ALLOW, bound, pop_key, page))
         else:
-            seq = lock.record(events.REFUSED, reasons.UNSUPPORTED, key_id, flags)
+            # A verified token asking for an action this lock does not know:
+            # refused like any other (its repeats fall under the log budget).
+            lock.refuse(reasons.UNSUPPORTED, key_id, flags, claims.cti)
+            seq = lock.log.next_seq - 1
             await self.reply(link, lock.result(nonce, reasons.UNSUPPORTED, seq, pop_key))
 
     def button_window_s(self):

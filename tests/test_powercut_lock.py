@@ -153,3 +153,89 @@ def test_power_cut_at_every_write_of_the_lock() -> None:
             tried += 1
     print(f"power cut at {total} flash operations x {len(CUT_MODES)} modes = {tried} cuts")
     assert tried == total * len(CUT_MODES)
+
+
+# --- factory reset ------------------------------------------------------------------
+class ErasingFlashHAL(FlashHAL):
+    """A board that can erase its whole configuration region (as the real ones)."""
+
+    def erase_config_storage(self) -> None:  # type: ignore[override]
+        for b in range(FS_BLOCKS):
+            self.fs_dev.ioctl(6, b)
+
+    def config_fs(self):  # type: ignore[override]
+        try:
+            return LittleFsFs(self.fs_dev)
+        except OSError:
+            size = FS_BLOCKS * 4096
+            if bytes(self.flash.data[0:size]).count(0xFF) != size:
+                raise  # damaged, not erased: the firmware's to handle
+            return LittleFsFs.mkfs(self.fs_dev)
+
+
+def reset_scenario(hal: FlashHAL, acked: Acked) -> Lock:
+    lock = Lock(hal)
+    lock.commission({1: b"", 2: LOCK_ID, 3: keys.lock_secret(SECRET, LOCK_ID), 4: "hmac",
+                     5: T0, 6: SITE, 7: "apartment"})
+    for i in range(3):
+        assert attempt(lock, grant(f"s{i}", T0)) == reasons.ALLOW
+    acked.records = [bytes(r) for r in lock.log.read()]
+    acked.step = "before the reset"
+    lock.factory_reset()
+    acked.step = "reset"
+    return lock
+
+
+def test_power_cut_at_every_write_of_a_factory_reset() -> None:
+    """Cut anywhere in a factory reset, the lock boots either still itself with
+    every record, or reset: no record of the old identity left, the numbering
+    going on from the reset's own seq, and it can be commissioned again."""
+    root = Path(tempfile.mkdtemp(prefix="cutreset-"))
+    start = fresh_flash()
+    snapshot = start.snapshot()
+    start.ops = 0
+    probe = Acked()
+    hal = ErasingFlashHAL(root, start, clock.from_unix(T0))
+    lock = Lock(hal)
+    before = start.ops
+    del lock
+    start.restore(snapshot)
+    start.ops = 0
+    reset_scenario(ErasingFlashHAL(root, start, clock.from_unix(T0)), probe)
+    total = start.ops
+    reset_seq = events.decode(probe.records[-1]).seq + 1
+    assert total > before
+    tried = outcomes = 0
+    for n in range(total):
+        for mode in CUT_MODES:
+            flash = FlashDevice((FS_BLOCKS + LOG_BLOCKS) * 4096, strict=True)
+            flash.restore(snapshot)
+            acked = Acked()
+            flash.cut_at(n, mode, seed=n)
+            try:
+                reset_scenario(ErasingFlashHAL(root, flash, clock.from_unix(T0)), acked)
+                continue  # the cut fell after the last operation of this run
+            except PowerCut:
+                pass
+            flash.reboot()
+            hal = ErasingFlashHAL(root, flash, clock.from_unix(T0) + 60)
+            hal.reboot(hal_mod.RESET_POWER_ON, rtc_lost=True)
+            lock = Lock(hal)
+            tried += 1
+            if acked.step != "before the reset":
+                continue  # cut before the reset began: the other test's ground
+            records = [bytes(r) for r in lock.log.read()]
+            assert lock.log.next_seq >= reset_seq, (n, mode)  # the numbering never restarts
+            if lock.config is not None:  # the reset did not take: nothing lost
+                held = set(records)
+                assert all(r in held for r in acked.records), (n, mode)
+            else:
+                outcomes += 1
+                assert all(events.decode(r).seq >= reset_seq for r in records), (n, mode)
+                assert lock.previous_identity() == (2, reset_seq), (n, mode)
+                lock.commission({1: b"", 2: LOCK_ID, 3: keys.lock_secret(SECRET, LOCK_ID),
+                                 4: "hmac", 5: T0 + 60, 6: SITE, 7: "apartment"})
+            assert attempt(lock, grant("after", T0 + 60)) == reasons.ALLOW, (n, mode)
+    print(f"factory reset: cut at {total} operations x {len(CUT_MODES)} modes, "
+          f"{tried} cut runs, {outcomes} came back reset")
+    assert outcomes > 0
