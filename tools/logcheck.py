@@ -64,6 +64,7 @@ OVERWRITTEN = "overwritten in the lock's ring before they were collected"
 BEFORE_FIRST = "before the first collected record: never collected"
 MISSING = "missing from the collected log (not collected, or removed)"
 FACTORY_RESET = "lost to a factory reset at the lock"
+DECOMMISSIONED_ELSEWHERE = "not collected before the lock was decommissioned by another tool"
 REPLACED = ("unknown: the lock was commissioned again with no record of this identity "
             "(a new board, or its flash erased)")
 
@@ -127,6 +128,8 @@ def check_epoch(com: Any, rows: list[Any], log_key: bytes, zone: str, retention_
     end_kind, end_seq = com["end_kind"], com["end_seq"]
     if end_kind == "factory-reset" and end_seq and last_held < end_seq:
         v.gaps.append(Gap(last_held + 1, int(end_seq), FACTORY_RESET))
+    elif end_kind == "decommissioned-elsewhere" and end_seq and last_held < end_seq:
+        v.gaps.append(Gap(last_held + 1, int(end_seq), DECOMMISSIONED_ELSEWHERE))
     elif end_kind == "replaced":
         v.gaps.append(Gap(last_held + 1, None, REPLACED))
     v.complete = chain_ok and not v.gaps

@@ -522,6 +522,7 @@ class Registry:
             prev = self.commissioning(lock_id, old)
             if prev["end_kind"] is None:
                 kind = PREVIOUS_END.get(previous_end, "none")
+                end: tuple[str, int | None]
                 if kind == "factory-reset":
                     end = ("factory-reset", previous_after - 1)
                 elif kind == "decommissioned":
