@@ -25,6 +25,14 @@ except ImportError:  # CPython
 
 IDLE_TIMEOUT_S = const(5)  # a BLE peer that says nothing for this long is dropped
 SESSION_MAX_S = const(30)  # no BLE connection lasts longer than this
+# The one BLE slot is what hostile peers compete with the night patrol for. A
+# key answers the HELLO within a second and is let in within a few; a central
+# that does not earn its keep in that time, or fails, is dropped and its
+# address held off, so no peer can hold the slot or take it back at once.
+FIRST_BYTES_MS = const(1000)  # a new central must start talking within this
+PREAUTH_MS = const(3000)  # ...and have a request accepted within this
+HOLD_OFF_MS = const(10000)  # a central dropped for failing is refused this long
+HOLD_KEPT = const(8)  # addresses remembered for the hold-off
 BUTTON_WINDOW_MS = const(30000)  # time the installer has to press the button
 FACTORY_RESET_HOLD_MS = const(10000)
 WATCHDOG_MS = const(8000)
@@ -39,6 +47,7 @@ class App:
         self.actuator = Actuator(hal, self.lock)
         self.waiting_for_button = False
         self.hal_idle_state = hal_mod.POWER_ADVERTISING
+        self.held = []  # [address, ticks when dropped] of centrals held off
 
     # --- links ---------------------------------------------------------------
     async def serve(self, link, channel):
@@ -55,32 +64,50 @@ class App:
         # data arrives at the same moment (CPython's wait_for does), and a
         # busy peer then keeps the connection, and the door, for ever.
         started = hal.ticks_ms()
+        spoke = False
         while True:
             if channel == "ble":
-                idle_ms = timing(hal, "idle_timeout_ms", IDLE_TIMEOUT_S * 1000)
-                left_ms = (timing(hal, "session_max_ms", SESSION_MAX_S * 1000)
-                           - (hal.ticks_ms() - started))
+                why, left_ms = self._deadline(started, spoke, session.accepted)
                 if left_ms <= 0:
-                    lock.peer_record(peerbudget.TIMEOUT, events.CONNECTION_TIMEOUT, 2)
-                    return
+                    lock.peer_record(peerbudget.TIMEOUT, events.CONNECTION_TIMEOUT, why)
+                    return session.accepted
+                idle_ms = timing(hal, "idle_timeout_ms", IDLE_TIMEOUT_S * 1000)
                 try:
                     data = await asyncio.wait_for(link.recv(), min(idle_ms, left_ms) / 1000)
                 except asyncio.TimeoutError:
-                    idle = hal.ticks_ms() - started < timing(hal, "session_max_ms",
-                                                             SESSION_MAX_S * 1000)
+                    why, left_ms = self._deadline(started, spoke, session.accepted)
                     lock.peer_record(peerbudget.TIMEOUT, events.CONNECTION_TIMEOUT,
-                                     1 if idle else 2)
-                    return
+                                     why if left_ms <= 0 else 1)
+                    return session.accepted
+                spoke = True
             else:
                 data = await link.recv()
             if not data:
-                return
+                return session.ended != "failed"
             for payload in decoder.feed(data):
                 await self.handle(session, payload, link)
+                if channel == "ble" and session.ended:
+                    return session.ended != "failed"  # a refusal costs the connection
             if decoder.errors != bad_frames:
                 new = decoder.errors - bad_frames
                 bad_frames = decoder.errors
                 lock.peer_record(peerbudget.FRAME, events.FRAME_ERROR, min(new, 0xFFFF), n=new)
+                if channel == "ble" and not session.accepted:
+                    return False  # garbage before any accepted request: drop it
+
+    def _deadline(self, started, spoke, accepted):
+        """(why, ms left) of the nearest limit of a BLE connection: 2 the
+        session maximum, 3 the pre-authentication budget (first bytes, then
+        an accepted request)."""
+        hal = self.hal
+        elapsed = hal.ticks_ms() - started
+        why, left = 2, timing(hal, "session_max_ms", SESSION_MAX_S * 1000) - elapsed
+        if not accepted:
+            budget = (timing(hal, "preauth_ms", PREAUTH_MS) if spoke
+                      else timing(hal, "first_bytes_ms", FIRST_BYTES_MS))
+            if budget - elapsed < left:
+                why, left = 3, budget - elapsed
+        return why, left
 
     async def reply(self, link, payload):
         await link.send(frames.encode(payload))
@@ -90,35 +117,39 @@ class App:
         try:
             mtype, fields = msg.decode(payload)
         except msg.MessageError:
+            session.ended = "failed"
             await self.reply(link, lock.error(reasons.MALFORMED))
             return
         if mtype == msg.GET_HELLO:
             await self.reply(link, lock.hello(session))
         elif mtype == msg.OPEN:
             await self.open_request(session, fields, link)
-            if session.channel == "ble":
+            if session.channel == "ble" and not session.ended:
                 await self.reply(link, lock.hello(session))  # ready for the next request
         elif mtype == msg.COMMISSION and session.channel == "serial":
             await self.commission(session, fields, link)
         elif mtype == msg.ADMIN and session.channel == "serial":
             await self.admin_request(session, fields, link)
         else:
+            session.ended = "failed"
             await self.reply(link, lock.error(reasons.UNSUPPORTED))
 
     async def open_request(self, session, fields, link):
         lock = self.lock
-        delay = lock.limiter.delay_ms()
-        if delay:
-            await sleep_ms(delay)
         nonce = fields[1]
         reason, claims, pop_key = lock.check_request(session, fields)
         if reason != reasons.ALLOW:
+            # Refused: the connection ends after the answer. Before the key
+            # proved its token the central is held off too; a key refused for
+            # its token's own sake (expired, revoked...) may try another at once.
+            session.ended = "refused" if pop_key is not None else "failed"
             if pop_key is not None:
                 await self.reply(link, lock.result(nonce, reason, lock.log.next_seq - 1, pop_key))
             else:
                 await self.reply(link, lock.error(reason, nonce))
             self.hal.indicate("refused")
             return
+        session.accepted = True
         key_id = events.key_id_of(claims.sub)
         flags = events.FLAG_ALARM_ACCESS if claims.alarm else 0
         action = fields[3]
@@ -218,14 +249,19 @@ class App:
             self.actuator.rest_state = hal_mod.POWER_ADVERTISING
             hal.power_state(hal_mod.POWER_ADVERTISING)
             link = await hal.ble_accept()
+            peer = link.peer
+            if peer and self._held_off(peer):
+                link.close()  # just dropped for failing: not yet (the slot is free again)
+                continue
             self.actuator.rest_state = hal_mod.POWER_CONNECTED
             hal.power_state(hal_mod.POWER_CONNECTED)
+            kept = False
             try:
                 # serve() ends itself at the session maximum; this is a backstop
                 # (a handler stuck inside one request) with a second of grace.
-                await asyncio.wait_for(self.serve(link, "ble"),
-                                       timing(hal, "session_max_ms", SESSION_MAX_S * 1000) / 1000
-                                       + 1)
+                kept = await asyncio.wait_for(
+                    self.serve(link, "ble"),
+                    timing(hal, "session_max_ms", SESSION_MAX_S * 1000) / 1000 + 1)
             except asyncio.TimeoutError:
                 self.lock.peer_record(peerbudget.TIMEOUT, events.CONNECTION_TIMEOUT, 2)
             except OSError:
@@ -234,6 +270,23 @@ class App:
                 gc.collect()  # drop this visitor, not the lock: the next one gets in
             finally:
                 link.close()
+            if not kept and peer:
+                self._hold(peer)
+
+    def _held_off(self, peer):
+        now = self.hal.ticks_ms()
+        hold = timing(self.hal, "hold_off_ms", HOLD_OFF_MS)
+        self.held = [h for h in self.held if now - h[1] < hold]
+        for h in self.held:
+            if h[0] == peer:
+                return True
+        return False
+
+    def _hold(self, peer):
+        self.held = [h for h in self.held if h[0] != peer]
+        self.held.append([peer, self.hal.ticks_ms()])
+        if len(self.held) > HOLD_KEPT:
+            self.held.pop(0)
 
     async def serial_loop(self):
         link = await self.hal.serial_link()

@@ -238,6 +238,10 @@ class BleLink(hal_mod.Link):
         self._tx = tx
         self._disconnected = errors  # aioble.DeviceDisconnectedError
         self.closed = False
+        try:  # the central's device address (aioble: conn.device.addr, bytes)
+            self.peer = bytes(conn.device.addr).hex()
+        except (AttributeError, TypeError):
+            self.peer = ""
 
     def _gone(self):
         return self.closed or not self.conn.is_connected()

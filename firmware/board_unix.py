@@ -315,6 +315,7 @@ class StreamLink(hal_mod.Link):
         self.reader = reader
         self.writer = writer
         self.closed = False
+        self.peer = ""  # a BLE central's device address
 
     async def recv(self):
         if self.closed:
@@ -529,7 +530,10 @@ class UnixHAL(hal_mod.HAL):
             reader, writer = await _open(port, "ble", self.config["token"])
             first = await reader.read(1)  # the parent answers once a central is there
             if first == BLE_CONNECTED:
-                return StreamLink(reader, writer)
+                n = (await reader.readexactly(1))[0]
+                link = StreamLink(reader, writer)
+                link.peer = (await reader.readexactly(n)).decode() if n else ""
+                return link
             _close(writer)
             await asyncio.sleep(0.1)
 

@@ -44,8 +44,12 @@ def timing(hal, name, default):
 class Link:
     """A byte pipe: the USB serial port or one BLE connection.
 
-    Framing happens above it. Nothing arriving here is trusted.
+    Framing happens above it. Nothing arriving here is trusted. A BLE link
+    has `peer`: the central's device address as text ("" when unknown), which
+    the lock uses only to hold off a central it has just dropped.
     """
+
+    peer = ""
 
     async def recv(self):
         """Next chunk of bytes; b"" once the peer has gone."""

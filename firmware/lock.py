@@ -6,7 +6,7 @@ from firmware import peerbudget
 from firmware.config import CONFIG_NAME, Config, ConfigError
 from firmware.eventlog import EventLog
 from firmware.peerbudget import PeerBudget
-from firmware.ratelimit import RateLimiter
+from firmware.ratelimit import REPORT_AT, ProofFailures
 from firmware.store import Store, StoreError
 from firmware.timekeeper import TimeKeeper
 from protocol import cbor, clock, cose, events, keys, reasons, revocation, timeupdate
@@ -48,6 +48,8 @@ class Session:
         self.channel = channel  # "ble" or "serial"
         self.nonce = None
         self.issued_ms = 0
+        self.accepted = False  # a request of a verified token was granted
+        self.ended = None  # None, "refused" (its token's own refusal) or "failed"
 
     def take_nonce(self, nonce, now_ms):
         """Consume the current challenge: a reason code (ALLOW if it was fresh)."""
@@ -113,7 +115,7 @@ class Lock:
             was_trusted and cause in (hal_mod.RESET_WATCHDOG, hal_mod.RESET_SOFT))
         if was_trusted and not self.clock.trusted:
             self._save_time()  # remembered, so a later warm reset does not trust it again
-        self.limiter = RateLimiter(hal)
+        self.proof_failures = ProofFailures(self.store)
         self.battery = BATTERY_OK
         self.battery_mv = hal.battery_mv()
         self.battery = self._battery_state(self.battery_mv)
@@ -276,7 +278,7 @@ class Lock:
         return msg.encode(msg.ERROR, {1: reason, 2: nonce})
 
     def refuse(self, reason, key_id=NO_KEY, flags=0, cti=None):
-        """Log a refusal and count it against the rate limiter.
+        """Log a refusal.
 
         Without a verified token (cti None) the record falls under the peer
         budget. A verified token's refusal is written, but its repeats (same
@@ -293,8 +295,7 @@ class Lock:
                 if len(self.repeats) > REPEATS_KEPT:
                     self.repeats.pop(0)
                 self.record(events.REFUSED, reason, key_id, flags)
-        if self.limiter.failure():
-            self.peer_record(peerbudget.OTHER, events.RATE_LIMITED, self.limiter.failures)
+
 
     # --- updates carried by keys -----------------------------------------------
     def apply_updates(self, blobs):
@@ -394,7 +395,11 @@ class Lock:
         proof = msg.open_proof(pop_key, nonce, self.lock_id, fields[3], fields[2])
         if not eq(proof, fields[4]):
             self.refuse(reasons.BAD_PROOF, key_id, flags, claims.cti)
+            count = self.proof_failures.failed(claims.cti, claims.exp, self.clock.now())
+            if count == REPORT_AT:
+                self.record(events.RATE_LIMITED, count, key_id, flags)
             return reasons.BAD_PROOF, claims, None
+        self.proof_failures.proved(claims.cti)
         now = self.clock.now()
         trusted = self.clock.trusted
         if not trusted:
@@ -410,7 +415,6 @@ class Lock:
         if reason != reasons.ALLOW:
             self.refuse(reason, key_id, flags, claims.cti)
             return reason, claims, pop_key
-        self.limiter.success()
         return reasons.ALLOW, claims, pop_key
 
     def _addressed_here(self, token_bytes):

@@ -1,54 +1,76 @@
-# Slows down repeated failures without locking anyone out for long.
+# Failed proofs of possession, counted per token.
 #
-# A refused attempt adds to a penalty that decays with time; past a threshold
-# every new request waits before it is processed, doubling up to a ceiling of
-# a few seconds. A valid key arriving during a burst of garbage is delayed, never
-# refused, so the night patrol still gets in.
+# A failure before a token verifies costs only that connection (firmware/app.py
+# closes it and holds the central off for a while); nothing global is slowed,
+# so a valid key of another token is never delayed. A token that verifies but
+# whose proof fails was presented by someone who holds the token without its
+# key (or with a key unlocked by a wrong code): those failures are counted per
+# token (cti), kept in flash across reboots and dropped once the token has
+# expired. The count is what the staff-key issue refuses a token on for good.
+#
+# Flash: one small file, written only on a failed proof and when a counted
+# token proves itself (the count is cleared); never on an ordinary opening.
+from protocol import cbor
+from protocol.crypto import sha256
+
 try:
     from micropython import const
 except ImportError:  # CPython
     def const(x):
         return x
 
-FREE_FAILURES = const(5)
-BASE_DELAY_MS = const(500)
-MAX_DELAY_MS = const(8000)
-DECAY_MS = const(60000)  # one failure forgiven per minute
+NAME = "proof-failures"
+KEPT = const(16)  # tokens tracked at once; the one expiring first gives way
+REPORT_AT = const(5)  # failures at which the lock logs RATE_LIMITED for the token
 
 
-class RateLimiter:
-    def __init__(self, hal):
-        self.hal = hal
-        self.failures = 0
-        self.last_ms = hal.ticks_ms()
-        self.limited = False  # True while a burst is being slowed (logged once)
+def _tag(cti):
+    return sha256(bytes(cti))[:8]
 
-    def _decay(self):
-        now = self.hal.ticks_ms()
-        forgiven = (now - self.last_ms) // DECAY_MS
-        if forgiven:
-            self.failures = max(0, self.failures - forgiven)
-            self.last_ms = now
-        if self.failures < FREE_FAILURES:
-            self.limited = False
 
-    def delay_ms(self):
-        self._decay()
-        excess = self.failures - FREE_FAILURES
-        if excess < 0:
-            return 0
-        return min(MAX_DELAY_MS, BASE_DELAY_MS << min(excess, 8))
+class ProofFailures:
+    def __init__(self, store):
+        self.store = store
+        self.entries = []  # [tag, exp (lock time), count]
+        try:
+            raw = store.load(NAME)
+            for tag, exp, count in cbor.loads(raw) if raw else []:
+                if isinstance(tag, bytes) and isinstance(exp, int) and isinstance(count, int):
+                    self.entries.append([tag, exp, count])
+        except (ValueError, TypeError):  # unreadable: start again, never fail open on it
+            self.entries = []
 
-    def failure(self):
-        """Count a refusal; True when this starts a limited burst (log it once)."""
-        self._decay()
-        self.failures += 1
-        self.last_ms = self.hal.ticks_ms()
-        if self.failures >= FREE_FAILURES and not self.limited:
-            self.limited = True
-            return True
-        return False
+    def count(self, cti):
+        tag = _tag(cti)
+        for e in self.entries:
+            if e[0] == tag:
+                return e[2]
+        return 0
 
-    def success(self):
-        self.failures = 0
-        self.limited = False
+    def failed(self, cti, exp, now):
+        """Count one failed proof of the token; returns its count."""
+        tag = _tag(cti)
+        keep = [e for e in self.entries if e[1] >= now]  # expired tokens are dropped
+        for e in keep:
+            if e[0] == tag:
+                e[2] += 1
+                break
+        else:
+            keep.append([tag, exp, 1])
+            if len(keep) > KEPT:
+                keep.sort(key=lambda e: e[1])
+                keep.pop(0)
+        self.entries = keep
+        self._save()
+        return self.count(cti)
+
+    def proved(self, cti):
+        """The token's key proved itself: its count goes (a write only if it had one)."""
+        tag = _tag(cti)
+        keep = [e for e in self.entries if e[0] != tag]
+        if len(keep) != len(self.entries):
+            self.entries = keep
+            self._save()
+
+    def _save(self):
+        self.store.save(NAME, cbor.dumps(self.entries))

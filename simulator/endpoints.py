@@ -8,12 +8,16 @@
   open are dropped. Optionally a symlink (`link_path`) points at the slave.
 
 - `BleServer`: a BLE peripheral stood in for by a TCP server on a loopback
-  address. One connection at a time, like a peripheral that stops
-  advertising while connected: further clients are accepted by the kernel
-  and WAIT in order (their bytes are kept) until the lock has finished with
-  the current one; beyond `max_waiting` waiting clients, new ones are closed
-  at once (refused). Each chunk the lock receives is at most `chunk` bytes
-  (a GATT write of ATT_MTU - 3 bytes).
+  address, with the shape of a real one. It serves one connection at a time
+  and does not advertise while connected, so a central that tries then finds
+  nobody to connect to: its TCP connection is closed at once (refused), with
+  nothing queued behind the current one; the central tries again, as a phone
+  does. Once the lock is free it advertises; the centrals that answer within
+  one advertising event (`race_s`) race for it and one of them, chosen at
+  random, gets the connection: the radio prefers nobody. A connection's peer
+  address (the BLE device address) is its TCP source address: test peers bind
+  to distinct 127.0.0.x addresses to be distinct devices. Each chunk the lock
+  receives is at most `chunk` bytes (a GATT write of ATT_MTU - 3 bytes).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import collections
 import errno
 import ipaddress
 import os
+import random
 import termios
 import tty
 
@@ -211,11 +216,13 @@ class BleServer:
     """The BLE peripheral as a TCP server on a loopback address."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, chunk: int = 244,
-                 max_waiting: int = 4) -> None:
+                 max_waiting: int = 8, race_s: float = 0.02) -> None:
         self.host = host
         self.port = port
         self.chunk = chunk
-        self.max_waiting = max_waiting
+        self.max_waiting = max_waiting  # centrals answering one advertising event
+        self.race_s = race_s
+        self._race: asyncio.TimerHandle | None = None
         self._server: asyncio.base_events.Server | None = None
         self._waiting: collections.deque = collections.deque()
         self._changed = asyncio.Event()
@@ -240,11 +247,19 @@ class BleServer:
     # Plain callback (not a coroutine): no task is created per connection.
     def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._prune()
-        if len(self._waiting) >= self.max_waiting:
+        if self.active is not None or len(self._waiting) >= self.max_waiting:
+            # Connected, the lock does not advertise: nobody to connect to.
             self.refused += 1
             writer.close()
             return
         self._waiting.append((reader, writer))
+        if self._race is None:
+            # The first answer to this advertising event: the others that
+            # answer within it race with it.
+            self._race = asyncio.get_running_loop().call_later(self.race_s, self._decide)
+
+    def _decide(self) -> None:
+        self._race = None
         self._changed.set()
 
     def _prune(self) -> None:
@@ -258,11 +273,18 @@ class BleServer:
         self._waiting = alive
 
     async def accept(self) -> BleLink:
-        """The next connection, once the current one is closed."""
+        """The next connection: one of the centrals that answered the
+        advertising event, at random; the others are refused (they retry)."""
         while True:
             self._prune()
-            if self.active is None and self._waiting:
+            if self.active is None and self._waiting and self._race is None:
+                pick = random.randrange(len(self._waiting))
+                self._waiting.rotate(-pick)
                 reader, writer = self._waiting.popleft()
+                for _, other in self._waiting:
+                    self.refused += 1
+                    other.close()
+                self._waiting.clear()
                 self.active = BleLink(self, reader, writer)
                 self.connections += 1
                 return self.active
@@ -305,6 +327,8 @@ class BleLink(Link):
         self.writer = writer
         self.closed = False
         self.peer_gone = False
+        peer = writer.get_extra_info("peername")
+        self.peer = str(peer[0]) if peer else ""  # the central's device address
 
     async def recv(self) -> bytes:
         if self.closed or self.peer_gone:

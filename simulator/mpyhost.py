@@ -16,7 +16,8 @@ The CPython process is the board; MicroPython runs the firmware in a child:
                    (firmware/board_unix.py); answers may be preceded by
                    directives "!cut N MODE SEED", "!timings {...}", "!stop";
           serial   bytes joined to the pty (one stream per host session);
-          ble      one stream per BLE central, after a 0x01 byte.
+          ble      one stream per BLE central, after a 0x01 byte, a length byte
+                   and the central's address.
     child: python -m simulator.mpyhost --rom IMAGE -- -X heapsize=HEAP bootstrap.py
       - the MicroPython interpreter of the wheel (micropython_run.run_main, the
         very code the wheel's `micropython` command runs) with the given heap;
@@ -714,7 +715,10 @@ class MpyBoard(SimBoard):
         if first.done():  # the child went away while a central arrived
             link.close()
             return
-        writer.write(BLE_CONNECTED)
+        # The central's device address follows, length-prefixed: the lock
+        # holds off an address it has just dropped (firmware/app.py).
+        peer = link.peer.encode()[:255]
+        writer.write(BLE_CONNECTED + bytes((len(peer),)) + peer)
 
         async def central_to_lock() -> None:
             while True:

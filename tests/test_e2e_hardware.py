@@ -34,7 +34,7 @@ from protocol import messages as msg
 from simlock import SimulatedLock, Site, open_with
 from tools import issuer
 from tools.client import Installer, access, read_hello
-from tools.transport import LinkClosed, TransportError, link_for_url
+from tools.transport import LinkClosed, LinkTimeout, TransportError, link_for_url
 
 LOCK = "lock-hw-01"
 # Extra arguments for `python -m simulator` (e.g. "--mpy": the same tests with the
@@ -395,88 +395,112 @@ def test_stalled_connection_is_dropped_and_the_next_key_gets_in(start_lock,
     stalled.close()
     waiting.join(15)
     assert "error" not in result, result.get("error")
-    print(f"\nstalled connection dropped after {dropped:.2f} s (idle timeout 1.5 s); "
-          f"the key behind it opened at {result['t']:.2f} s")
-    assert 1.0 < dropped < 4.0
+    print(f"\nstalled connection dropped after {dropped:.2f} s (a new central must talk "
+          f"within 1 s); the key behind it opened at {result['t']:.2f} s")
+    assert 0.7 < dropped < 4.0
     assert result["out"].opened and result["t"] < dropped + 2.5
     log = after(pull(lock, site), before)
-    assert [e.detail for e in log if e.code == events.CONNECTION_TIMEOUT] == [1]
+    # Dropped by the pre-authentication budget (3), before the idle timeout (1).
+    assert [e.detail for e in log if e.code == events.CONNECTION_TIMEOUT] == [3]
     assert names(log).index("connection timeout") < names(log).index("opened")
 
 
-def test_slow_garbage_is_cut_at_the_session_maximum(start_lock, site: Site) -> None:
-    lock = start_lock({"idle_timeout_ms": 1500, "session_max_ms": 2500})
+def test_garbage_costs_its_connection_and_the_log_is_not_flooded(start_lock,
+                                                                  site: Site) -> None:
+    lock = start_lock({"hold_off_ms": 300})
     before = last_seq(lock, site)
-    sock = socket.create_connection(tuple(lock.ble.rsplit(":", 1)), timeout=5)  # type: ignore
-    sock.settimeout(0.4)
+    host, port = lock.ble.rsplit(":", 1)
+    cuts = []
     t0 = time.monotonic()
-    cut = None
-    sent = 0
-    while time.monotonic() - t0 < 8:
+    while time.monotonic() - t0 < 3:
+        sock = socket.socket()
+        sock.bind(("127.0.0.7", 0))  # one hostile device, reconnecting at once
+        sock.settimeout(1.0)
         try:
-            sock.sendall(b"\x17\x42\x99\x00")  # a bad frame, often enough to never be idle
-            sent += 1
-            if sock.recv(4096) == b"":
-                cut = time.monotonic() - t0
-                break
-        except socket.timeout:
-            continue
+            sock.connect((host, int(port)))
+            t1 = time.monotonic()
+            sock.sendall(b"\x17\x42\x99\x00")  # a bad frame
+            while sock.recv(4096):
+                pass
+            cuts.append(time.monotonic() - t1)
         except OSError:
-            cut = time.monotonic() - t0
-            break
-    sock.close()
-    print(f"\ngarbage connection cut after {cut} s ({sent} bad frames; session max 2.5 s)")
-    assert cut is not None and 2.0 < cut < 5.0
+            pass
+        finally:
+            sock.close()
+    print(f"\n{len(cuts)} garbage connections in 3 s, each cut after at most "
+          f"{max(cuts):.3f} s")
+    assert cuts and max(cuts) < 1.0  # cut at its first bad frame, not at a time limit
     log = after(pull(lock, site), before)
-    # No log flood: the first bad frame is written, the rest of that peer's
-    # doings (more bad frames, the cut at the session maximum) only counted...
-    assert [e.code for e in log].count(events.FRAME_ERROR) == 1
-    assert not [e for e in log if e.code == events.CONNECTION_TIMEOUT]
-    # ...and written as one summary once the budget's window is over.
+    assert [e.code for e in log].count(events.FRAME_ERROR) == 1  # the first, then counted
     lock.control({"cmd": "timings", "set": {"peer_budget_ms": 1}})
     time.sleep(0.01)
     assert_still_opens(lock, site)
     summary = [events.summary_counts(e.key_id) for e in after(pull(lock, site), before)
                if e.code == events.PEER_SUMMARY]
-    assert len(summary) == 1 and summary[0][0] >= 1 and summary[0][2] == 1, summary
+    assert len(summary) == 1 and summary[0][0] >= 1, summary
 
 
-# --- brute force ------------------------------------------------------------------
-def test_burst_of_bad_attempts_is_rate_limited_but_a_valid_key_gets_in(
+def test_an_accepted_key_is_cut_at_the_session_maximum(start_lock, site: Site) -> None:
+    lock = start_lock({"session_max_ms": 2500})
+    before = last_seq(lock, site)
+    grant = site.grant(LOCK, "staff-lingering", scope="open log")
+    t0 = time.monotonic()
+    cut = None
+    with lock.ble_link() as link:
+        out = access(link, grant, action="log", log_from=before + 1)
+        assert out.opened or out.reason == reasons.ALLOW
+        read_hello(link)
+        try:
+            while time.monotonic() - t0 < 8:
+                link.send(msg.encode(msg.GET_HELLO, {}))  # never idle, never leaving
+                read_hello(link)
+        except (LinkClosed, TransportError):
+            cut = time.monotonic() - t0
+    print(f"\nan accepted key that lingered was cut after {cut} s (session max 2.5 s)")
+    assert cut is not None and 2.0 < cut < 4.0
+    log = after(pull(lock, site), before)
+    assert [e.detail for e in log if e.code == events.CONNECTION_TIMEOUT] == [2]
+    assert_still_opens(lock, site)
+
+
+# --- guessing ---------------------------------------------------------------------
+def test_failed_proofs_cost_their_connection_and_never_delay_another_key(
         start_lock, site: Site) -> None:
-    lock = start_lock()
+    lock = start_lock({"hold_off_ms": 2000})
     before = last_seq(lock, site)
     bad = site.grant(LOCK, "staff-thief")
     bad.pop_key = bytes(32)  # a leaked token without its key
     took = []
-    for _ in range(7):
+    for i in range(4):
         t0 = time.monotonic()
-        out = open_with(lock, bad)
-        took.append(time.monotonic() - t0)
-        assert not out.opened and out.reason == reasons.BAD_PROOF
+        with lock.ble_link(device=f"127.0.9.{i + 1}") as link:
+            out = access(link, bad)
+            took.append(time.monotonic() - t0)
+            assert not out.opened and out.reason == reasons.BAD_PROOF
+            with pytest.raises((LinkClosed, LinkTimeout)):
+                link.recv(2)  # the lock ended the connection after its answer
     t0 = time.monotonic()
     good = open_with(lock, site.grant(LOCK, "staff-night-patrol"))
     waited = time.monotonic() - t0
-    print("\nbad attempts took " + ", ".join(f"{t:.2f}" for t in took)
+    print("\nbad proofs answered in " + ", ".join(f"{t:.2f}" for t in took)
           + f" s; then the valid key opened after {waited:.2f} s")
-    assert good.opened
-    assert waited < 10.0
-    assert took[-1] > took[0] + 0.5  # slowed
-    log = after(pull(lock, site), before)
-    # The first refusal of the token is written; its repeats and the start of
-    # rate limiting fall under the log budget: the first of them is written
-    # (the window was quiet), the rest only counted.
-    assert [e.detail for e in log if e.code == events.REFUSED] == [reasons.BAD_PROOF] * 2
-    assert not [e for e in log if e.code == events.RATE_LIMITED]
-    lock.control({"cmd": "timings", "set": {"peer_budget_ms": 1}})
-    time.sleep(0.01)
-    assert_still_opens(lock, site, "staff-after-burst")  # its record flushes the counts
-    summary = [e for e in after(pull(lock, site), before) if e.code == events.PEER_SUMMARY]
-    assert [events.summary_counts(e.key_id) for e in summary] == [[0, 5, 0, 1]], summary
-    # A success forgives: the next attempt is not slowed.
+    assert good.opened and waited < 1.5 and max(took) < 1.5  # nothing slowed for all
+    # The device that failed is held off for a while, and only it.
     t0 = time.monotonic()
-    assert not open_with(lock, bad).opened
-    assert time.monotonic() - t0 < took[-1]
+    with lock.ble_link(device="127.0.9.4") as link:
+        read_hello(link)
+    assert time.monotonic() - t0 > 1.0
+    # The token's failures are counted in flash: the 5th, after a reboot, is logged.
+    lock.control({"cmd": "reset"})
+    wait_until("soft reset", lambda: len(hw(lock)["boots"]) == 2)
+    with lock.ble_link() as link:
+        assert access(link, bad).reason == reasons.BAD_PROOF
+    log = after(pull(lock, site), before)
+    limited = [e for e in log if e.code == events.RATE_LIMITED]
+    assert [e.detail for e in limited] == [5], limited
+    assert limited[0].key_id == events.key_id_of("staff-thief")
+    state = hw(lock)
+    assert state["boots"][1]["name"] == "soft"
 
 
 # --- watchdog ---------------------------------------------------------------------

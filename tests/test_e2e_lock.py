@@ -19,7 +19,6 @@ from protocol import messages as msg
 from simlock import SimulatedLock, Site, open_with
 from tools import issuer
 from tools.client import Installer, access, read_hello
-from tools.transport import link_for_url
 
 LOCK = "lock-0001"
 
@@ -193,7 +192,7 @@ def test_revocation_carried_by_a_colleague(lock: SimulatedLock, site: Site) -> N
 
 
 def test_garbage_on_ble_is_survived(lock: SimulatedLock, site: Site) -> None:
-    with link_for_url("socket://" + lock.ble) as link:
+    with lock.ble_link() as link:
         read_hello(link)
         link.raw_write(bytes(range(1, 256)) * 8 + b"\x00" + b"\x05\x01\x02\x00")
     assert_still_opens(lock, site)

@@ -27,7 +27,7 @@ from simlock import Installer, SimulatedLock, Site
 from simulator.flash import BlockDevice, FlashDevice
 from tools import issuer
 from tools.client import access, pull_log_ble, read_hello
-from tools.transport import link_for_url
+from tools.transport import connect_lock
 
 LOCK = "lock-ring"
 SESSION_MAX_MS = 100  # short connections, so a BLE read must reconnect to finish
@@ -112,7 +112,7 @@ def pull_ble(lock: SimulatedLock, site: Site, from_seq: int = 1,
     def connect() -> Any:
         if connections is not None:
             connections.append(1)
-        return link_for_url("socket://" + lock.ble, timeout=10.0)
+        return connect_lock("socket://" + lock.ble, timeout=10.0)
     return pull_log_ble(connect, log_grant(site), from_seq, expect_lock=LOCK,
                         max_reconnects=10_000,
                         on_status=None if statuses is None else statuses.append)
@@ -182,7 +182,7 @@ def test_a_bound_of_another_reader_starts_a_read_of_its_own(full_lock) -> None:
         bound = data[2]
     rec = [r for r in data[1]]
     assert bound > 5 and all(events.decode(r).seq <= bound for r in rec)
-    with link_for_url("socket://" + lock.ble, timeout=10.0) as link:
+    with connect_lock("socket://" + lock.ble, timeout=10.0) as link:
         hello = read_hello(link)
         assert hello.lock_id == LOCK
         out = access(link, log_grant(site), action="log", log_from=1, hello=hello,

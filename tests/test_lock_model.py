@@ -44,8 +44,6 @@ PROVEN = ("valid", "expired", "future", "log-scope")
 PEER_REASONS = (reasons.BAD_SIGNATURE, reasons.WRONG_LOCK, reasons.REPLAY)
 OK, LOW, CRITICAL = 0, 1, 2
 HYSTERESIS_MV = 100  # a better battery state only this far clear of its threshold
-FREE_FAILURES = 5  # refusals before the lock starts slowing requests down
-MAX_DELAY_MS = 8000  # "a valid key is delayed by seconds, never refused"
 
 
 class RecordingLink:
@@ -72,7 +70,7 @@ class LockModel(RuleBasedStateMachine):
         self.secret = bytes(range(32))
         self.real = START  # real POSIX time
         self.hal = FakeHAL(self.dir, clock.from_unix(START))
-        # The rate limiter's waits are recorded, not slept.
+        # Any wait of the app is recorded, not slept (there must be none).
         self.delays: list[int] = []
         self._sleep = app_mod.sleep_ms
 
@@ -176,10 +174,9 @@ class LockModel(RuleBasedStateMachine):
         link = RecordingLink()
         before = len(self.delays)
         asyncio.run(self.app.open_request(session, fields, link))
-        delays = self.delays[before:]
-        if self.failures < FREE_FAILURES:
-            assert not delays, (self.failures, delays)
-        assert all(0 < d <= MAX_DELAY_MS for d in delays), delays
+        # Nothing is slowed for everyone: failures cost their own connection
+        # (firmware/app.py), never a later key's time.
+        assert not self.delays[before:], self.delays[before:]
         (payload,) = link.payloads()
         mtype, f = msg.decode(payload)
         if mtype == msg.ERROR:

@@ -39,7 +39,7 @@ from tools.client import (
 )
 from tools.registry import Registry, RegistryError
 from tools.site import Site
-from tools.transport import LinkTimeout, TransportError, link_for_url
+from tools.transport import LinkTimeout, TransportError, connect_lock, link_for_url
 
 DOORS = ("apartment", "entrance", "waste-room", "key-box", "medicine-cabinet")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: "$" lets a newline end it
@@ -592,7 +592,7 @@ def cmd_revoke(args: argparse.Namespace, out: Output) -> int:
 def cmd_open(args: argparse.Namespace, out: Output) -> int:
     key = keyfile.read(Path(args.key), read_pin(confirm=False))
     grant = key.grant_for(args.lock_id)
-    with link_for_url(ble_url(args.ble), timeout=10.0) as link:
+    with connect_lock(ble_url(args.ble), timeout=10.0) as link:
         outcome = access(link, grant, action=args.action)
     names = {0: "ok", 1: "low", 2: "critical"}
     st = outcome.status
@@ -647,7 +647,7 @@ def cmd_log_pull(args: argparse.Namespace, out: Output) -> int:
             raise UsageError("log pull needs --port DEV, or --ble ADDR with --key FILE")
         key = keyfile.read(Path(args.key), read_pin(confirm=False))
         url = ble_url(args.ble)
-        with link_for_url(url, timeout=10.0) as link:
+        with connect_lock(url, timeout=10.0) as link:
             hello = read_hello(link)
         row = known_lock(reg, hello.lock_id)
         grant = key.grant_for(row.lock_id)
@@ -655,7 +655,7 @@ def cmd_log_pull(args: argparse.Namespace, out: Output) -> int:
             raise Failed("this key has no log permission (issue it with --log)")
         start = reg.last_seq(row.lock_id, row.epoch) + 1
         seen: dict[str, dict[int, Any]] = {}
-        records = pull_log_ble(lambda: link_for_url(url, timeout=10.0), grant, start,
+        records = pull_log_ble(lambda: connect_lock(url, timeout=10.0), grant, start,
                                out.progress("pulling log"), expect_lock=row.lock_id,
                                on_status=lambda st: seen.__setitem__("status", st))
         status = seen.get("status", {})

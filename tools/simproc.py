@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools.transport import link_for_url
+from tools.transport import connect_lock, link_for_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,8 +95,15 @@ class SimulatedLock:
     def serial_link(self) -> Any:
         return link_for_url(self.serial)
 
-    def ble_link(self) -> Any:
-        return link_for_url("socket://" + self.ble)
+    def ble_link(self, device: str | None = None) -> Any:
+        """A BLE connection that the lock has taken (its HELLO is waiting),
+        from a central of its own (a random 127.x.y.z device address, unless
+        `device` names one): the lock holds off a central it dropped for
+        failing, and one test's refused attempt must not hold off the next."""
+        if device is None:
+            device = "127.%d.%d.%d" % (random.randrange(1, 255), random.randrange(256),
+                                      random.randrange(1, 255))
+        return connect_lock(f"socket://{self.ble}?from={device}")
 
     def __enter__(self) -> "SimulatedLock":
         return self.start()

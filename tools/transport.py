@@ -9,6 +9,8 @@ URL forms:
   /dev/ttyACM0, COM3, serial:///dev/ttyACM0   a serial port (pyserial, exclusive)
   socket://127.0.0.1:PORT, tcp://HOST:PORT,
   127.0.0.1:PORT, [::1]:PORT                  the simulator's BLE socket
+  socket://127.0.0.1:PORT?from=127.0.0.9      ...from that source address: the simulated
+                                              central's device address (one per phone)
   ble://AA:BB:CC:DD:EE:FF                     a real lock over BLE (bleak)
   loop://                                     a loopback: what is sent comes back
 
@@ -128,6 +130,18 @@ class FrameLink:
             if data:
                 self._ready.extend(self._decoder.feed(data))
         return self._ready.popleft()
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until a frame has arrived (left for recv()). Raises
+        LinkTimeout, or LinkClosed if the peer closed first."""
+        deadline = time.monotonic() + timeout
+        while not self._ready:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LinkTimeout(f"{self.url}: no frame within {timeout:g} s")
+            data = self._ch.read(left)
+            if data:
+                self._ready.extend(self._decoder.feed(data))
 
     def close(self) -> None:
         if not self.closed:
@@ -261,9 +275,17 @@ def _parse_hostport(text: str, url: str) -> tuple[str, int]:
 
 
 def _open_socket(url: str, hostport: str, timeout: float | None) -> FrameLink:
+    hostport, _, query = hostport.partition("?")
+    source = None
+    if query:
+        key, _, value = query.partition("=")
+        if key != "from" or not re.match(r"^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$", value):
+            raise BadURL(f"{url}: the only option is ?from=127.x.y.z (a loopback address)")
+        source = (value, 0)
     host, port = _parse_hostport(hostport, url)
     try:
-        sock = socket.create_connection((host, port), timeout=timeout or DEFAULT_TIMEOUT)
+        sock = socket.create_connection((host, port), timeout=timeout or DEFAULT_TIMEOUT,
+                                        source_address=source)
     except ConnectionRefusedError:
         raise PortNotFound(f"{url}: nothing listens there (is the simulator running?)") from None
     except socket.timeout:
@@ -384,7 +406,36 @@ def link_for_url(url: str, timeout: float | None = DEFAULT_TIMEOUT) -> FrameLink
     raise BadURL(f"{url}: unknown scheme {scheme!r} (serial, socket, tcp, ble, loop)")
 
 
+def connect_lock(url: str, timeout: float | None = DEFAULT_TIMEOUT, within: float = 30.0,
+                 first_frame_s: float = 2.0) -> FrameLink:
+    """A BLE link to a lock that has sent its first frame (its HELLO), trying
+    again while the lock is busy: it serves one central at a time and, like a
+    real peripheral, does not advertise meanwhile, so a connection then is
+    refused (closed at once) and a phone simply tries again. Gives up after
+    `within` seconds with the last error."""
+    import random
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            link = link_for_url(url, timeout)
+        except (PortNotFound, PortBusy, BadURL, BackendMissing):
+            raise
+        except TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.02, 0.1))
+            continue
+        try:
+            link.wait_ready(first_frame_s)
+            return link
+        except (LinkClosed, LinkTimeout):
+            link.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.02, 0.1))
+
+
 __all__ = [
     "TransportError", "BadURL", "PortNotFound", "PortBusy", "LinkTimeout", "LinkClosed",
-    "BackendMissing", "FrameLink", "link_for_url", "DEFAULT_TIMEOUT",
+    "BackendMissing", "FrameLink", "link_for_url", "connect_lock", "DEFAULT_TIMEOUT",
 ]
