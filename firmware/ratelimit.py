@@ -58,8 +58,11 @@ class ProofFailures:
         else:
             keep.append([tag, exp, 1])
             if len(keep) > KEPT:
-                keep.sort(key=lambda e: e[1])
-                keep.pop(0)
+                first = 0  # the token expiring first gives way
+                for i in range(len(keep)):
+                    if keep[i][1] < keep[first][1]:
+                        first = i
+                keep.pop(first)
         self.entries = keep
         self._save()
         return self.count(cti)
