@@ -249,7 +249,7 @@ class App:
             self.actuator.rest_state = hal_mod.POWER_ADVERTISING
             hal.power_state(hal_mod.POWER_ADVERTISING)
             link = await hal.ble_accept()
-            peer = link.peer
+            peer = link.central
             if peer and self._held_off(peer):
                 link.close()  # just dropped for failing: not yet (the slot is free again)
                 continue

@@ -239,9 +239,9 @@ class BleLink(hal_mod.Link):
         self._disconnected = errors  # aioble.DeviceDisconnectedError
         self.closed = False
         try:  # the central's device address (aioble: conn.device.addr, bytes)
-            self.peer = bytes(conn.device.addr).hex()
+            self.central = bytes(conn.device.addr).hex()
         except (AttributeError, TypeError):
-            self.peer = ""
+            self.central = ""
 
     def _gone(self):
         return self.closed or not self.conn.is_connected()

@@ -315,7 +315,7 @@ class StreamLink(hal_mod.Link):
         self.reader = reader
         self.writer = writer
         self.closed = False
-        self.peer = ""  # a BLE central's device address
+        self.central = ""  # a BLE central's device address
 
     async def recv(self):
         if self.closed:
@@ -532,7 +532,7 @@ class UnixHAL(hal_mod.HAL):
             if first == BLE_CONNECTED:
                 n = (await reader.readexactly(1))[0]
                 link = StreamLink(reader, writer)
-                link.peer = (await reader.readexactly(n)).decode() if n else ""
+                link.central = (await reader.readexactly(n)).decode() if n else ""
                 return link
             _close(writer)
             await asyncio.sleep(0.1)

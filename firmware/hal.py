@@ -45,11 +45,11 @@ class Link:
     """A byte pipe: the USB serial port or one BLE connection.
 
     Framing happens above it. Nothing arriving here is trusted. A BLE link
-    has `peer`: the central's device address as text ("" when unknown), which
+    has `central`: the central's device address as text ("" when unknown), which
     the lock uses only to hold off a central it has just dropped.
     """
 
-    peer = ""
+    central = ""
 
     async def recv(self):
         """Next chunk of bytes; b"" once the peer has gone."""

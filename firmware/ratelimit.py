@@ -31,7 +31,7 @@ def _tag(cti):
 class ProofFailures:
     def __init__(self, store):
         self.store = store
-        self.entries = []  # [tag, exp (lock time), count]
+        self.entries = []  # type: list[list]  # [tag, exp (lock time), count]
         try:
             raw = store.load(NAME)
             for tag, exp, count in cbor.loads(raw) if raw else []:
@@ -50,7 +50,7 @@ class ProofFailures:
     def failed(self, cti, exp, now):
         """Count one failed proof of the token; returns its count."""
         tag = _tag(cti)
-        keep = [e for e in self.entries if e[1] >= now]  # expired tokens are dropped
+        keep = [e for e in self.entries if e[1] >= now]  # type: list[list]  # expired go
         for e in keep:
             if e[0] == tag:
                 e[2] += 1

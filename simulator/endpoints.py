@@ -328,7 +328,7 @@ class BleLink(Link):
         self.closed = False
         self.peer_gone = False
         peer = writer.get_extra_info("peername")
-        self.peer = str(peer[0]) if peer else ""  # the central's device address
+        self.central = str(peer[0]) if peer else ""  # the central's device address
 
     async def recv(self) -> bytes:
         if self.closed or self.peer_gone:

@@ -717,7 +717,7 @@ class MpyBoard(SimBoard):
             return
         # The central's device address follows, length-prefixed: the lock
         # holds off an address it has just dropped (firmware/app.py).
-        peer = link.peer.encode()[:255]
+        peer = link.central.encode()[:255]
         writer.write(BLE_CONNECTED + bytes((len(peer),)) + peer)
 
         async def central_to_lock() -> None:

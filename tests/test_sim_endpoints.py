@@ -187,7 +187,7 @@ def test_ble_chunks_and_a_fair_race_for_the_free_slot() -> None:
                     clients.append(await asyncio.open_connection(
                         server.host, server.port, local_addr=(host, 0)))
                 link = await asyncio.wait_for(server.accept(), 5)
-                winners[link.peer] = winners.get(link.peer, 0) + 1
+                winners[link.central] = winners.get(link.central, 0) + 1
                 lost = [r for r, _ in clients if not r.at_eof()]
                 link.close()
                 for _, w in clients:
