@@ -6,7 +6,7 @@ from firmware import peerbudget
 from firmware.config import CONFIG_NAME, Config, ConfigError
 from firmware.eventlog import EventLog
 from firmware.peerbudget import PeerBudget
-from firmware.ratelimit import REPORT_AT, ProofFailures
+from firmware.ratelimit import BURN_AT, REPORT_AT, ProofFailures
 from firmware.store import Store, StoreError
 from firmware.timekeeper import TimeKeeper
 from protocol import cbor, clock, cose, events, keys, reasons, revocation, timeupdate
@@ -391,6 +391,11 @@ class Lock:
             return reason, None, None
         key_id = events.key_id_of(claims.sub)
         flags = events.FLAG_ALARM_ACCESS if claims.alarm else 0
+        if self.proof_failures.count(claims.cti) >= BURN_AT:
+            # Five wrong proofs: whoever holds this token may be guessing the
+            # code that unlocks its key. Refused for good; a new key is needed.
+            self.refuse(reasons.TOKEN_BURNED, key_id, flags, claims.cti)
+            return reasons.TOKEN_BURNED, claims, None
         pop_key = keys.pop_key(self.config.secret, claims.cti)
         proof = msg.open_proof(pop_key, nonce, self.lock_id, fields[3], fields[2])
         if not eq(proof, fields[4]):

@@ -22,6 +22,7 @@ except ImportError:  # CPython
 NAME = "proof-failures"
 KEPT = const(16)  # tokens tracked at once; the one expiring first gives way
 REPORT_AT = const(5)  # failures at which the lock logs RATE_LIMITED for the token
+BURN_AT = const(5)  # failures after which the token is refused for good (TOKEN_BURNED)
 
 
 def _tag(cti):

@@ -29,6 +29,8 @@ BUSY = const(19)
 JAMMED = const(20)
 BUTTON_REQUIRED = const(21)
 ALREADY_COMMISSIONED = const(22)
+# 23 is time-out-of-range (the time-bound work)
+TOKEN_BURNED = const(24)
 
 NAMES = {
     ALLOW: "allowed",
@@ -54,6 +56,7 @@ NAMES = {
     JAMMED: "jammed",
     BUTTON_REQUIRED: "button-required",
     ALREADY_COMMISSIONED: "already-commissioned",
+    TOKEN_BURNED: "token-burned",
 }
 
 

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from protocol import keys, reasons
 from protocol import messages as msg
 from protocol import token as tok
+from tools import device as device_mod
 from tools import issuer, keyfile, logcheck, report
 from tools.client import (
     ClientError,
@@ -287,26 +288,9 @@ def known_lock(reg: Registry, lock_id: str) -> Any:
         raise Failed(f"foreign lock: {lock_id} is not registered in this site") from None
 
 
-# What a revocation update may take of an OPEN frame (MAX_PAYLOAD 1024 bytes),
-# leaving room for the token, the proof and a time update.
-MAX_CARRIED_UPDATE = 560
-
-
-def revocation_blob(reg: Registry, lock_id: str, now: int) -> bytes | None:
-    """The lock's current revocation update. A list too long to travel with a key
-    becomes a site-wide cut-off instead (never fail open): every key issued before
-    the newest block is refused, so staff need keys issued after it. The cut-off
-    stays put as later keys are issued; it moves only with a new block."""
-    version, staff, tokens = reg.revocation_state(now)
-    if version == 0:
-        return None
-    secret = reg.site_secret()
-    blob = issuer.revocation_update(secret, lock_id, version, now, 0, staff, tokens)
-    if len(blob) > MAX_CARRIED_UPDATE:
-        cutoff = max([*staff.values(), reg.newest_block_time()]) + 1
-        blob = issuer.revocation_update(secret, lock_id, version, now, cutoff, {}, {})
-    return blob
-
+# The block-list policy lives in the service layer (tools/site.py); these
+# names stay for the callers that use them from here.
+from tools.site import MAX_CARRIED_UPDATE, revocation_blob  # noqa: E402,F401
 
 # --- commands --------------------------------------------------------------------------
 
@@ -508,69 +492,207 @@ def cmd_lock_decommission(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def write_file(path: Path, data: bytes) -> None:
+    """Atomically, owner-only (grants and reports hold what is not for others)."""
+    tmp = path.with_name(path.name + ".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
 def cmd_shift_issue(args: argparse.Namespace, out: Output) -> int:
+    if args.roster:
+        return roster_issue(args, out)
+    if not (args.staff and args.clients and args.start and args.end and args.out):
+        raise UsageError("shift issue needs --staff, --clients, --start, --end and --out "
+                         "(or --roster FILE --out-dir DIR)")
     reg = open_registry(args)
     tz = zone_of(reg)
+    site = Site(reg)
     staff = reg.staff(args.staff)
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     if not clients:
         raise UsageError("--clients: name at least one client")
-    for c in clients:
-        reg.client(c)
     start = parse_local(args.start, tz, "start")
     end = parse_local(args.end, tz, "end")
-    if end <= start:
-        raise UsageError("the shift must end after it starts")
-    if end - start > tok.MAX_LIFETIME:
-        raise UsageError("a shift key lasts at most 24 hours")
     now = int(time.time())
-    if end <= now:
-        raise UsageError("that shift has already ended")
-    if end - now > tok.MAX_LIFETIME:
+    if end > start and end - now > tok.MAX_LIFETIME and end - start <= tok.MAX_LIFETIME:
         # The lock refuses a token that outlives its issue by more than 24 h.
         raise UsageError("a key can be issued at most 24 hours before its shift ends: "
                          f"issue this one from {local_str(end - tok.MAX_LIFETIME, tz)}")
+    problem = site.shift_problem(staff["staff_id"], clients, start, end, now)
+    if problem is not None:
+        if "device" in problem or "lock" in problem:
+            raise Failed(problem)
+        raise UsageError(problem)
     out_path = check_out(args.out)
-    locks = reg.locks_for_clients(clients)
-    if not locks:
-        raise Failed("no commissioned lock serves these clients")
-    pin = read_pin(confirm=True)
-    if len(pin) < keyfile.MIN_PIN:
-        raise UsageError(f"the personal code must have at least {keyfile.MIN_PIN} characters")
-    secret = reg.site_secret()
-    signing = reg.signing_key() if any(lk.suite == tok.SUITE_ED25519 for lk in locks) else None
     scope = "open log" if args.log else "open"
-    grants = []
-    for lk in locks:
-        g = issuer.issue_token(secret, lk.lock_id, iss=reg.name, sub=staff["staff_id"],
-                               start=start, end=end, scope=scope, alarm=args.alarm,
-                               suite=lk.suite, signing_key=signing, iat=now)
-        g.updates = [issuer.time_update(secret, lk.lock_id, now)]
-        blob = revocation_blob(reg, lk.lock_id, now)
-        if blob is not None:
-            g.updates.append(blob)
-        grants.append(g)
-    key = keyfile.ShiftKey(staff["staff_id"], reg.name, start, end, grants)
-    with reg.tx():
-        for g in grants:
-            reg.add_token(g.cti, staff["staff_id"], g.lock_id, start, end, scope, args.alarm)
-        keyfile.write(out_path, key, pin)
-    reg.audit(actor(args), "shift issue", {"staff": staff["staff_id"], "clients": clients,
-                                           "start": start, "end": end, "alarm": args.alarm,
-                                           "tokens": [g.cti.hex() for g in grants]})
+    data, grants, fp = site.issue_shift(actor(args), staff["staff_id"], clients, start, end,
+                                        scope, args.alarm, now)
+    write_file(out_path, data)
     out.done({"staff": staff["staff_id"], "locks": [g.lock_id for g in grants],
-              "start": start, "end": end, "out": args.out,
+              "start": start, "end": end, "out": args.out, "device": fp,
               "tokens": [g.cti.hex() for g in grants]},
-             f"Shift key for {staff['name']} ({staff['staff_id']}): "
+             f"Shift grant for {staff['name']} ({staff['staff_id']}): "
              f"{local_str(start, tz)} to {local_str(end, tz)}, "
              f"{len(grants)} door(s): {', '.join(g.lock_id for g in grants)}. "
-             f"Written to {args.out}. Token id(s), for a block of one key: "
-             f"{', '.join(g.cti.hex() for g in grants)}.")
+             f"Written to {args.out}, for device {fp[:16]} only. Token id(s), for a block of "
+             f"one key: {', '.join(g.cti.hex() for g in grants)}.")
     return 0
+
+
+def roster_issue(args: argparse.Namespace, out: Output) -> int:
+    """A whole unit before a shift: every row checked first; any bad row and
+    nothing is issued (every bad row named); rows whose shift ends more than
+    24 h ahead are listed as not yet issuable."""
+    import csv
+    import io
+    if not args.out_dir:
+        raise UsageError("--roster needs --out-dir DIR")
+    reg = open_registry(args)
+    tz = zone_of(reg)
+    site = Site(reg)
+    path = Path(args.roster)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as e:
+        raise Failed(f"{path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise Failed(f"{path}: not UTF-8 text") from None
+    first = text.splitlines()[0] if text.strip() else ""
+    delim = ";" if first.count(";") > first.count(",") else ","
+    rows = list(csv.reader(io.StringIO(text), delimiter=delim))
+    if not rows or [h.strip().lower() for h in rows[0]] != ["staff", "clients", "start", "end"]:
+        raise Failed(f"{path}:1: the header must be staff{delim}clients{delim}start{delim}end")
+    now = int(time.time())
+    issue, not_yet, errors = [], [], []
+    seen: dict[str, int] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) != 4:
+            errors.append({"line": line, "error": "expected 4 fields"})
+            continue
+        staff_id, clients_text, start_text, end_text = (c.strip() for c in row)
+        clients = clients_text.split()
+        try:
+            start = parse_local(start_text, tz, "start")
+            end = parse_local(end_text, tz, "end")
+        except UsageError as exc:
+            errors.append({"line": line, "error": str(exc)})
+            continue
+        problem = site.shift_problem(staff_id, clients, start, end, now)
+        if problem is None and staff_id in seen:
+            problem = f"{staff_id} is on line {seen[staff_id]} too: one shift per staff member"
+        if problem is not None:
+            errors.append({"line": line, "error": problem})
+            continue
+        seen[staff_id] = line
+        item = {"line": line, "staff": staff_id, "clients": clients, "start": start, "end": end}
+        if end - now > tok.MAX_LIFETIME:
+            item["after"] = end - tok.MAX_LIFETIME
+            not_yet.append(item)
+        else:
+            issue.append(item)
+    if errors:
+        for e in errors:
+            print(f"{path}:{e['line']}: {e['error']}", file=sys.stderr)
+        raise Failed(f"{len(errors)} bad row(s) in {path}: nothing was issued")
+    out_dir = Path(args.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out-dir {out_dir}: not a directory")
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    issued = []
+    files = []
+    with reg.tx():  # the roster is one act: all of it or none
+        for item in issue:
+            data, grants, fp = site.issue_shift(actor(args), str(item["staff"]),
+                                                list(item["clients"]), int(item["start"]),
+                                                int(item["end"]), "open", False, now)
+            target = out_dir / f"{item['staff']}.grant"
+            files.append((target, data))
+            issued.append({**item, "out": str(target), "device": fp,
+                           "tokens": [g.cti.hex() for g in grants]})
+    for target, data in files:
+        write_file(target, data)
+    summary = {"issued": issued, "not_yet": not_yet, "errors": []}
+    write_file(out_dir / "summary.json", json.dumps(summary, indent=2).encode())
+    lines = [f"Issued {len(issued)} grant(s) in {out_dir}."]
+    for item in not_yet:
+        lines.append(f"  line {item['line']}: {item['staff']} not yet issuable "
+                     f"(after {local_str(int(item['after']), tz)})")
+    out.done(summary, "\n".join(lines))
+    return 0
+
+
+def cmd_device_init(args: argparse.Namespace, out: Output) -> int:
+    dev = device_mod.Device.init(Path(args.device))
+    out.done({"device": str(dev.dir), "fingerprint": dev.fingerprint},
+             f"Device made in {dev.dir}. Its fingerprint (show it to the administrator):\n"
+             f"  {dev.fingerprint}")
+    return 0
+
+
+def cmd_device_enrol(args: argparse.Namespace, out: Output) -> int:
+    site = Site(open_registry(args))
+    public = device_mod.read_public(Path(args.public))
+    fp = site.enrol_device(actor(args), args.staff, public, args.fingerprint, args.replace)
+    out.done({"staff": args.staff, "fingerprint": fp},
+             f"Device {fp} enrolled for {args.staff}: shift grants go to it from now on.")
+    return 0
+
+
+def cmd_device_list(args: argparse.Namespace, out: Output) -> int:
+    reg = open_registry(args)
+    tz = zone_of(reg)
+    rows = [{"staff": r["staff_id"], "fingerprint": r["fingerprint"],
+             "enrolled_at": r["enrolled_at"], "state": r["state"]} for r in reg.devices()]
+    if out.as_json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print("No devices enrolled.")
+    for r in rows:
+        print(f"{r['staff']:<12} {r['fingerprint']}  {local_str(int(r['enrolled_at']), tz)}  "
+              f"{r['state']}")
+    return 0
+
+
+def cmd_key_load(args: argparse.Namespace, out: Output) -> int:
+    dev = device_mod.Device.load(Path(args.device))
+    content = dev.open_grant(Path(args.grant))  # before asking for a code: fail early
+    code = device_mod.check_code(read_pin(confirm=True))
+    path = dev.load_grant(Path(args.grant), code)
+    out.done({"device": str(dev.dir), "key": str(path), "staff": content["staff"],
+              "locks": [g[0] for g in content["grants"]], "end": content["end"]},
+             f"Key loaded for {content['staff']}: {len(content['grants'])} door(s), sealed "
+             "under your code on this device.")
+    return 0
+
+
+def device_grant(args: argparse.Namespace, lock_id: str) -> Any:
+    """The key for `lock_id`: from the device (the code asked for), or an old
+    --key file, which is answered as such."""
+    if args.key:
+        raise Failed("old key format: ask for a new key (keys now go to an enrolled device)")
+    if not args.device:
+        raise UsageError("name the staff device: --device DIR")
+    dev = device_mod.Device.load(Path(args.device))
+    code = device_mod.check_code(read_pin(confirm=False))
+    return dev.grant_for(lock_id, code)
 
 
 def cmd_revoke(args: argparse.Namespace, out: Output) -> int:
     site = Site(open_registry(args))
+    if args.device:
+        fp, rev = site.revoke_device(actor(args), args.device)
+        version = rev.version if rev else None
+        out.done({"device": fp, "revocation_version": version},
+                 f"Device {fp} revoked: nothing more is issued to it"
+                 + (f", and its keys are blocked (block list version {version})." if rev
+                    else "; it held no unexpired key."))
+        return 0
     if args.staff:
         version = site.revoke_staff(actor(args), args.staff).version
         what = f"every key issued to {args.staff} until now"
@@ -590,8 +712,7 @@ def cmd_revoke(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_open(args: argparse.Namespace, out: Output) -> int:
-    key = keyfile.read(Path(args.key), read_pin(confirm=False))
-    grant = key.grant_for(args.lock_id)
+    grant = device_grant(args, args.lock_id)
     with connect_lock(ble_url(args.ble), timeout=10.0) as link:
         outcome = access(link, grant, action=args.action)
     names = {0: "ok", 1: "low", 2: "critical"}
@@ -604,8 +725,15 @@ def cmd_open(args: argparse.Namespace, out: Output) -> int:
         text = f"Door {args.lock_id} opened (confirmed by the lock, event {outcome.seq})."
     elif outcome.authenticated:
         text = f"Door {args.lock_id} stayed locked: {outcome.reason_name} (answer authenticated)."
+    elif outcome.reason == reasons.BAD_PROOF:
+        text = (f"Door {args.lock_id} stayed locked: wrong code, or this key is not valid "
+                "here.")
+    elif outcome.reason == reasons.TOKEN_BURNED:
+        text = (f"Door {args.lock_id} stayed locked: this key is blocked after too many wrong "
+                "codes. Ask the alarm centre for a new key.")
     else:
         text = f"Door {args.lock_id} stayed locked: {outcome.reason_name}."
+    data["message"] = text
     out.done(data, text)
     return 0 if outcome.opened else 1
 
@@ -643,14 +771,13 @@ def cmd_log_pull(args: argparse.Namespace, out: Output) -> int:
             records, status = pull_serial(installer, reg, row, admin_key, out)
         added = len(records)
     else:
-        if not args.key or not args.ble:
-            raise UsageError("log pull needs --port DEV, or --ble ADDR with --key FILE")
-        key = keyfile.read(Path(args.key), read_pin(confirm=False))
+        if not (args.key or args.device) or not args.ble:
+            raise UsageError("log pull needs --port DEV, or --ble ADDR with --device DIR")
         url = ble_url(args.ble)
         with connect_lock(url, timeout=10.0) as link:
             hello = read_hello(link)
         row = known_lock(reg, hello.lock_id)
-        grant = key.grant_for(row.lock_id)
+        grant = device_grant(args, row.lock_id)
         if "log" not in grant.scope.split():
             raise Failed("this key has no log permission (issue it with --log)")
         start = reg.last_seq(row.lock_id, row.epoch) + 1
@@ -867,13 +994,16 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--port", required=True, metavar="DEV")
 
     shift = sub.add_parser("shift", help="shift keys").add_subparsers(dest="sub", required=True)
-    sp = cmd(shift, "issue", cmd_shift_issue, "issue a staff member's key for one shift")
-    sp.add_argument("--staff", required=True, metavar="STAFF_ID", type=id_arg("staff id"))
-    sp.add_argument("--clients", required=True, metavar="C1,C2,...",
-                    type=id_arg("client id", many=True))
-    sp.add_argument("--start", required=True, metavar="ISO8601")
-    sp.add_argument("--end", required=True, metavar="ISO8601")
-    sp.add_argument("--out", required=True, metavar="FILE", type=path_arg)
+    sp = cmd(shift, "issue", cmd_shift_issue,
+             "issue a staff member's shift grant, for their enrolled device")
+    sp.add_argument("--staff", metavar="STAFF_ID", type=id_arg("staff id"))
+    sp.add_argument("--clients", metavar="C1,C2,...", type=id_arg("client id", many=True))
+    sp.add_argument("--start", metavar="ISO8601")
+    sp.add_argument("--end", metavar="ISO8601")
+    sp.add_argument("--out", metavar="GRANT", type=path_arg)
+    sp.add_argument("--roster", metavar="FILE.csv", type=path_arg,
+                    help="a unit's shifts: staff,clients,start,end (clients space-separated)")
+    sp.add_argument("--out-dir", metavar="DIR", type=path_arg)
     sp.add_argument("--alarm", action="store_true", help="alarm response: marked in every log")
     sp.add_argument("--log", action="store_true", help="also allow reading the log over BLE")
 
@@ -881,9 +1011,28 @@ def build_parser() -> argparse.ArgumentParser:
     g = sp.add_mutually_exclusive_group(required=True)
     g.add_argument("--staff", metavar="STAFF_ID", type=id_arg("staff id"))
     g.add_argument("--token", metavar="TOKEN_ID")
+    g.add_argument("--device", metavar="FINGERPRINT")
+
+    dev = sub.add_parser("device", help="staff devices").add_subparsers(dest="sub",
+                                                                         required=True)
+    sp = cmd(dev, "init", cmd_device_init, "make a staff device's key pair (the staff side)")
+    sp.add_argument("--device", required=True, metavar="DIR", type=path_arg)
+    sp = cmd(dev, "enrol", cmd_device_enrol, "register a staff member's device")
+    sp.add_argument("--staff", required=True, metavar="STAFF_ID", type=id_arg("staff id"))
+    sp.add_argument("--public", required=True, metavar="FILE", type=path_arg)
+    sp.add_argument("--fingerprint", required=True, metavar="FP")
+    sp.add_argument("--replace", action="store_true", help="revoke the staff member's old device")
+    cmd(dev, "list", cmd_device_list, "list enrolled devices")
+
+    key = sub.add_parser("key", help="keys on a staff device").add_subparsers(dest="sub",
+                                                                             required=True)
+    sp = cmd(key, "load", cmd_key_load, "open a grant and seal it under your personal code")
+    sp.add_argument("--grant", required=True, metavar="GRANT", type=path_arg)
+    sp.add_argument("--device", required=True, metavar="DIR", type=path_arg)
 
     sp = cmd(sub, "open", cmd_open, "the key emulator: open a door over BLE")
-    sp.add_argument("--key", required=True, metavar="FILE", type=path_arg)
+    sp.add_argument("--device", metavar="DIR", type=path_arg)
+    sp.add_argument("--key", metavar="FILE", type=path_arg, help="an old key file (refused)")
     sp.add_argument("--lock-id", required=True, type=id_arg("lock id"))
     sp.add_argument("--ble", required=True, metavar="127.0.0.1:PORT")
     sp.add_argument("--action", default="open", choices=("open",))
@@ -892,7 +1041,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd(log, "pull", cmd_log_pull, "collect a lock's log (serial, or BLE with a key)")
     sp.add_argument("--port", metavar="DEV")
     sp.add_argument("--ble", metavar="127.0.0.1:PORT")
-    sp.add_argument("--key", metavar="FILE", type=path_arg)
+    sp.add_argument("--device", metavar="DIR", type=path_arg)
+    sp.add_argument("--key", metavar="FILE", type=path_arg, help="an old key file (refused)")
     sp = cmd(log, "verify", cmd_log_verify, "check the log's MAC chain")
     sp.add_argument("--lock-id", required=True, type=id_arg("lock id"))
     sp = cmd(log, "report", cmd_log_report, "the log report for a unit manager")
@@ -963,7 +1113,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         complain(exc)
         return 2
-    except (Failed, RegistryError, keyfile.KeyFileError, ForeignLock, Refused, ClientError,
+    except (Failed, RegistryError, keyfile.KeyFileError, device_mod.DeviceError, ForeignLock,
+            Refused, ClientError,
             TransportError, issuer.IssueError) as exc:
         complain(exc)
         return 1

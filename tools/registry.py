@@ -102,6 +102,16 @@ MIGRATIONS: list[str] = [
                            first INTEGER NOT NULL, last INTEGER NOT NULL,
                            found_at INTEGER NOT NULL, PRIMARY KEY (lock_id, epoch, first));
     """,
+    # 3: staff devices. A shift grant is encrypted to a staff member's enrolled
+    # device; a token remembers the device it was issued to, so revoking a
+    # device blocks exactly its tokens.
+    """
+    CREATE TABLE devices (fingerprint TEXT PRIMARY KEY,
+                          staff_id TEXT NOT NULL REFERENCES staff(staff_id),
+                          public BLOB NOT NULL UNIQUE, enrolled_at INTEGER NOT NULL,
+                          state TEXT NOT NULL, changed_at INTEGER);
+    ALTER TABLE tokens ADD COLUMN device TEXT;
+    """,
 ]
 # How a lock reports its previous identity's end when commissioned (firmware.lock END_*).
 PREVIOUS_END = {0: "none", 1: "decommissioned", 2: "factory-reset"}
@@ -464,11 +474,45 @@ class Registry:
 
     # --- tokens and revocations ------------------------------------------------------
     def add_token(self, cti: bytes, staff_id: str, lock_id: str, start: int, end: int,
-                  scope: str, alarm: bool) -> None:
+                  scope: str, alarm: bool, device: str | None = None) -> None:
         with self.tx():
-            self.db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            self.db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (cti, staff_id, lock_id, start, end, int(time.time()), scope,
-                             int(alarm)))
+                             int(alarm), device))
+
+    # --- staff devices -----------------------------------------------------------------
+    def add_device(self, fingerprint: str, staff_id: str, public: bytes, at: int) -> None:
+        self.db.execute("INSERT INTO devices VALUES (?, ?, ?, ?, 'active', NULL)",
+                        (fingerprint, staff_id, public, at))
+
+    def devices(self) -> list[sqlite3.Row]:
+        return list(self.db.execute("SELECT * FROM devices ORDER BY staff_id, enrolled_at"))
+
+    def device(self, prefix: str) -> sqlite3.Row:
+        """The device whose fingerprint starts with `prefix` (8 or more hex digits)."""
+        p = prefix.strip().lower()
+        if len(p) < 8 or any(c not in "0123456789abcdef" for c in p):
+            raise RegistryError("a device fingerprint is 8 or more hex digits")
+        rows = self.db.execute("SELECT * FROM devices WHERE substr(fingerprint, 1, ?) = ?",
+                               (len(p), p)).fetchall()
+        if not rows:
+            raise RegistryError(f"no device {p} in this site")
+        if len(rows) > 1:
+            raise RegistryError(f"{p} names more than one device: give more of the fingerprint")
+        return rows[0]  # type: ignore[no-any-return]
+
+    def active_device(self, staff_id: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM devices WHERE staff_id = ? AND state = 'active'",
+                               (staff_id,)).fetchone()  # type: ignore[no-any-return]
+
+    def set_device_state(self, fingerprint: str, state: str, at: int) -> None:
+        self.db.execute("UPDATE devices SET state = ?, changed_at = ? WHERE fingerprint = ?",
+                        (state, at, fingerprint))
+
+    def device_tokens(self, fingerprint: str, now: int) -> list[sqlite3.Row]:
+        """The device's tokens that have not expired yet."""
+        return list(self.db.execute("SELECT * FROM tokens WHERE device = ? AND end > ?",
+                                    (fingerprint, now)))
 
     def token(self, cti: bytes) -> sqlite3.Row:
         row = self.db.execute("SELECT * FROM tokens WHERE cti = ?", (cti,)).fetchone()

@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from protocol import token as tok
+from tools import device as device_mod
+from tools import issuer
 from tools.registry import DEFAULT_RETENTION_DAYS, DEFAULT_ZONE, Registry, RegistryError
 
 # The same rule as lockctl's check_id: ids travel in tokens and file names.
@@ -35,6 +38,28 @@ class InvalidInput(RegistryError):
 class Revocation:
     version: int  # the site's block-list version after this block
     until: int  # POSIX; a staff block covers tokens with iat < until, a token one its expiry
+
+
+# What a revocation update may take of an OPEN frame (MAX_PAYLOAD 1024 bytes),
+# leaving room for the token, the proof and a time update.
+MAX_CARRIED_UPDATE = 560
+
+
+def revocation_blob(reg: Registry, lock_id: str, now: int) -> bytes | None:
+    """The lock's current revocation update. A list too long to travel with a key
+    becomes a site-wide cut-off instead (never fail open): every key issued before
+    the newest block is refused, so staff need keys issued after it. The cut-off
+    stays put as later keys are issued; it moves only with a new block."""
+    version, staff, tokens = reg.revocation_state(now)
+    if version == 0:
+        return None
+    secret = reg.site_secret()
+    blob = issuer.revocation_update(secret, lock_id, version, now, 0, staff, tokens)
+    if len(blob) > MAX_CARRIED_UPDATE:
+        cutoff = max([*staff.values(), reg.newest_block_time()]) + 1
+        blob = issuer.revocation_update(secret, lock_id, version, now, cutoff, {}, {})
+    return blob
+
 
 
 def _check_id(value: str, what: str) -> str:
@@ -137,3 +162,119 @@ class Site:
             until = int(row["end"])
             detail["version"] = self.registry.revoke("token", cti.hex(), until)
         return Revocation(detail["version"], until)
+
+    # --- staff devices -------------------------------------------------------------
+    def enrol_device(self, actor: str, staff_id: str, public: bytes, fingerprint: str,
+                     replace: bool = False) -> str:
+        """Register a staff member's device, its fingerprint read from the
+        device's own screen in person (refused on a mismatch). One active
+        device per staff member: `replace` revokes the old one (and blocks its
+        outstanding tokens)."""
+        actual = device_mod.fingerprint(public)
+        given = fingerprint.strip().lower()
+        if len(given) < device_mod.MIN_PREFIX or not actual.startswith(given):
+            raise InvalidInput("the fingerprint does not match this public key: check it on "
+                               "the device's screen (lockctl device init prints it)")
+        now = int(time.time())
+        with self.act(actor, "device enrol", {"staff": staff_id, "device": actual}) as detail:
+            reg = self.registry
+            reg.staff(staff_id)
+            if reg.db.execute("SELECT 1 FROM devices WHERE fingerprint = ?",
+                              (actual,)).fetchone():
+                raise InvalidInput(f"device {actual} is already enrolled")
+            old = reg.active_device(staff_id)
+            if old is not None:
+                if not replace:
+                    raise InvalidInput(f"{staff_id} already has an active device "
+                                       f"({old['fingerprint'][:16]}): use --replace to revoke it")
+                detail["replaced"] = old["fingerprint"]
+                self._revoke_device(old["fingerprint"], now)
+            reg.add_device(actual, staff_id, public, now)
+        return actual
+
+    def revoke_device(self, actor: str, prefix: str) -> tuple[str, Revocation | None]:
+        """Stop issuing to a device at once and block its outstanding tokens."""
+        now = int(time.time())
+        with self.act(actor, "revoke", {}) as detail:
+            row = self.registry.device(prefix)
+            if row["state"] == "revoked":
+                raise InvalidInput(f"device {row['fingerprint']} is already revoked")
+            detail["device"] = row["fingerprint"]
+            rev = self._revoke_device(row["fingerprint"], now)
+            detail["version"] = rev.version if rev else None
+        return row["fingerprint"], rev
+
+    def _revoke_device(self, fingerprint: str, now: int) -> Revocation | None:
+        # The lock knows staff and token entries: a device's revocation is the
+        # list of its token ids (each entry lives until its token expires).
+        reg = self.registry
+        reg.set_device_state(fingerprint, "revoked", now)
+        version = None
+        for t in reg.device_tokens(fingerprint, now):
+            version = reg.revoke("token", bytes(t["cti"]).hex(), int(t["end"]))
+        return None if version is None else Revocation(version, now)
+
+    # --- shifts --------------------------------------------------------------------
+    def shift_problem(self, staff_id: str, clients: list[str], start: int, end: int,
+                      now: int) -> str | None:
+        """Why this shift cannot be issued now (None: it can). Checked before
+        anything changes; the lock's own rules are among them."""
+        reg = self.registry
+        try:
+            reg.staff(staff_id)
+            for c in clients:
+                reg.client(c)
+        except RegistryError as exc:
+            return str(exc)
+        if not clients:
+            return "name at least one client"
+        if end <= start:
+            return "the shift must end after it starts"
+        if end - start > tok.MAX_LIFETIME:
+            return "a shift key lasts at most 24 hours"
+        if end <= now:
+            return "that shift has already ended"
+        if reg.active_device(staff_id) is None:
+            return (f"{staff_id} has no active device: enrol one first "
+                    "(lockctl device enrol)")
+        if not reg.locks_for_clients(clients):
+            return "no commissioned lock serves these clients"
+        return None
+
+    def issue_shift(self, actor: str, staff_id: str, clients: list[str], start: int, end: int,
+                    scope: str = "open", alarm: bool = False, now: int | None = None
+                    ) -> tuple[bytes, list[issuer.Grant], str]:
+        """Issue a shift: a token per door, encrypted to the staff member's
+        active device. Returns (grant file bytes, grants, device fingerprint)."""
+        now = int(time.time()) if now is None else now
+        problem = self.shift_problem(staff_id, clients, start, end, now)
+        if problem is None and end - now > tok.MAX_LIFETIME:
+            problem = "a key can be issued at most 24 hours before its shift ends"
+        if problem is not None:
+            raise InvalidInput(problem)
+        reg = self.registry
+        dev = reg.active_device(staff_id)
+        assert dev is not None  # shift_problem checked it
+        locks = reg.locks_for_clients(clients)
+        secret = reg.site_secret()
+        signing = reg.signing_key() if any(lk.suite == tok.SUITE_ED25519 for lk in locks) else None
+        grants = []
+        for lk in locks:
+            g = issuer.issue_token(secret, lk.lock_id, iss=reg.name, sub=staff_id, start=start,
+                                   end=end, scope=scope, alarm=alarm, suite=lk.suite,
+                                   signing_key=signing, iat=now)
+            g.updates = [issuer.time_update(secret, lk.lock_id, now)]
+            blob = revocation_blob(reg, lk.lock_id, now)
+            if blob is not None:
+                g.updates.append(blob)
+            grants.append(g)
+        data = device_mod.seal_grant(bytes(dev["public"]), device_mod.grant_content(
+            staff_id, reg.name, start, end, grants))
+        with self.act(actor, "shift issue", {
+                "staff": staff_id, "clients": clients, "start": start, "end": end,
+                "alarm": alarm, "device": dev["fingerprint"],
+                "tokens": [g.cti.hex() for g in grants]}):
+            for g in grants:
+                reg.add_token(g.cti, staff_id, g.lock_id, start, end, scope, alarm,
+                              dev["fingerprint"])
+        return data, grants, str(dev["fingerprint"])
