@@ -139,10 +139,13 @@ class App:
         nonce = fields[1]
         reason, claims, pop_key = lock.check_request(session, fields)
         if reason != reasons.ALLOW:
-            # Refused: the connection ends after the answer. Before the key
-            # proved its token the central is held off too; a key refused for
-            # its token's own sake (expired, revoked...) may try another at once.
-            session.ended = "refused" if pop_key is not None else "failed"
+            # Refused: the connection ends after the answer. Before its token
+            # verified the central is held off too. A genuine token refused
+            # for its own sake (expired, revoked...) or with a wrong proof (a
+            # mistyped code: counted per token, burned at 5) may try again at
+            # once: the night patrol must not wait for a slip of the finger.
+            genuine = pop_key is not None or reason == reasons.BAD_PROOF
+            session.ended = "refused" if genuine else "failed"
             if pop_key is not None:
                 await self.reply(link, lock.result(nonce, reason, lock.log.next_seq - 1, pop_key))
             else:

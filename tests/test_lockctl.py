@@ -23,7 +23,7 @@ from tools.simproc import SimulatedLock
 
 LOCKCTL = str(Path(sys.executable).parent / "lockctl")
 ZONE = ZoneInfo("Europe/Stockholm")
-PIN = "2468"
+PIN = "246813"  # a personal code: at least 6 digits
 
 
 def local(dt: datetime) -> str:
@@ -79,12 +79,27 @@ def world(tmp_path_factory: pytest.TempPathFactory):
         sim.stop()
 
 
+def device_of(site: Site, staff: str) -> str:
+    """The staff member's device directory, made and enrolled on first use."""
+    name = f"dev-{staff}"
+    if not (site.root / name / "device.key").exists():
+        made = json.loads(site.ok("--json", "device", "init", "--device", name))
+        site.ok("device", "enrol", "--staff", staff, "--public", f"{name}/device.pub",
+                "--fingerprint", made["fingerprint"])
+    return name
+
+
 def shift(site: Site, staff: str, out: str, hours_from: float = -1, hours_to: float = 6,
           *extra: str) -> str:
+    """Issue a shift grant to the staff member's device and load it there
+    (under PIN); returns the device directory, for `open --device`."""
+    device = device_of(site, staff)
     now = datetime.now(ZONE)
-    return site.ok("shift", "issue", "--staff", staff, "--clients", "C1", "--start",
-                   local(now + timedelta(hours=hours_from)), "--end",
-                   local(now + timedelta(hours=hours_to)), "--out", out, *extra)
+    site.ok("shift", "issue", "--staff", staff, "--clients", "C1", "--start",
+            local(now + timedelta(hours=hours_from)), "--end",
+            local(now + timedelta(hours=hours_to)), "--out", out, *extra)
+    site.ok("key", "load", "--grant", out, "--device", device)
+    return device
 
 
 def test_the_whole_story(world) -> None:
@@ -92,16 +107,16 @@ def test_the_whole_story(world) -> None:
     info = json.loads(site.ok("--json", "lock", "info", "--port", sim.serial))
     assert info["lock"] == "NT-1" and info["clock_trusted"] is True
     shift(site, "S1", "anna.key")
-    opened = site.run("open", "--key", "anna.key", "--lock-id", "NT-1", "--ble", sim.ble)
+    opened = site.run("open", "--device", "dev-S1", "--lock-id", "NT-1", "--ble", sim.ble)
     assert opened.returncode == 0 and "opened" in opened.stdout
     out = json.loads(site.ok("--json", "revoke", "--staff", "S1"))
     assert out["revocation_version"] >= 1
     # Anna's old key is refused only once the block has reached the lock:
     # a colleague's key issued after the block carries it there.
     shift(site, "S2", "bilal.key")
-    assert site.run("open", "--key", "bilal.key", "--lock-id", "NT-1",
+    assert site.run("open", "--device", "dev-S2", "--lock-id", "NT-1",
                     "--ble", sim.ble).returncode == 0
-    refused = site.run("open", "--key", "anna.key", "--lock-id", "NT-1", "--ble", sim.ble)
+    refused = site.run("open", "--device", "dev-S1", "--lock-id", "NT-1", "--ble", sim.ble)
     assert refused.returncode == 1 and "revoked" in refused.stdout
     pulled = json.loads(site.ok("--json", "log", "pull", "--port", sim.serial))
     assert pulled["pulled"] >= 4
@@ -211,22 +226,19 @@ def test_uncommissioned_and_foreign_locks(world, tmp_path: Path) -> None:
                              "--client", "C1"], 1, "already commissioned (as OTHER-1)")
 
 
-def test_wrong_pin_and_corrupted_key_file(world) -> None:
+def test_wrong_code_and_old_or_damaged_key_files(world) -> None:
     site, sim, root = world
-    shift(site, "S2", "pin.key")
-    check_refused(site, ["open", "--key", "pin.key", "--lock-id", "NT-1", "--ble", sim.ble], 1,
-                  "wrong personal code", pin="9999")
-    raw = json.loads((root / "pin.key").read_text())
-    raw["ciphertext"] = raw["ciphertext"][:-4] + ("0000" if raw["ciphertext"][-4:] != "0000"
-                                                  else "1111")
-    (root / "bad.key").write_text(json.dumps(raw))
-    check_refused(site, ["open", "--key", "bad.key", "--lock-id", "NT-1", "--ble", sim.ble], 1,
-                  "personal code")
+    device = shift(site, "S2", "pin.grant")
+    p = site.run("open", "--device", device, "--lock-id", "NT-1", "--ble", sim.ble,
+                 pin="999999")
+    assert p.returncode == 1 and "wrong code, or this key is not valid here" in p.stdout
     (root / "junk.key").write_text("not a key")
     check_refused(site, ["open", "--key", "junk.key", "--lock-id", "NT-1", "--ble", sim.ble], 1,
-                  "corrupted")
-    check_refused(site, ["open", "--key", "pin.key", "--lock-id", "NT-404", "--ble", sim.ble],
-                  1, "no permission for lock NT-404")
+                  "old key format: ask for a new key")
+    check_refused(site, ["open", "--device", device, "--lock-id", "NT-404", "--ble", sim.ble],
+                  1, "no unexpired key for lock NT-404")
+    check_refused(site, ["open", "--device", "no-such-dir", "--lock-id", "NT-1", "--ble",
+                         sim.ble], 1, "no such file")
 
 
 def test_tampered_log_is_reported(world) -> None:

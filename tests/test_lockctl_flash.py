@@ -5,11 +5,10 @@ firmware it deployed: the installer's whole path, without hardware."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_lockctl import ZONE, Site, local
+from test_lockctl import Site, shift
 from test_on_micropython import MPY, NOT_INSTALLED
 
 from simulator.mpyhost import in_process_runner
@@ -35,11 +34,8 @@ def test_flash_then_commission_and_open(tmp_path: Path) -> None:
                                      board.serial))
         assert flashed == {"board": "sim", "port": board.serial}
         site.ok("commission", "--port", board.serial, "--lock-id", "VB-1", "--client", "C1")
-        now = datetime.now(ZONE)
-        site.ok("shift", "issue", "--staff", "S1", "--clients", "C1", "--start",
-                local(now - timedelta(minutes=30)), "--end", local(now + timedelta(hours=4)),
-                "--out", "anna.key")
-        opened = site.run("open", "--key", "anna.key", "--lock-id", "VB-1", "--ble", board.ble)
+        device = shift(site, "S1", "anna.grant", -0.5, 4)
+        opened = site.run("open", "--device", device, "--lock-id", "VB-1", "--ble", board.ble)
         assert opened.returncode == 0, opened.stdout + opened.stderr
         assert "opened" in opened.stdout
         db_acts = site.dump()

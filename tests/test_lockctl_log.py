@@ -54,9 +54,9 @@ def verify(site: Site) -> tuple[int, dict[str, Any], str]:
     return p.returncode, json.loads(p.stdout), text
 
 
-def visit(site: Site, sim: SimulatedLock, key: str = "anna.key") -> None:
-    shift(site, "S1", key, -1, 6, "--log")
-    opened = site.run("open", "--key", key, "--lock-id", "NT-1", "--ble", sim.ble)
+def visit(site: Site, sim: SimulatedLock, grant: str = "anna.grant") -> None:
+    device = shift(site, "S1", grant, -1, 6, "--log")
+    opened = site.run("open", "--device", device, "--lock-id", "NT-1", "--ble", sim.ble)
     assert opened.returncode == 0, opened.stderr + opened.stdout
 
 
@@ -66,9 +66,9 @@ def test_ble_log_pull_ends_and_keeps_the_visit(world) -> None:
     commission(site, str(root / "lock.tty"))
     visit(site, sim)
     t0 = time.monotonic()
-    out = json.loads(site.ok("--json", "log", "pull", "--ble", sim.ble, "--key", "anna.key"))
+    out = json.loads(site.ok("--json", "log", "pull", "--ble", sim.ble, "--device", "dev-S1"))
     assert time.monotonic() - t0 < 20
-    again = json.loads(site.ok("--json", "log", "pull", "--ble", sim.ble, "--key", "anna.key"))
+    again = json.loads(site.ok("--json", "log", "pull", "--ble", sim.ble, "--device", "dev-S1"))
     assert out["pulled"] >= 3 and again["new"] <= 1  # the second read adds nothing but itself
     status, data, text = verify(site)
     assert status == 0 and data["complete"] is True, text
@@ -107,7 +107,7 @@ def test_decommission_pulls_first_and_recommissioning_keeps_history(world) -> No
     out = json.loads(site.ok("--json", "lock", "decommission", "--port", tty))
     assert out["pulled"] >= 3
     commission(site, tty)
-    visit(site, sim, "anna2.key")
+    visit(site, sim, "anna2.grant")
     site.ok("log", "pull", "--port", tty)
     status, data, text = verify(site)
     assert status == 0, text

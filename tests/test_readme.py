@@ -5,7 +5,7 @@ simulated lock the README starts.
 Only what must differ per run is replaced: the simulator's state path
 (/tmp/lock1, so that runs do not collide), the serial port (/dev/ttyACM0 -> the
 simulator's serial link), the BLE port it printed (127.0.0.1:PORT), the token id
-`shift issue` printed (3f2a...), and the four example dates (a shift around now,
+`shift issue` printed (3f2a...), the fingerprint `device init` printed, and the four example dates (a shift around now,
 the report's days -> today). The personal code comes from LOCKCTL_PIN, as a
 script gives it; a person types it at the prompt. A command whose comment says
 "exit status 1" must fail with 1; one marked "hardware only" is skipped, with
@@ -56,12 +56,16 @@ def walkthrough() -> list[tuple[str, str]]:
     return commands
 
 
+# The README's example fingerprint: replaced by the one `device init` printed.
+FINGERPRINT = "1f2e3d4c5b6a"
+
+
 def test_the_walkthrough_is_what_the_test_expects() -> None:
     commands = [c for c, _ in walkthrough()]
     assert commands[0].startswith("lockctl sim "), "the simulator starts the walk-through"
     assert all(c.startswith("lockctl ") for c in commands), commands
     text = "\n".join(commands)
-    for placeholder in ("/tmp/lock1", "/dev/ttyACM0", "127.0.0.1:PORT", "3f2a...",
+    for placeholder in ("/tmp/lock1", "/dev/ttyACM0", "127.0.0.1:PORT", "3f2a...", FINGERPRINT,
                         "2026-11-23T07:00", "2026-11-23T15:30", "2026-11-01", "2026-11-30"):
         assert placeholder in text, f"{placeholder} is no longer in the README: update the test"
 
@@ -90,7 +94,7 @@ class Walk:
         self.env = {k: v for k, v in os.environ.items()
                     if k not in ("LOCKCTL_SITE", "LOCKCTL_ACTOR")}
         self.env.update(PATH=bindir + os.pathsep + os.environ.get("PATH", ""),
-                        LOCKCTL_PIN="4711", PYTHONUNBUFFERED="1")
+                        LOCKCTL_PIN="471122", PYTHONUNBUFFERED="1")
         self.sim: subprocess.Popen[str] | None = None
 
     def argv(self, command: str) -> list[str]:
@@ -145,6 +149,10 @@ def test_the_readme_runs_as_written(tmp_path: Path) -> None:
             reason = re.search(r"refused: ([\w-]+)", comment)
             if reason:  # refused for the reason the guide gives, not for another
                 assert reason.group(1) in p.stdout, p.stdout
+            if command.startswith("lockctl device init"):
+                fp = re.search(r"\b[0-9a-f]{32}\b", p.stdout)
+                assert fp, p.stdout
+                walk.subst[FINGERPRINT] = fp.group(0)
             if command.startswith("lockctl shift issue"):
                 ids = TOKEN_ID.findall(p.stdout)
                 assert ids, p.stdout
