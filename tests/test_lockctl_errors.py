@@ -30,12 +30,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tools import issuer, keyfile, lockctl
+from tools import device, keyfile, lockctl
 from tools.site import Site
 
 LOCKCTL = str(Path(sys.executable).parent / "lockctl")
 ZONE = ZoneInfo("Europe/Stockholm")
-PIN = "2468"
+PIN = "246813"  # the personal code: at least 6 digits
+# The cheapest sealing the format allows: these tests load and open keys
+# hundreds of times, and the KDF's cost is not what they test (its parameters
+# travel in the sealed key).
+CHEAP = {"alg": "argon2id", "time_cost": 1, "memory_cost": 8, "parallelism": 1}
 TRACEBACK = "Traceback (most recent call last)"
 NOBODY = 65534  # an unprivileged uid and gid: permission bits bind it, unlike root
 
@@ -53,8 +57,10 @@ def dump(site: Path) -> list[str]:
 
 
 class World:
-    """A site with one client, one staff member, one lock (a registry row) and a
-    valid shift key for it, in `root`, which is also the working directory."""
+    """A site with one client, two staff members, one lock (a registry row);
+    S1's enrolled device (anna-phone) with a grant for that lock loaded on it
+    (anna.grant, which may be loaded again), and a device nobody enrolled yet
+    (spare-phone), in `root`, which is also the working directory."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -62,13 +68,19 @@ class World:
         site = Site.init(self.site, "Testkommun", actor="test")
         site.add_client("test", "C1", "Astrid Lindqvist")
         site.add_staff("test", "S1", "Anna Berg")
+        site.add_staff("test", "S3", "Cecilia Ek")
         reg = site.registry
         reg.add_lock("NT-1", "apartment", "hmac", ["C1"], int(time.time()))
         now = int(time.time())
-        g = issuer.issue_token(reg.site_secret(), "NT-1", iss=reg.name, sub="S1",
-                               start=now - 600, end=now + 3600)
-        self.key = root / "anna.key"
-        keyfile.write(self.key, keyfile.ShiftKey("S1", reg.name, g.start, g.end, [g]), PIN)
+        self.device = root / "anna-phone"
+        dev = device.Device.init(self.device)
+        self.fingerprint = site.enrol_device("test", "S1", dev.public, dev.fingerprint)
+        data, _, _ = site.issue_shift("test", "S1", ["C1"], now - 600, now + 3600, "open log",
+                                      False, now)
+        self.grant = root / "anna.grant"
+        self.grant.write_bytes(data)
+        dev.load_grant(self.grant, PIN, kdf=CHEAP)
+        self.spare = device.Device.init(root / "spare-phone")
         reg.close()
         self.snapshot = (self.site / "registry.sqlite3").read_bytes()
         (root / "adir").mkdir()
@@ -78,19 +90,21 @@ class World:
     def dump(self) -> list[str]:
         return dump(self.site)
 
+    def keys(self) -> dict[str, bytes]:
+        """The sealed keys on S1's device."""
+        return {p.name: p.read_bytes() for p in sorted((self.device / "keys").iterdir())}
+
     def shift_args(self, **change: str) -> list[str]:
         now = datetime.now(ZONE)
         opts = {"--staff": "S1", "--clients": "C1", "--start": local(now - timedelta(hours=1)),
-                "--end": local(now + timedelta(hours=6)), "--out": "new.key", **change}
+                "--end": local(now + timedelta(hours=6)), "--out": "new.grant", **change}
         return ["shift", "issue", *[x for kv in opts.items() for x in kv]]
 
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
-    # A cheap key derivation: these tests open key files hundreds of times, and the
-    # KDF's cost is not what they test (its parameters travel in the file).
-    monkeypatch.setitem(keyfile.KDF, "time_cost", 1)
-    monkeypatch.setitem(keyfile.KDF, "memory_cost", 64)
+    for k, v in CHEAP.items():  # what `key load` seals with, in-process
+        monkeypatch.setitem(device.KDF, k, v)
     w = World(tmp_path)
     monkeypatch.chdir(tmp_path)
     for k, v in w.env.items():
@@ -126,9 +140,10 @@ def spawn(argv: list[str], env: dict[str, str], cwd: Path, as_user: list[str] | 
 
 # --- at the personal-code prompt, in a real terminal -----------------------------------
 
-def at_the_prompt(world: World, argv: list[str], keys: bytes) -> tuple[int, str]:
+def at_the_prompt(world: World, argv: list[str], answers: list[bytes]) -> tuple[int, str]:
     """Run lockctl on a pseudo-terminal (its controlling terminal, so getpass
-    really prompts there), type `keys` at the prompt; its exit status and output."""
+    really prompts there) and type answers[i] at its i-th personal-code prompt
+    ("Personal code: ", "Personal code again: "); its exit status and output."""
     env = {k: v for k, v in os.environ.items() if k != "LOCKCTL_PIN"}
     env.update(LOCKCTL_SITE=str(world.site), LOCKCTL_ACTOR="test-admin")
     pid, fd = pty.fork()
@@ -140,7 +155,7 @@ def at_the_prompt(world: World, argv: list[str], keys: bytes) -> tuple[int, str]
             os._exit(127)
     seen = b""
     deadline = time.monotonic() + 30
-    typed = False
+    typed = 0
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.5)
         if ready:
@@ -151,32 +166,42 @@ def at_the_prompt(world: World, argv: list[str], keys: bytes) -> tuple[int, str]
             if not chunk:
                 break
             seen += chunk
-        if not typed and b"Personal code: " in seen:
+        if typed < len(answers) and seen.count(b"Personal code") > typed:
             time.sleep(0.2)  # getpass switches echo off after writing the prompt
-            os.write(fd, keys)
-            typed = True
+            os.write(fd, answers[typed])
+            typed += 1
     _, status = os.waitpid(pid, 0)
     os.close(fd)
-    assert typed, seen
+    assert typed == len(answers), seen
     return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
 
 
+def prompting(world: World) -> list[tuple[list[str], list[bytes]]]:
+    """Where lockctl asks for the personal code, and what is typed before the
+    last answer: loading a grant asks twice, opening a door once."""
+    load = ["key", "load", "--grant", "anna.grant", "--device", "anna-phone"]
+    return [(load, []), (load, [PIN.encode() + b"\r"]),
+            (["open", "--device", "anna-phone", "--lock-id", "NT-1", "--ble", "127.0.0.1:9"], [])]
+
+
 def test_ctrl_d_at_the_personal_code_prompt(world: World) -> None:
-    before = world.dump()
-    status, text = at_the_prompt(world, world.shift_args(), b"\x04")
-    assert status == 1, text
-    assert TRACEBACK not in text and "EOFError" not in text
-    assert "lockctl: no personal code entered: nothing was done" in text
-    assert world.dump() == before and not (world.root / "new.key").exists()
+    before, keys = world.dump(), world.keys()
+    for argv, first in prompting(world):
+        status, text = at_the_prompt(world, argv, [*first, b"\x04"])
+        assert status == 1, (argv, text)
+        assert TRACEBACK not in text and "EOFError" not in text
+        assert "lockctl: no personal code entered: nothing was done" in text
+        assert world.dump() == before and world.keys() == keys
 
 
 def test_ctrl_c_exits_130(world: World) -> None:
-    before = world.dump()
-    status, text = at_the_prompt(world, world.shift_args(), b"\x03")
-    assert status == 130, text
-    assert TRACEBACK not in text and "KeyboardInterrupt" not in text
-    assert "lockctl: interrupted" in text
-    assert world.dump() == before and not (world.root / "new.key").exists()
+    before, keys = world.dump(), world.keys()
+    for argv, first in prompting(world):
+        status, text = at_the_prompt(world, argv, [*first, b"\x03"])
+        assert status == 130, (argv, text)
+        assert TRACEBACK not in text and "KeyboardInterrupt" not in text
+        assert "lockctl: interrupted" in text
+        assert world.dump() == before and world.keys() == keys
 
 
 # --- the listed faults, one by one ---------------------------------------------------
@@ -186,7 +211,7 @@ def test_a_shift_ending_more_than_24_hours_ahead(world: World, capsys) -> None:
     args = world.shift_args(**{"--start": local(now + timedelta(hours=20)),
                                "--end": local(now + timedelta(hours=26))})
     refused(world, args, capsys, 2, "a key can be issued at most 24 hours before its shift ends")
-    assert not (world.root / "new.key").exists()
+    assert not (world.root / "new.grant").exists()
 
 
 @pytest.mark.parametrize("out,words", [
@@ -213,13 +238,70 @@ def test_sim_state_naming_a_file(world: World, capsys) -> None:
     assert "afile is a file, not a directory" in p.stderr
 
 
-def test_key_file_that_is_a_directory_or_a_device(world: World, capsys) -> None:
-    for key, words in (("adir", "adir is a directory, not a key file"),
-                       ("/dev/null", "/dev/null is not a key file (not a regular file)"),
-                       ("missing.key", "no key file at missing.key")):
-        line = refused(world, ["open", "--key", key, "--lock-id", "NT-1", "--ble",
-                               "127.0.0.1:9"], capsys, 1, words)
-        assert "corrupted" not in line
+def test_out_dir_that_is_not_a_directory(world: World, capsys) -> None:
+    now = datetime.now(ZONE)
+    (world.root / "roster.csv").write_text(
+        f"staff,clients,start,end\nS1,C1,{local(now)},{local(now + timedelta(hours=2))}\n")
+    (world.root / "afile").write_text("")
+    for out_dir in ("afile", "/dev/null"):
+        refused(world, ["shift", "issue", "--roster", "roster.csv", "--out-dir", out_dir],
+                capsys, 2, f"--out-dir {out_dir}: not a directory")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_an_old_key_file_is_answered_as_such(world: World, capsys,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # A key file of the old format (PIN-encrypted), whatever the file.
+    monkeypatch.setitem(keyfile.KDF, "time_cost", 1)
+    monkeypatch.setitem(keyfile.KDF, "memory_cost", 64)
+    now = int(time.time())
+    keyfile.write(world.root / "anna.key", keyfile.ShiftKey("S1", "Testkommun", now,
+                                                            now + 3600, []), PIN)
+    for key in ("anna.key", "adir", "/dev/null", "missing.key"):
+        for argv in (["open", "--key", key, "--lock-id", "NT-1", "--ble", "127.0.0.1:9"],
+                     ["open", "--key", key, "--device", "anna-phone", "--lock-id", "NT-1",
+                      "--ble", "127.0.0.1:9"]):
+            refused(world, argv, capsys, 1, "old key format: ask for a new key")
+
+
+def copy_device(world: World, name: str) -> Path:
+    copy = world.root / name
+    shutil.copytree(world.device, copy)
+    return copy
+
+
+def test_device_that_is_missing_or_not_private(world: World, capsys) -> None:
+    (world.root / "odd-phone").mkdir()
+    (world.root / "odd-phone" / "device.key").mkdir()  # a directory where the key should be
+    (world.root / "null-phone").mkdir()
+    (world.root / "null-phone" / "device.key").symlink_to("/dev/null")
+    shared = copy_device(world, "shared-phone")
+    (shared / "device.key").chmod(0o640)
+    keys, shared_keys = world.keys(), sorted((shared / "keys").iterdir())
+    for dev, words in (
+            ("missing-phone", "device key missing-phone/device.key: no such file"),
+            ("adir", "device key adir/device.key: no such file"),
+            ("/dev/null", "device key /dev/null/device.key: Not a directory"),
+            ("odd-phone", "device key odd-phone/device.key: not a regular file"),
+            ("null-phone", "device key null-phone/device.key: not a regular file"),
+            ("shared-phone", "shared-phone/device.key is readable by others: fix with chmod 600 "
+             "shared-phone/device.key")):
+        for argv in (["key", "load", "--grant", "anna.grant", "--device", dev],
+                     ["open", "--device", dev, "--lock-id", "NT-1", "--ble", "127.0.0.1:9"]):
+            line = refused(world, argv, capsys, 1, words)
+            assert "corrupted" not in line and "damaged" not in line
+    assert world.keys() == keys and sorted((shared / "keys").iterdir()) == shared_keys
+
+
+def test_grant_that_is_a_directory_a_device_or_missing(world: World, capsys) -> None:
+    keys = world.keys()
+    for grant, words in (("adir", "grant adir: not a regular file"),
+                         ("/dev/null", "grant /dev/null: not a regular file"),
+                         ("missing.grant", "grant missing.grant: no such file")):
+        line = refused(world, ["key", "load", "--grant", grant, "--device", "anna-phone"],
+                       capsys, 1, words)
+        assert "damaged" not in line
+    assert world.keys() == keys
 
 
 def test_flash_unknown_board_lists_the_boards(world: World, capsys) -> None:
@@ -326,16 +408,27 @@ def test_read_only_site(world: World, unprivileged: tuple[Path, list[str]]) -> N
         p.chmod(0o400)
     site.chmod(0o500)
     before = dump(site)
-    env = {"LOCKCTL_SITE": str(site), "LOCKCTL_PIN": PIN, "LOCKCTL_ACTOR": "test-admin"}
+    # No personal code: issuing a grant asks for none (and there is no terminal).
+    env = {"LOCKCTL_SITE": str(site), "LOCKCTL_ACTOR": "test-admin"}
     now = datetime.now(ZONE)
-    out = base / "out"  # where the unprivileged user may write a key
+    out = base / "out"  # where the unprivileged user may write a grant
     out.mkdir()
+    pub = base / "spare.pub"  # a device to enrol, where that user may read it
+    shutil.copy(world.spare.dir / "device.pub", pub)
     chown_tree(out, how)
+    roster = base / "roster.csv"
+    roster.write_text(f"staff,clients,start,end\nS1,C1,{local(now)},"
+                      f"{local(now + timedelta(hours=2))}\n")
     for argv in (["client", "add", "C2", "--name", "Karl Berg"],
                  ["staff", "add", "S2", "--name", "Bilal Haddad"],
                  ["revoke", "--staff", "S1"],
+                 ["revoke", "--device", world.fingerprint],
+                 ["device", "enrol", "--staff", "S3", "--public", str(pub), "--fingerprint",
+                  world.spare.fingerprint],
                  ["shift", "issue", "--staff", "S1", "--clients", "C1", "--start",
-                  local(now), "--end", local(now + timedelta(hours=2)), "--out", str(out / "k")],
+                  local(now), "--end", local(now + timedelta(hours=2)), "--out",
+                  str(out / "k.grant")],
+                 ["shift", "issue", "--roster", str(roster), "--out-dir", str(out / "unit")],
                  ["log", "report", "--lock-id", "NT-1", "--format", "csv"]):
         p = spawn(argv, env, base, how)
         assert p.returncode == 1, (argv, p.stderr)
@@ -346,15 +439,32 @@ def test_read_only_site(world: World, unprivileged: tuple[Path, list[str]]) -> N
     assert dump(site) == before and not list(out.iterdir())
 
 
-def test_unreadable_key_file(world: World, unprivileged: tuple[Path, list[str]]) -> None:
+def test_unreadable_device_key_and_grant(world: World,
+                                        unprivileged: tuple[Path, list[str]]) -> None:
     base, how = unprivileged
-    key = base / "anna.key"
-    shutil.copy(world.key, key)
-    key.chmod(0)  # owned by the test's user; the subprocess may not read it
-    p = spawn(["open", "--key", str(key), "--lock-id", "NT-1", "--ble", "127.0.0.1:9"],
-              {"LOCKCTL_PIN": PIN}, base, how)
-    assert p.returncode == 1 and TRACEBACK not in p.stderr
-    assert p.stderr.strip() == f"lockctl: cannot read the key file {key}: permission denied"
+    # A device whose key the user may not read (owned by the test's user, mode 0)...
+    locked = base / "locked-phone"
+    shutil.copytree(world.device, locked)
+    locked.chmod(0o755)
+    (locked / "device.key").chmod(0)
+    # ...and the user's own device, with a grant it may not read.
+    mine = base / "my-phone"
+    shutil.copytree(world.device, mine)
+    chown_tree(mine, how)
+    grant = base / "anna.grant"
+    shutil.copy(world.grant, grant)
+    grant.chmod(0)
+    for argv, line in (
+            (["open", "--device", str(locked), "--lock-id", "NT-1", "--ble", "127.0.0.1:9"],
+             f"lockctl: device key {locked}/device.key: Permission denied"),
+            (["key", "load", "--grant", str(world.grant.name), "--device", str(locked)],
+             f"lockctl: device key {locked}/device.key: Permission denied"),
+            (["key", "load", "--grant", str(grant), "--device", str(mine)],
+             f"lockctl: grant {grant}: Permission denied")):
+        p = spawn(argv, {"LOCKCTL_PIN": PIN}, base, how)
+        assert p.returncode == 1 and TRACEBACK not in p.stderr, (argv, p.stderr)
+        assert p.stderr.strip() == line
+    assert sorted((mine / "keys").iterdir()) == [mine / "keys" / k for k in world.keys()]
 
 
 # --- every command, hostile arguments ------------------------------------------------------
@@ -384,10 +494,17 @@ def hostile_values(root: Path, huge: int) -> list[str]:
             str(root / "missing" / "x"), "NO-SUCH-ID"]
 
 
+# Commands that neither open the site nor record who acted: their --site and
+# --actor are taken and not used.
+OFF_SITE = {("device", "init"), ("key", "load")}
+
+
 def legit(command: tuple[str, ...], option: str, value: str, root: Path) -> bool:
     """Hostile-looking values that are nevertheless good input for that option."""
     plain = value in ("-1", "-99999999999999999999", "NO-SUCH-ID")
     paths = value in ("/dev/null", str(root / "adir"), str(root / "missing" / "x"))
+    if command in OFF_SITE and option in ("--site", "--actor"):
+        return True
     if option in ("--name", "--address", "--provider", "--actor"):
         return plain or paths  # any short printable text is a name
     if option in ("client_id", "staff_id") or (command == ("commission",)
@@ -397,39 +514,51 @@ def legit(command: tuple[str, ...], option: str, value: str, root: Path) -> bool
     odd_name = value.startswith("\x01")
     if option == "--out":
         return plain or odd_name
-    if command == ("site", "init") and option == "--site":
+    # A directory lockctl creates (an existing empty one will do).
+    if (command, option) in ((("site", "init"), "--site"), (("device", "init"), "--device"),
+                             (("shift", "issue"), "--out-dir")):
         return plain or odd_name or value in (str(root / "adir"), str(root / "missing" / "x"))
     return False
 
 
 # Valid arguments per command: one at a time is replaced by a hostile value, so
-# that each reaches the code past the others' checks.
-def valid_arguments(world: World) -> dict[tuple[str, ...], dict[str, str]]:
+# that each reaches the code past the others' checks. A command used in more
+# than one way has a set of arguments for each; the options of the other ways
+# are left out (as for a mutually exclusive group).
+def valid_arguments(world: World) -> dict[tuple[str, ...], list[dict[str, str]]]:
     now = datetime.now(ZONE)
-    key = str(world.key)
+    phone = str(world.device)
     shift = world.shift_args()
+    (world.root / "roster.csv").write_text(
+        f"staff,clients,start,end\nS1,C1,{local(now)},{local(now + timedelta(hours=2))}\n")
     return {
-        ("site", "init"): {"--site": "new-site", "--name": "S", "--zone": "Europe/Stockholm",
-                           "--retention-days": "30"},
-        ("client", "add"): {"client_id": "C9", "--name": "N", "--address": "A"},
-        ("staff", "add"): {"staff_id": "S9", "--name": "N", "--provider": "P"},
-        ("sim",): {"--state": "sim-state", "--serial-link": "sim.tty", "--ble": "127.0.0.1:0",
-                   "--heap": "96K"},
-        ("commission",): {"--port": "/dev/ttyACM-none", "--lock-id": "NT-2", "--client": "C1",
-                          "--door": "apartment", "--suite": "hmac"},
-        ("lock", "info"): {"--port": "/dev/ttyACM-none"},
-        ("lock", "sync"): {"--port": "/dev/ttyACM-none"},
-        ("lock", "decommission"): {"--port": "/dev/ttyACM-none"},
-        ("shift", "issue"): dict(zip(shift[2::2], shift[3::2], strict=True)),
-        ("revoke",): {"--staff": "S1"},
-        ("open",): {"--key": key, "--lock-id": "NT-1", "--ble": "127.0.0.1:9",
-                    "--action": "open"},
-        ("log", "pull"): {"--ble": "127.0.0.1:9", "--key": key},
-        ("log", "verify"): {"--lock-id": "NT-1"},
-        ("log", "report"): {"--lock-id": "NT-1", "--from": now.date().isoformat(),
-                            "--to": now.date().isoformat(), "--format": "csv",
-                            "--out": "report.csv"},
-        ("flash",): {"--board": "sim", "--port": "/dev/ttyACM-none"},
+        ("site", "init"): [{"--site": "new-site", "--name": "S", "--zone": "Europe/Stockholm",
+                            "--retention-days": "30"}],
+        ("client", "add"): [{"client_id": "C9", "--name": "N", "--address": "A"}],
+        ("staff", "add"): [{"staff_id": "S9", "--name": "N", "--provider": "P"}],
+        ("sim",): [{"--state": "sim-state", "--serial-link": "sim.tty", "--ble": "127.0.0.1:0",
+                    "--heap": "96K"}],
+        ("commission",): [{"--port": "/dev/ttyACM-none", "--lock-id": "NT-2", "--client": "C1",
+                           "--door": "apartment", "--suite": "hmac"}],
+        ("lock", "info"): [{"--port": "/dev/ttyACM-none"}],
+        ("lock", "sync"): [{"--port": "/dev/ttyACM-none"}],
+        ("lock", "decommission"): [{"--port": "/dev/ttyACM-none"}],
+        ("shift", "issue"): [dict(zip(shift[2::2], shift[3::2], strict=True)),
+                             {"--roster": "roster.csv", "--out-dir": "grants"}],
+        ("revoke",): [{"--staff": "S1"}, {"--device": world.fingerprint[:12]}],
+        ("device", "init"): [{"--device": "new-phone"}],
+        ("device", "enrol"): [{"--staff": "S3", "--public": "spare-phone/device.pub",
+                               "--fingerprint": world.spare.fingerprint}],
+        ("device", "list"): [{}],
+        ("key", "load"): [{"--grant": str(world.grant), "--device": phone}],
+        ("open",): [{"--device": phone, "--lock-id": "NT-1", "--ble": "127.0.0.1:9",
+                     "--action": "open"}],
+        ("log", "pull"): [{"--ble": "127.0.0.1:9", "--device": phone}],
+        ("log", "verify"): [{"--lock-id": "NT-1"}],
+        ("log", "report"): [{"--lock-id": "NT-1", "--from": now.date().isoformat(),
+                             "--to": now.date().isoformat(), "--format": "csv",
+                             "--out": "report.csv"}],
+        ("flash",): [{"--board": "sim", "--port": "/dev/ttyACM-none"}],
     }
 
 
@@ -488,9 +617,11 @@ def test_every_command_with_hostile_arguments(world: World, capsys,
     valid = valid_arguments(world)
     assert set(commands) == set(valid), "a new command needs valid arguments here"
     runs = 0
-    # site init last: a site it creates under a hostile --site would be a good
-    # site for the commands after it.
-    for command, sub in sorted(commands.items(), key=lambda c: c[0] == ("site", "init")):
+    # site init and device init last: a site or a device one creates under a
+    # hostile --site or --device would be a good one for the commands after it.
+    last = [("site", "init"), ("device", "init")]
+    for command, sub in sorted(commands.items(),
+                               key=lambda c: last.index(c[0]) if c[0] in last else -1):
         actions = {a.option_strings[0] if a.option_strings else a.dest: a
                    for a in value_actions(sub)}
         groups = [[a.option_strings[0] for a in g] for g in exclusive(sub)]
@@ -508,16 +639,18 @@ def test_every_command_with_hostile_arguments(world: World, capsys,
                                               for n in values))
                 runs += 1
             # ...and one at a time among valid ones.
-            for name in actions:
-                values = dict(valid[command])
-                for g in groups:
-                    if name in g:
-                        for other in g:
-                            values.pop(other, None)
-                values[name] = value
-                check_hostile(world, argv_of(command, sub, values), capsys,
-                              may_succeed=legit(command, name, value, world.root))
-                runs += 1
+            for way in valid[command]:
+                others = {n for w in valid[command] if w is not way for n in w} - set(way)
+                for name in [n for n in actions if n not in others]:
+                    values = dict(way)
+                    for g in groups:
+                        if name in g:
+                            for other in g:
+                                values.pop(other, None)
+                    values[name] = value
+                    check_hostile(world, argv_of(command, sub, values), capsys,
+                                  may_succeed=legit(command, name, value, world.root))
+                    runs += 1
     assert runs > 300
 
 
@@ -528,6 +661,10 @@ def test_every_command_with_hostile_arguments(world: World, capsys,
     [b"shift", b"issue", b"--staff", b"S1", b"--clients", b"C1\xff", b"--start", b"x",
      b"--end", b"y", b"--out", b"k"],
     [b"open", b"--key", b"\xff.key", b"--lock-id", b"NT-1", b"--ble", b"127.0.0.1:9"],
+    [b"open", b"--device", b"\xff-phone", b"--lock-id", b"NT-1", b"--ble", b"127.0.0.1:9"],
+    [b"key", b"load", b"--grant", b"\xff.grant", b"--device", b"anna-phone"],
+    [b"device", b"enrol", b"--staff", b"S3", b"--public", b"\xff.pub", b"--fingerprint", b"0"],
+    [b"revoke", b"--device", b"\xff"],
     [b"log", b"report", b"--lock-id", b"NT-1", b"--format", b"csv", b"--out", b"\xff/x"],
     [b"sim", b"--state", b"/dev/null"],
     [b"log", b"verify", b"--lock-id", b"A" * 100_000],
@@ -556,10 +693,15 @@ def test_sim_arguments_from_a_shell(world: World, argv: list[str], words: str) -
 
 
 def test_json_output_survives_a_name_that_is_not_utf8(world: World) -> None:
-    # A file name that is not UTF-8 is a valid --out: the answer must still print.
-    p = subprocess.run([os.fsencode(LOCKCTL), b"--json", *map(os.fsencode, world.shift_args(
-        **{"--out": "k\udcff.key"}))], capture_output=True, timeout=60,
-        env={**os.environ, **world.env}, cwd=world.root)
-    assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout)["out"] == "k\udcff.key"
-    assert (world.root / os.fsdecode(b"k\xff.key")).exists()
+    # A file name that is not UTF-8 is a valid --out (and --device for a new
+    # device): the answer must still print. No personal code is asked for.
+    env = {k: v for k, v in {**os.environ, **world.env}.items() if k != "LOCKCTL_PIN"}
+    for argv, key, made in (
+            (world.shift_args(**{"--out": "k\udcff.grant"}), "out", "k\udcff.grant"),
+            (["device", "init", "--device", "p\udcff"], "device", "p\udcff/device.key")):
+        p = subprocess.run([os.fsencode(LOCKCTL), b"--json", *map(os.fsencode, argv)],
+                           capture_output=True, timeout=60, env=env, cwd=world.root,
+                           stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)[key] == made.split("/")[0]
+        assert (world.root / made).exists()

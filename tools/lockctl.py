@@ -602,18 +602,24 @@ def roster_issue(args: argparse.Namespace, out: Output) -> int:
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir}: not a directory")
+    made = [d for d in (out_dir, *out_dir.parents) if not d.exists()]  # leaf first
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     issued = []
     files = []
-    with reg.tx():  # the roster is one act: all of it or none
-        for item in issue:
-            data, grants, fp = site.issue_shift(actor(args), str(item["staff"]),
-                                                list(item["clients"]), int(item["start"]),
-                                                int(item["end"]), "open", False, now)
-            target = out_dir / f"{item['staff']}.grant"
-            files.append((target, data))
-            issued.append({**item, "out": str(target), "device": fp,
-                           "tokens": [g.cti.hex() for g in grants]})
+    try:
+        with reg.tx():  # the roster is one act: all of it or none
+            for item in issue:
+                data, grants, fp = site.issue_shift(actor(args), str(item["staff"]),
+                                                    list(item["clients"]), int(item["start"]),
+                                                    int(item["end"]), "open", False, now)
+                target = out_dir / f"{item['staff']}.grant"
+                files.append((target, data))
+                issued.append({**item, "out": str(target), "device": fp,
+                               "tokens": [g.cti.hex() for g in grants]})
+    except BaseException:  # nothing issued (a read-only registry): no directory left either
+        for d in made:
+            d.rmdir()
+        raise
     for target, data in files:
         write_file(target, data)
     summary = {"issued": issued, "not_yet": not_yet, "errors": []}
