@@ -29,6 +29,7 @@ BUSY = const(19)
 JAMMED = const(20)
 BUTTON_REQUIRED = const(21)
 ALREADY_COMMISSIONED = const(22)
+TIME_OUT_OF_RANGE = const(23)  # a time outside clock.MAX_LOCK_TIME's bound (2020 .. 2054)
 
 NAMES = {
     ALLOW: "allowed",
@@ -54,6 +55,7 @@ NAMES = {
     JAMMED: "jammed",
     BUTTON_REQUIRED: "button-required",
     ALREADY_COMMISSIONED: "already-commissioned",
+    TIME_OUT_OF_RANGE: "time-out-of-range",
 }
 
 
