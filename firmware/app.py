@@ -204,11 +204,12 @@ class App:
             await self.reply(link, lock.error(reason, nonce))
             return
         op = fields[2]
-        if op == "decommission":
+        if op in ("decommission", "force-time"):
             if not await self.physical_presence(link, nonce):
                 return
-            await self.reply(link, lock.decommission(nonce))
-            return
+            if op == "decommission":
+                await self.reply(link, lock.decommission(nonce))
+                return
         outcome, data = lock.admin(op, fields[3])
         await self.reply(link, lock.admin_result(nonce, outcome, data))
 
