@@ -862,7 +862,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     site = sub.add_parser("site", help="the site").add_subparsers(dest="sub", required=True)
     sp = cmd(site, "init", cmd_site_init, "create a site: registry and secrets")
-    sp.add_argument("--name", default="site", type=text_arg(200))
+    # The site name is the issuer (iss) of every token: the lock takes 64 characters.
+    sp.add_argument("--name", default="site", type=text_arg(tok.MAX_TEXT),
+                    help="the site's name; it is also the issuer name its locks check")
     sp.add_argument("--zone", default="Europe/Stockholm", type=zone_arg)
     sp.add_argument("--retention-days", type=days_arg, default=365)
 
