@@ -89,8 +89,8 @@ class App:
         lock = self.lock
         try:
             mtype, fields = msg.decode(payload)
-        except msg.MessageError:
-            await self.reply(link, lock.error(reasons.MALFORMED))
+        except msg.MessageError as exc:  # MALFORMED, or UNSUPPORTED for an unknown type
+            await self.reply(link, lock.error(exc.reason))
             return
         if mtype == msg.GET_HELLO:
             await self.reply(link, lock.hello(session))
