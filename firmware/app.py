@@ -116,9 +116,9 @@ class App:
         lock = self.lock
         try:
             mtype, fields = msg.decode(payload)
-        except msg.MessageError:
+        except msg.MessageError as exc:  # MALFORMED, or UNSUPPORTED for an unknown type
             session.ended = "failed"
-            await self.reply(link, lock.error(reasons.MALFORMED))
+            await self.reply(link, lock.error(exc.reason))
             return
         if mtype == msg.GET_HELLO:
             await self.reply(link, lock.hello(session))
@@ -238,11 +238,12 @@ class App:
             await self.reply(link, lock.error(reason, nonce))
             return
         op = fields[2]
-        if op == "decommission":
+        if op in ("decommission", "force-time"):
             if not await self.physical_presence(link, nonce):
                 return
-            await self.reply(link, lock.decommission(nonce))
-            return
+            if op == "decommission":
+                await self.reply(link, lock.decommission(nonce))
+                return
         outcome, data = lock.admin(op, fields[3])
         await self.reply(link, lock.admin_result(nonce, outcome, data))
 

@@ -83,6 +83,7 @@ class Lock:
         self.budget = PeerBudget(hal)
         self.repeats = []  # (cti, reason) of recent refusals of verified tokens
         self.reads = []  # (key id, how, bound) of recent log reads
+        self.admin_at_ms = 0  # when the current admin request arrived
         self.last_news = self.log.next_seq - 1  # newest record that is not a log read
         self.config = None
         raw = self._load(CONFIG_NAME)
@@ -322,26 +323,43 @@ class Lock:
         if timeupdate.is_time_update(body):
             try:
                 t = clock.from_unix(timeupdate.decode(blob, self.lock_id, self.update_key))
-            except timeupdate.TimeUpdateError:
-                self._rejected(events.TIME_REJECTED, reasons.BAD_SIGNATURE, peer)
-                return reasons.BAD_SIGNATURE
+            except timeupdate.TimeUpdateError as exc:
+                self._rejected(events.TIME_REJECTED, exc.reason, peer)
+                return exc.reason
             return self._set_time(t, exact)
         return self.apply_revocation(blob, peer)
 
-    def _set_time(self, t, exact):
+    def _set_time(self, t, exact, forced=False):
+        """`t` in lock seconds, already within clock.MAX_LOCK_TIME. `forced`
+        (physical presence checked by the caller) takes it whatever the clock
+        reads; `exact` only within the drift; else it only raises the bound."""
         before = self.clock.now()
-        if exact:
+        if forced:
+            self.clock.force(t)
+            ok = True
+        elif exact:
             ok = self.clock.set_exact(t)
         else:
             ok = self.clock.raise_bound(t) or True  # an older "at least" is no news
         if not ok:
             self.record(events.TIME_REJECTED, reasons.ROLLBACK)
             return reasons.ROLLBACK
-        if exact:
+        if exact or forced:
             self._save_time()
-        if exact or t > before:
-            self.record(events.TIME_SET, min(0xFFFF, abs(t - before)))
+        if forced:
+            self.record(events.TIME_SET, events.TIME_SET_FORCED)
+        elif exact or t > before:
+            self.record(events.TIME_SET, min(events.TIME_SET_MAX_MOVED, abs(t - before)))
         return reasons.ALLOW
+
+    def _admin_time(self, t):
+        """An admin op's POSIX time as lock seconds, or a refusal (logged)."""
+        if not clock.is_int(t):
+            return None, reasons.MALFORMED
+        if not clock.in_range(t):
+            self.record(events.TIME_REJECTED, reasons.TIME_OUT_OF_RANGE)
+            return None, reasons.TIME_OUT_OF_RANGE
+        return clock.from_unix(t), reasons.ALLOW
 
     def _save_time(self):
         flag = b"\x01" if self.clock.trusted else b"\x00"
@@ -503,6 +521,8 @@ class Lock:
         suite = fields[4]
         if suite not in SUITES or len(fields[3]) != 32 or not fields[2]:
             return reasons.MALFORMED
+        if not clock.in_range(fields[5]):
+            return reasons.TIME_OUT_OF_RANGE
         if suite == tok.SUITE_ED25519 and len(fields.get(8) or b"") != 32:
             return reasons.MALFORMED
         return reasons.ALLOW
@@ -598,7 +618,8 @@ class Lock:
 
     def check_admin(self, session, fields):
         """Verify an ADMIN request: fresh nonce and MAC under the admin key."""
-        fresh = session.take_nonce(fields[1], self.hal.ticks_ms())
+        self.admin_at_ms = self.hal.ticks_ms()  # a forced time counts the button wait
+        fresh = session.take_nonce(fields[1], self.admin_at_ms)
         if self.config is None:
             return reasons.NOT_COMMISSIONED
         if fresh != reasons.ALLOW:
@@ -618,16 +639,26 @@ class Lock:
         if op == "sync":
             out = {}
             if 1 in args:
-                t = args[1]
-                if not isinstance(t, int) or isinstance(t, bool) or t <= clock.UNIX_AT_LOCK_EPOCH:
+                t, refusal = self._admin_time(args[1])
+                if refusal == reasons.MALFORMED:
                     return reasons.MALFORMED, {}
-                out[1] = self._set_time(clock.from_unix(t), exact=True)
+                out[1] = refusal if t is None else self._set_time(t, exact=True)
             if 2 in args:
                 if not isinstance(args[2], bytes):
                     return reasons.MALFORMED, {}
                 out[2] = self.apply_revocation(args[2])
             out[3] = self.status()
             return reasons.ALLOW, out
+        if op == "force-time":
+            # firmware/app.py asked for the button first (physical presence):
+            # the one way to move a trusted clock back further than it drifts.
+            t, refusal = self._admin_time(args.get(1))
+            if t is None:
+                return refusal, {}
+            waited_s = (self.hal.ticks_ms() - self.admin_at_ms) // 1000
+            return reasons.ALLOW, {1: self._set_time(min(clock.MAX_LOCK_TIME, t + waited_s),
+                                                     exact=True, forced=True),
+                                   3: self.status()}
         if op == "log":
             start = args.get(1, 1)
             if not isinstance(start, int) or isinstance(start, bool) or start < 0:

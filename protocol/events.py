@@ -48,7 +48,12 @@ WATCHDOG_RESET = const(0x21)
 COMMISSIONED = const(0x22)
 DECOMMISSIONED = const(0x23)
 FACTORY_RESET = const(0x24)
-TIME_SET = const(0x30)
+TIME_SET = const(0x30)  # detail: seconds moved, at most TIME_SET_MAX_MOVED; or TIME_SET_FORCED
+TIME_SET_MAX_MOVED = const(0xFFFE)
+# A forced set (admin "force-time", with the button): the clock was set from the
+# installer's host whatever it read before, backwards too, so what it moved says
+# less than that it was forced.
+TIME_SET_FORCED = const(0xFFFF)
 TIME_REJECTED = const(0x31)
 CLOCK_UNTRUSTED = const(0x32)
 REVOCATION_UPDATED = const(0x33)  # detail: new version (low 16 bits)

@@ -1,7 +1,7 @@
 # Messages of the lock protocol. Each is a CBOR map with small integer keys;
 # key 0 holds the message type. The same messages travel over the USB serial
 # port and over BLE, each in one frame (protocol/frames.py).
-from protocol import cbor, crypto
+from protocol import cbor, crypto, reasons
 
 try:
     from micropython import const
@@ -110,7 +110,16 @@ ST_FIRMWARE = const(9)
 
 
 class MessageError(ValueError):
-    pass
+    """A message that does not follow its schema; `reason` is what the lock answers."""
+
+    reason = reasons.MALFORMED
+
+
+class UnknownType(MessageError):
+    """A well-formed message of a type this version does not know: a later
+    version's message is answered UNSUPPORTED, something it can act on."""
+
+    reason = reasons.UNSUPPORTED
 
 
 def _check(value, kind, bound):
@@ -170,10 +179,10 @@ def decode(payload, expect=None):
         raise MessageError("message must be a map")
     mtype = body.get(0)
     if not isinstance(mtype, int) or isinstance(mtype, bool):
-        raise MessageError("unknown message type")
+        raise MessageError("message type missing or not an integer")
     schema = _SCHEMAS.get(mtype)
     if schema is None:
-        raise MessageError("unknown message type")
+        raise UnknownType("unknown message type")
     if expect is not None and mtype not in expect:
         raise MessageError("unexpected message type")
     fields = {}

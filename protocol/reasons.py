@@ -29,8 +29,8 @@ BUSY = const(19)
 JAMMED = const(20)
 BUTTON_REQUIRED = const(21)
 ALREADY_COMMISSIONED = const(22)
-# 23 is time-out-of-range (the time-bound work)
-TOKEN_BURNED = const(24)
+TIME_OUT_OF_RANGE = const(23)  # a time outside clock.MAX_LOCK_TIME's bound (2020 .. 2054)
+TOKEN_BURNED = const(24)  # 5 failed proofs of this token: refused for good
 
 NAMES = {
     ALLOW: "allowed",
@@ -56,6 +56,7 @@ NAMES = {
     JAMMED: "jammed",
     BUTTON_REQUIRED: "button-required",
     ALREADY_COMMISSIONED: "already-commissioned",
+    TIME_OUT_OF_RANGE: "time-out-of-range",
     TOKEN_BURNED: "token-burned",
 }
 

@@ -164,13 +164,12 @@ def encode_update(lock_id, version, issued_unix, cutoff_unix, staff, tokens, upd
 # ---------------------------------------------------------------- lock side
 
 def _lock_time(value):
-    # A POSIX time the lock can hold (2020 .. clock.MAX_LOCK_TIME) as lock seconds.
-    if not _uint(value, clock.UNIX_AT_LOCK_EPOCH + clock.MAX_LOCK_TIME):
+    # A POSIX time in an update, as lock seconds (protocol/clock.py's one bound).
+    if not clock.is_int(value):
         raise _malformed("bad time in update")
-    t = clock.from_unix(value)
-    if t < 0:
-        raise _malformed("bad time in update")
-    return t
+    if not clock.in_range(value):
+        raise RevocationError(reasons.TIME_OUT_OF_RANGE, "time in update out of range")
+    return clock.from_unix(value)
 
 
 def _open(data, lock_id, update_key):
@@ -222,7 +221,8 @@ def decode_update(data, lock_id, update_key):
     """Verify a revocation update addressed to this lock; return a RevocationList.
 
     The returned list may be larger than MAX_ENTRIES; `apply` bounds it.
-    Every failure raises RevocationError (BAD_SIGNATURE, WRONG_LOCK, MALFORMED).
+    Every failure raises RevocationError (BAD_SIGNATURE, WRONG_LOCK, MALFORMED,
+    TIME_OUT_OF_RANGE for an integer time outside protocol/clock.py's bound).
     """
     return _revocation(_open(data, lock_id, update_key))
 

@@ -72,23 +72,22 @@ def _text(value, what):
     return value
 
 
-# NumericDates the lock can hold: from its epoch (2020) to clock.MAX_LOCK_TIME.
-_UNIX_MIN = clock.UNIX_AT_LOCK_EPOCH
-_UNIX_MAX = clock.UNIX_AT_LOCK_EPOCH + clock.MAX_LOCK_TIME
-
-
 def _time(value, what):
-    if (not isinstance(value, int) or isinstance(value, bool)
-            or value < _UNIX_MIN or value > _UNIX_MAX):
+    # NumericDates the lock can hold (protocol/clock.py's one bound): an
+    # integer outside it is a time the lock refuses, anything else malformed.
+    if not clock.is_int(value):
         raise TokenError(reasons.MALFORMED, "claim %s must be a NumericDate" % what)
+    if not clock.in_range(value):
+        raise TokenError(reasons.TIME_OUT_OF_RANGE, "claim %s is out of range" % what)
     return clock.from_unix(value)
 
 
 def parse_claims(payload):
     """Decode a CWT claims set (the verified COSE payload) into Claims.
 
-    Every malformed claims set raises TokenError(MALFORMED). Times must be
-    integer NumericDates from 2020-01-01 to clock.MAX_LOCK_TIME; nbf defaults
+    Every malformed claims set raises TokenError(MALFORMED); an integer time
+    outside 2020-01-01 .. clock.MAX_LOCK_TIME raises TokenError(TIME_OUT_OF_RANGE)
+    (whichever time claim is checked first decides, exp then iat then nbf); nbf defaults
     to iat; cnf must hold a kid equal to cti (the PoP key is derived from cti).
     """
     try:

@@ -311,3 +311,21 @@ def test_a_block_covers_every_key_issued_in_its_own_second(
     assert decide(before) == reasons.REVOKED
     assert decide(same_second) == reasons.REVOKED
     assert decide(next_second) == reasons.ALLOW
+
+
+def test_the_site_name_is_the_issuer_a_lock_can_hold(tmp_path: Path) -> None:
+    """The site name is the `iss` of every token and COMMISSION field 6 (at
+    most 64 characters at the lock): a longer one would make every
+    commissioning answer MALFORMED, so it is refused here, leaving no site."""
+    with pytest.raises(InvalidInput, match="64 characters"):
+        Site.init(tmp_path / "long", "x" * 65, actor="admin")
+    assert not (tmp_path / "long" / DB_NAME).exists()
+    name = "å" * 64  # characters, not bytes: the lock counts decoded text
+    s = Site.init(tmp_path / "ok", name, actor="admin")
+    assert s.registry.name == name
+    g = issuer.issue_token(s.registry.site_secret(), "NT-1", iss=s.registry.name, sub="S1",
+                           start=int(time.time()), end=int(time.time()) + 3600)
+    secret = keys.lock_secret(s.registry.site_secret(), "NT-1")
+    claims = tok.verify(g.token, tok.SUITE_HMAC, keys.token_mac_key(secret))
+    assert tok.decide(claims, "NT-1", clock.from_unix(int(time.time())), True, None, "open",
+                      issuer=name) == reasons.ALLOW

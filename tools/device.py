@@ -207,7 +207,7 @@ class Device:
         return out
 
     def sealed_keys(self) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         keys = self.dir / "keys"
         if not keys.is_dir():
             return out

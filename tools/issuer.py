@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from protocol import cose, keys, revocation, timeupdate
+from protocol import clock, cose, keys, revocation, timeupdate
 from protocol import token as tok
 
 CTI_LEN = 16
+RANGE_TEXT = "2020-01-01T00:00:00Z .. 2054-01-09T13:37:03Z"  # protocol/clock.py's bound
 
 
 class IssueError(ValueError):
@@ -60,6 +61,8 @@ def issue_token(site_secret: bytes, lock_id: str, *, iss: str, sub: str, start: 
         raise IssueError("a token lives at most 24 hours (one shift)")
     cti = cti if cti is not None else os.urandom(CTI_LEN)
     iat = int(time.time()) if iat is None else iat
+    if not all(clock.in_range(t) for t in (start, end, iat)):
+        raise IssueError(f"a token's times must lie in {RANGE_TEXT} (the lock refuses others)")
     if end - iat > tok.MAX_LIFETIME:
         # The lock refuses such a token: revocation entries are dropped 24 h
         # after their cut-off, which is only safe if no token outlives that.
@@ -78,6 +81,8 @@ def issue_token(site_secret: bytes, lock_id: str, *, iss: str, sub: str, start: 
 
 
 def time_update(site_secret: bytes, lock_id: str, posix_time: int) -> bytes:
+    if not clock.in_range(posix_time):
+        raise IssueError(f"a time update must lie in {RANGE_TEXT} (the lock refuses others)")
     secret = keys.lock_secret(site_secret, lock_id)
     return timeupdate.encode(lock_id, posix_time, keys.update_key(secret))
 

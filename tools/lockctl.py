@@ -437,30 +437,68 @@ def cmd_lock_info(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def _time_text(result: Any, status: dict[int, Any], tz: ZoneInfo) -> str:
+    """What the lock's answer to a time set means, and what to do about it."""
+    if result == reasons.ALLOW:
+        return "clock set"
+    if result == reasons.ROLLBACK:
+        lock_time = status.get(msg.ST_TIME)
+        reads = f" (it reads {local_str(lock_time, tz)})" if isinstance(lock_time, int) else ""
+        return (f"clock NOT set: the lock's trusted clock is further ahead than it can have "
+                f"drifted{reads}; if this computer's clock is right, run `lockctl lock sync "
+                "--force-time` and press the button on the lock")
+    if result == reasons.TIME_OUT_OF_RANGE:
+        return ("clock NOT set: this computer's clock is outside what a lock can hold "
+                f"({issuer.RANGE_TEXT}); correct it first")
+    return f"clock NOT set ({reasons.name(result)})"
+
+
 def cmd_lock_sync(args: argparse.Namespace, out: Output) -> int:
     reg = open_registry(args)
-    now = int(time.time())
+    tz = zone_of(reg)
     with serial(args.port) as link:
         installer = Installer(link)
         hello = lock_hello(installer, args.port)
         row = known_lock(reg, hello.lock_id)
+        admin_key = issuer.admin_key_for(reg.site_secret(), row.lock_id)
+        forced = None
+        if args.force_time:
+            # With the button (physical presence): the lock takes this time
+            # even backwards, the way back for a clock pushed out of range.
+            try:
+                forced = installer.admin(
+                    admin_key, "force-time", {1: int(time.time())}, expect_lock=row.lock_id,
+                    on_press=lambda s: out.info(
+                        f"Press the button on the lock now (within {s} s)...")).get(1)
+            except Refused as exc:
+                if exc.reason == reasons.BUTTON_REQUIRED:
+                    raise Failed("the button was not pressed in time: the lock's clock was "
+                                 "not changed") from None
+                if exc.reason == reasons.TIME_OUT_OF_RANGE:
+                    raise Failed("this computer's clock is outside what a lock can hold "
+                                 f"({issuer.RANGE_TEXT}): the lock's clock was not changed"
+                                 ) from None
+                raise
+        now = int(time.time())
         argmap: dict[int, Any] = {1: now}
         blob = revocation_blob(reg, row.lock_id, now)
         if blob is not None:
             argmap[2] = blob
-        data = installer.admin(issuer.admin_key_for(reg.site_secret(), row.lock_id), "sync",
-                               argmap, expect_lock=row.lock_id)
+        data = installer.admin(admin_key, "sync", argmap, expect_lock=row.lock_id)
     status = data.get(3) or {}
     reg.record_health(row.lock_id, status, now)
-    reg.audit(actor(args), "lock sync", {"lock": row.lock_id})
+    reg.audit(actor(args), "lock sync", {"lock": row.lock_id, "forced": forced is not None})
     time_ok = data.get(1) == reasons.ALLOW
     rev = data.get(2)
     rev_text = ("up to date" if rev in (None, reasons.ROLLBACK) else
                 "updated" if rev == reasons.ALLOW else f"refused ({reasons.name(rev)})")
-    out.done({"lock": row.lock_id, "time_set": time_ok,
+    clock_text = _time_text(data.get(1), status, tz)
+    if forced == reasons.ALLOW and time_ok:
+        clock_text = "clock set (forced, with the button)"
+    out.done({"lock": row.lock_id, "time_set": time_ok, "forced": forced == reasons.ALLOW,
               "revocation": rev_text, "revocation_version":
               status.get(msg.ST_REVOCATION_VERSION)},
-             f"Lock {row.lock_id}: clock {'set' if time_ok else 'NOT set'}, block list "
+             f"Lock {row.lock_id}: {clock_text}, block list "
              f"{rev_text} (version {status.get(msg.ST_REVOCATION_VERSION)}).")
     return 0 if time_ok and rev in (None, reasons.ALLOW, reasons.ROLLBACK) else 1
 
@@ -566,7 +604,9 @@ def roster_issue(args: argparse.Namespace, out: Output) -> int:
     if not rows or [h.strip().lower() for h in rows[0]] != ["staff", "clients", "start", "end"]:
         raise Failed(f"{path}:1: the header must be staff{delim}clients{delim}start{delim}end")
     now = int(time.time())
-    issue, not_yet, errors = [], [], []
+    issue: list[dict[str, Any]] = []
+    not_yet: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for line, row in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in row):
@@ -589,15 +629,16 @@ def roster_issue(args: argparse.Namespace, out: Output) -> int:
             errors.append({"line": line, "error": problem})
             continue
         seen[staff_id] = line
-        item = {"line": line, "staff": staff_id, "clients": clients, "start": start, "end": end}
+        item: dict[str, Any] = {"line": line, "staff": staff_id, "clients": clients,
+                                "start": start, "end": end}
         if end - now > tok.MAX_LIFETIME:
             item["after"] = end - tok.MAX_LIFETIME
             not_yet.append(item)
         else:
             issue.append(item)
     if errors:
-        for e in errors:
-            print(f"{path}:{e['line']}: {e['error']}", file=sys.stderr)
+        for bad in errors:
+            print(f"{path}:{bad['line']}: {bad['error']}", file=sys.stderr)
         raise Failed(f"{len(errors)} bad row(s) in {path}: nothing was issued")
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -957,7 +998,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     site = sub.add_parser("site", help="the site").add_subparsers(dest="sub", required=True)
     sp = cmd(site, "init", cmd_site_init, "create a site: registry and secrets")
-    sp.add_argument("--name", default="site", type=text_arg(200))
+    # The site name is the issuer (iss) of every token: the lock takes 64 characters.
+    sp.add_argument("--name", default="site", type=text_arg(tok.MAX_TEXT),
+                    help="the site's name; it is also the issuer name its locks check")
     sp.add_argument("--zone", default="Europe/Stockholm", type=zone_arg)
     sp.add_argument("--retention-days", type=days_arg, default=365)
 
@@ -998,6 +1041,10 @@ def build_parser() -> argparse.ArgumentParser:
                                "remove the lock's identity (button needed)")):
         sp = cmd(lock, name, func, help_)
         sp.add_argument("--port", required=True, metavar="DEV")
+        if name == "sync":
+            sp.add_argument("--force-time", action="store_true",
+                            help="set the clock from this computer even backwards "
+                            "(button needed; logged): for a clock the lock refuses to correct")
 
     shift = sub.add_parser("shift", help="shift keys").add_subparsers(dest="sub", required=True)
     sp = cmd(shift, "issue", cmd_shift_issue,

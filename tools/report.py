@@ -49,6 +49,8 @@ DETAIL_WORDS = {
     (events.DOOR_OPENED, events.DOOR_BY_HAND): "door opened by hand (no digital opening)",
     (events.DOOR_OPENED, events.DOOR_FORCED): "door forced open (the bolt was locked)",
     (events.LOG_READ, events.LOG_READ_SERIAL): "log read by the installer (serial)",
+    (events.TIME_SET, events.TIME_SET_FORCED): "clock set by the installer with the button "
+                                               "(forced: it may have gone back)",
 }
 ATTEMPTS = (events.OPENED, events.ALARM_OPEN, events.REFUSED)
 

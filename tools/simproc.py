@@ -22,9 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class SimulatedLock:
-    def __init__(self, state: Path, extra_args: list[str] | None = None) -> None:
+    def __init__(self, state: Path, extra_args: list[str] | None = None,
+                 auto_button: bool = True) -> None:
         self.state = state
         self.extra_args = extra_args or []
+        self.auto_button = auto_button  # False: a test presses it (control "button")
         self.proc: subprocess.Popen[str] | None = None
         self.serial = ""
         self.ble = ""
@@ -32,7 +34,8 @@ class SimulatedLock:
 
     def start(self, timeout: float = 30.0) -> "SimulatedLock":
         cmd = [sys.executable, "-m", "simulator", "--state", str(self.state),
-               "--ble", "127.0.0.1:0", "--auto-button", *self.extra_args]
+               "--ble", "127.0.0.1:0", *(["--auto-button"] if self.auto_button else []),
+               *self.extra_args]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, env=env)

@@ -109,6 +109,11 @@ class Site:
             raise InvalidInput(f"unknown time zone {zone!r}") from None
         if retention_days < 1:
             raise InvalidInput("the retention must be at least 1 day")
+        if not name.strip() or len(name) > tok.MAX_TEXT:
+            # The name is the issuer (iss) every token and every lock of the
+            # site carries: the lock takes at most 64 characters.
+            raise InvalidInput(f"the site name must be 1 to {tok.MAX_TEXT} characters "
+                               "(it is the issuer name every lock checks)")
         reg = Registry.create(Path(site_dir))
         site = cls(reg)
         try:
