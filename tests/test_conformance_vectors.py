@@ -12,16 +12,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
 
+import cbor2
 import make_conformance
+import pytest
 from argon2.low_level import Type, hash_secret_raw
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from protocol import reasons
-from tools import issuer, keyfile
+from tools import device, issuer
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "PROTOCOL.md").read_text()
@@ -54,31 +58,43 @@ def test_the_reason_table_is_reasons_py() -> None:
     assert reasons.NAMES[23] == "time-out-of-range"
 
 
-def test_a_shift_key_file_decrypts_as_documented(tmp_path: Path) -> None:
+def test_a_grant_and_a_sealed_key_open_as_documented(tmp_path: Path) -> None:
+    """Section 5c alone, with independent code (cbor2, pyhpke, argon2, the
+    cryptography package's HKDF): the grant opens with the device key, and the
+    sealed key unmasks to the PoP key with the code."""
+    pyhpke = pytest.importorskip("pyhpke")
+    dev = device.Device.init(tmp_path / "phone")
     grant = issuer.issue_token(bytes(32), "NT-1", iss="Testkommun", sub="S1",
                                start=1772431200, end=1772460000, iat=1772429400)
-    path = tmp_path / "anna.key"
-    keyfile.write(path, keyfile.ShiftKey("S1", "Testkommun", 1772431200, 1772460000, [grant]),
-                  "2468")
-    doc = json.loads(path.read_text())
-    assert set(doc) == {"format", "kdf", "nonce", "ciphertext"}
-    assert doc["format"] == "nyckelfri-shift-key/1"
-    kdf = doc["kdf"]
-    assert kdf["alg"] == "argon2id" and len(bytes.fromhex(kdf["salt"])) == 16
-    key = hash_secret_raw(b"2468", bytes.fromhex(kdf["salt"]), time_cost=kdf["time_cost"],
-                          memory_cost=kdf["memory_cost"], parallelism=kdf["parallelism"],
-                          hash_len=32, type=Type.ID, version=0x13)
-    header = {"format": doc["format"], "kdf": kdf, "nonce": doc["nonce"]}
-    aad = json.dumps(header, sort_keys=True).encode()
-    nonce = bytes.fromhex(doc["nonce"])
-    assert len(nonce) == 12
-    plain = json.loads(AESGCM(key).decrypt(nonce, bytes.fromhex(doc["ciphertext"]), aad))
-    assert set(plain) == {"staff_id", "site", "start", "end", "grants"}
-    assert plain["site"] == "Testkommun"  # the issuer name (section 7a)
-    (g,) = plain["grants"]
-    assert set(g) == {"lock_id", "token", "pop_key", "cti", "start", "end", "scope", "updates"}
-    assert bytes.fromhex(g["token"]) == grant.token and bytes.fromhex(g["pop_key"]) == \
-        grant.pop_key
+    path = tmp_path / "anna.grant"
+    path.write_bytes(device.seal_grant(dev.public, device.grant_content(
+        "S1", "Testkommun", 1772431200, 1772460000, [grant])))
+    outer = cbor2.loads(path.read_bytes())
+    assert set(outer) == {"v", "fp", "enc", "ct"} and outer["v"] == "nyckelfri-grant/1"
+    pub = bytes.fromhex((tmp_path / "phone" / "device.pub").read_text().strip())
+    assert outer["fp"] == hashlib.sha256(pub).digest()[:16].hex()
+    suite = pyhpke.CipherSuite.new(pyhpke.KEMId.DHKEM_X25519_HKDF_SHA256,
+                                   pyhpke.KDFId.HKDF_SHA256, pyhpke.AEADId.CHACHA20_POLY1305)
+    sk = suite.kem.deserialize_private_key((tmp_path / "phone" / "device.key").read_bytes())
+    plain = suite.create_recipient_context(outer["enc"], sk, info=b"nyckelfri grant v1").open(
+        outer["ct"], aad=pub)
+    content = cbor2.loads(plain)
+    assert set(content) == {"staff", "site", "start", "end", "grants"}
+    assert content["site"] == "Testkommun"  # the issuer name (section 7a)
+    (g,) = content["grants"]
+    assert g[0] == "NT-1" and g[1] == grant.token and g[2] == grant.pop_key
+    # The sealed key: PoP key XOR HKDF(Argon2id(code, salt), salt=cti, info=label||lock).
+    sealed_path = dev.load_grant(path, "246813")
+    sealed = cbor2.loads(sealed_path.read_bytes())
+    assert sealed["v"] == "nyckelfri-sealed-key/1"
+    kdf = sealed["kdf"]
+    secret = hash_secret_raw(b"246813", kdf["salt"], time_cost=kdf["time_cost"],
+                             memory_cost=kdf["memory_cost"], parallelism=kdf["parallelism"],
+                             hash_len=32, type=Type.ID, version=0x13)
+    lock_id, _, masked, cti = sealed["grants"][0][:4]
+    mask = HKDF(algorithm=hashes.SHA256(), length=32, salt=cti,
+                info=b"nyckelfri pop mask v1" + lock_id.encode()).derive(secret)
+    assert bytes(a ^ b for a, b in zip(masked, mask, strict=True)) == grant.pop_key
 
 
 def test_the_conformance_chapter_lists_every_vector_with_its_reason() -> None:
