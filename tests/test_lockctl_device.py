@@ -27,7 +27,14 @@ CODE = "246813"
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory):
+def sim_args() -> list[str]:
+    """Extra simulator arguments: none (CPython); tests/test_mpy_lockctl_device.py
+    runs the same tests with the firmware under MicroPython."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, sim_args: list[str]):
     root = tmp_path_factory.mktemp("device")
     site = Site(root)
     site.env["LOCKCTL_PIN"] = CODE
@@ -35,7 +42,8 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     site.ok("client", "add", "C1", "--name", "Astrid Lindqvist")
     for sid, name in (("S1", "Anna Berg"), ("S2", "Bilal Haddad"), ("S3", "Cecilia Ek")):
         site.ok("staff", "add", sid, "--name", name)
-    sim = SimulatedLock(root / "lock", ["--serial-link", str(root / "lock.tty")]).start()
+    sim = SimulatedLock(root / "lock", ["--serial-link", str(root / "lock.tty"), *sim_args]
+                        ).start()
     site.ok("commission", "--port", str(root / "lock.tty"), "--lock-id", "NT-1", "--client",
             "C1")
     try:

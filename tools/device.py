@@ -199,7 +199,7 @@ class Device:
                            start, end, scope, updates])
         sealed = {"v": SEALED_FORMAT, "staff": content["staff"], "site": content["site"],
                   "start": content["start"], "end": content["end"],
-                  "kdf": {**params, "salt": salt}, "grants": grants}
+                  "loaded": time.time_ns(), "kdf": {**params, "salt": salt}, "grants": grants}
         keys = self.dir / "keys"
         keys.mkdir(exist_ok=True, mode=0o700)
         out = keys / f"{content['end']}-{bytes(grants[0][3]).hex()}.key"
@@ -222,21 +222,24 @@ class Device:
         return out
 
     def grant_for(self, lock_id: str, code: str, now: int | None = None) -> Grant:
-        """The latest unexpired key for `lock_id`, unmasked with the code. A
-        wrong code gives a wrong key: only the lock can tell."""
+        """The latest unexpired key for `lock_id` (the latest to end; of those,
+        the last loaded: a fresh grant replaces a burned or blocked one),
+        unmasked with the code. A wrong code gives a wrong key: only the lock
+        can tell."""
         check_code(code)
         now = int(time.time()) if now is None else now
         best = None
         for d in self.sealed_keys():
             if d["end"] <= now:
                 continue
+            rank = (d["end"], d.get("loaded", 0))
             for g in d["grants"]:
-                if g[0] == lock_id and (best is None or d["end"] > best[0]["end"]):
-                    best = (d, g)
+                if g[0] == lock_id and (best is None or rank > best[2]):
+                    best = (d, g, rank)
         if best is None:
             raise DeviceError(f"no unexpired key for lock {lock_id} on this device "
                               "(load a grant with lockctl key load)")
-        d, g = best
+        d, g, _ = best
         lock, token, masked, cti, start, end, scope, updates = g
         secret = _stretch(code, d["kdf"]["salt"], d["kdf"])
         return Grant(lock, token, _xor(masked, _mask(secret, lock, cti)), cti, start, end,
