@@ -355,9 +355,9 @@ def requests() -> list[dict]:
             open=opening(proof=None)),
         req("open-nonce-too-long", "ERROR", "malformed", False, "a bstr over its bound (16)",
             open=opening(nonce="00" * 17)),
-        req("bad-proof", "ERROR", "bad-proof", True, "a proof of zeros",
+        req("bad-proof", "ERROR", "bad-proof", False, "a proof of zeros",
             open=opening(proof="00" * 32)),
-        req("stale-nonce", "ERROR", "replay", True,
+        req("stale-nonce", "ERROR", "replay", False,
             "a nonce the lock did not issue, with a valid proof over it",
             open=opening(nonce="00" * 16)),
     ]

@@ -27,7 +27,7 @@ from protocol import events
 from simlock import SimulatedLock
 from tools import issuer
 from tools.client import Hello, Installer, access
-from tools.transport import LinkTimeout
+from tools.transport import TransportError
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
 PARTS = {name: json.loads((VECTORS / f"conformance_{name}.json").read_text())
@@ -138,8 +138,8 @@ def build_open(how: dict, live: bytes) -> dict:
 
 @pytest.mark.parametrize("vec", REQUESTS, ids=[r["name"] for r in REQUESTS])
 def test_request_vector(lock: SimulatedLock, vec: dict) -> None:
-    """Each refusal, then what the live challenge is afterwards: a new HELLO's,
-    or, where none follows, still the one before."""
+    """Each refusal with its reason; over BLE the connection then ends, no HELLO
+    following (section 3.1), and the lock serves the next connection."""
     with lock.ble_link() as link:
         hello = recv(link)
         live = hello[2]
@@ -147,17 +147,13 @@ def test_request_vector(lock: SimulatedLock, vec: dict) -> None:
              else build_open(vec["open"], live))
         answer = recv(link)
         assert answer[0] == ERROR and answer[1] == vec["reason"], (vec["why"], answer)
-        if vec["hello_follows"]:
-            follow = recv(link)
-            assert follow[0] == HELLO and follow[2] != live
-            live = follow[2]
-        else:
-            with pytest.raises(LinkTimeout):
-                link.recv(1.0)
-        # The live nonce, whichever it is, still answers one request.
-        grant = log_grant()
-        out = access(link, grant, action="log", log_from=1 << 30,
-                     hello=read_hello_from(live, hello))
+        assert not vec["hello_follows"]
+        with pytest.raises(TransportError):
+            recv(link, timeout=3)  # the refusal ended the connection
+    with lock.ble_link() as link:  # the next central is served
+        hello = recv(link)
+        out = access(link, log_grant(), action="log", log_from=1 << 30,
+                     hello=read_hello_from(hello[2], hello))
         assert out.opened, out.reason_name
 
 
@@ -167,22 +163,30 @@ def read_hello_from(nonce: bytes, hello: dict) -> Hello:
 
 
 def test_only_the_last_hello_is_live(lock: SimulatedLock) -> None:
-    """Every GET_HELLO is answered, each HELLO replaces the nonce before it."""
-    with lock.ble_link() as link:
-        first = recv(link)[2]
-        send(link, {0: GET_HELLO})
-        send(link, {0: GET_HELLO})
-        second, third = recv(link), recv(link)
-        assert second[0] == third[0] == HELLO and len({first, second[2], third[2]}) == 3
-        grant = log_grant()
-        for stale in (first, second[2]):
+    """Every GET_HELLO is answered, each HELLO replaces the nonce before it; an
+    earlier nonce is a replay, and over BLE a refusal ends the connection."""
+    grant = log_grant()
+    for stale_index in (0, 1):
+        with lock.ble_link() as link:
+            first = recv(link)[2]
+            send(link, {0: GET_HELLO})
+            send(link, {0: GET_HELLO})
+            second, third = recv(link), recv(link)
+            assert second[0] == third[0] == HELLO and len({first, second[2], third[2]}) == 3
+            stale = (first, second[2])[stale_index]
             out = access(link, grant, action="log", log_from=1 << 30,
                          hello=read_hello_from(stale, third))
             assert not out.opened and out.reason == 11  # replay
-            third = recv(link)  # the HELLO after each OPEN
+            with pytest.raises(TransportError):
+                recv(link, timeout=3)  # the refusal ended the connection
+    with lock.ble_link() as link:
+        first = recv(link)[2]
+        send(link, {0: GET_HELLO})
+        second = recv(link)
         out = access(link, grant, action="log", log_from=1 << 30,
-                     hello=read_hello_from(third[2], third))
+                     hello=read_hello_from(second[2], second))
         assert out.opened, out.reason_name
+        assert recv(link)[0] == HELLO  # granted: ready for the next request
     settle(lock)
 
 
