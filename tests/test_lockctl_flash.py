@@ -12,7 +12,7 @@ import pytest
 from test_lockctl import ZONE, Site, local
 from test_on_micropython import MPY, NOT_INSTALLED
 
-from simulator.mpyhost import in_process_runner
+from mpybuild import in_process_runner
 from tools.simproc import SimulatedLock
 
 pytestmark = [

@@ -1,7 +1,7 @@
 """Power cuts under MicroPython: the lock's operations (tests/test_powercut_lock.py's
 scenario: commissioning, an opening, a revocation update, a time update, log
 appends) run by the real MicroPython interpreter (unix port) on the
-MicroPython HAL's flash (firmware.board_unix.FlashFile over a flash file,
+MicroPython HAL's flash (the one flash model, simulator/mpy/flash.py, over a flash file,
 with MicroPython's own littlefs, vfs.VfsLfs2, on its first blocks and the raw
 event log after them). The power is cut at a seeded sample of 20 of the
 scenario's program/erase operations (up to 3 in each part of it: the boot,
@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 from test_on_micropython import MPY, NOT_INSTALLED
 
+from mpybuild import LOCK_PACKAGES, PORT_PACKAGES, compile_tree
 from protocol import events, keys, reasons
 from simulator.flash import CUT_MODES
-from simulator.mpyhost import compile_tree
 from tools import issuer
 
 SECRET = bytes(range(32))
@@ -58,7 +58,8 @@ sys.path.insert(0, job["code"])
 from binascii import hexlify, unhexlify
 
 from firmware import hal as hal_mod
-from firmware.board_unix import FlashFile, Partition, PowerCut
+from simulator.mpy.flash import Flash, Partition, PowerCut
+from simulator.mpy.stores import FileStore
 from firmware.fs import mount_lfs
 from firmware.lock import Lock, Session
 from protocol import clock, events, reasons
@@ -127,7 +128,7 @@ def commission(lock, t):
 
 
 f = open(job["flash"], "r+b")
-flash = FlashFile(f, job["size"], BS, cut=job.get("cut"))
+flash = Flash(FileStore(f), job["size"], BS, cut=job.get("cut"))
 T0 = job["t0"]
 if job["phase"] == "mkfs":
     import vfs
@@ -188,7 +189,7 @@ class Runner:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.code = tmp / "code"
-        compile_tree(self.code, packages=("protocol", "firmware"))
+        compile_tree(self.code, LOCK_PACKAGES[:2] + PORT_PACKAGES)
         self.script = tmp / "cut.py"
         self.script.write_text(SCRIPT)
         self.size = (FS_BLOCKS + LOG_BLOCKS) * 4096
@@ -302,13 +303,14 @@ def test_power_cuts_under_micropython(tmp_path: Path) -> None:
           f"in the scenario (seed {SEED})")
 
 
-# --- the flash model of firmware/board_unix.py, on CPython ---------------------------
+# --- the flash model over a file (as the unix port's HAL uses it), on CPython ---------
 def _flash(tmp_path: Path, cut: dict | None = None):
-    from firmware.board_unix import FlashFile
+    from simulator.mpy.flash import Flash
+    from simulator.mpy.stores import FileStore
 
     path = tmp_path / "f.bin"
     path.write_bytes(b"\xff" * 8192)
-    return FlashFile(open(path, "r+b"), 8192, 4096, cut=cut), path
+    return Flash(FileStore(open(path, "r+b")), 8192, 4096, cut=cut), path
 
 
 def test_flash_file_is_nor_flash(tmp_path: Path) -> None:
@@ -327,7 +329,7 @@ def test_flash_file_is_nor_flash(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", CUT_MODES)
 def test_flash_file_power_cut(tmp_path: Path, mode: str) -> None:
-    from firmware.board_unix import PowerCut
+    from simulator.mpy.flash import PowerCut
 
     flash, path = _flash(tmp_path, {"after": 1, "mode": mode, "seed": 7})
     flash.program(0, b"\x00" * 64)  # succeeds
@@ -335,7 +337,7 @@ def test_flash_file_power_cut(tmp_path: Path, mode: str) -> None:
         flash.program(4096, b"\x00" * 64)  # cut
     with pytest.raises(PowerCut):
         flash.read(0, bytearray(1))  # no power any more
-    flash.f.close()
+    flash.store.f.close()
     data = path.read_bytes()
     assert data[:64] == b"\x00" * 64
     cut = data[4096:4160]
@@ -346,13 +348,13 @@ def test_flash_file_power_cut(tmp_path: Path, mode: str) -> None:
 
 
 def test_flash_file_erase_cut(tmp_path: Path) -> None:
-    from firmware.board_unix import PowerCut
+    from simulator.mpy.flash import PowerCut
 
     flash, path = _flash(tmp_path, {"after": 1, "mode": "erase", "seed": 3})
     flash.program(0, b"\x00" * 4096)
     with pytest.raises(PowerCut):
         flash.erase(0)
-    flash.f.close()
+    flash.store.f.close()
     block = path.read_bytes()[:4096]
     done = len(block) - len(block.lstrip(b"\xff"))
     assert 0 <= done < 4096 and block != b"\xff" * 4096  # erased part-way

@@ -3,8 +3,9 @@
 # littlefs-python through simulator.flash.LittleFsFs, on the same device class.
 import binascii
 
-from firmware.fs import Fs, RamBlockDevice
+from firmware.fs import Fs
 from firmware.store import HEADER_SIZE, MAGIC, Store, StoreError
+from simulator.mpy.flash import RamBlockDevice
 from testvectors import raises
 
 try:
