@@ -358,3 +358,19 @@ with open({str(img)!r}, "wb") as fh:
     assert st2.load("config") == b"from micropython"
     assert st2.version("config") == 2
     g.close()
+
+
+@pytest.mark.micropython
+@pytest.mark.skipif(MPY is None, reason="MicroPython unix port not installed")
+def test_same_seed_damages_the_flash_alike_on_both_interpreters() -> None:
+    """The one flash model and its one generator: a seeded run of programs,
+    erases and power cuts in every mode leaves the same bytes under CPython
+    and MicroPython (tests/flash_scenario.py)."""
+    import flash_scenario
+
+    here = flash_scenario.digests()
+    assert here["ram"] == here["sparse"]  # the store does not change the damage
+    proc = subprocess.run([MPY, "tests/flash_scenario.py"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.split() == [here["ram"], here["sparse"]]

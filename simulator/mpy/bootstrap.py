@@ -8,8 +8,8 @@ import sys
 import uctypes
 import vfs
 
-a, n = os.getenv("LOCK_UNIXPORT_ROM").split(":")
-vfs.mount(vfs.VfsRom(uctypes.bytearray_at(int(a), int(n))), "/rom")
+a, n = os.getenv("LOCK_UNIXPORT_ROM", "").split(":")
+vfs.mount(vfs.VfsRom(uctypes.bytearray_at(int(a), int(n))), "/rom")  # type: ignore[abstract]
 sys.path.insert(0, "/rom")
 del a, n
-import _lockport  # noqa: E402, F401
+import _lockport  # type: ignore[import-not-found]  # noqa: E402, F401

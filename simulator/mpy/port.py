@@ -19,20 +19,26 @@ def make_hal(board):
 
 
 def port():
-    with open(os.getenv("LOCK_UNIXPORT")) as f:
+    with open(os.getenv("LOCK_UNIXPORT", "")) as f:
         cfg = json.load(f)
     if cfg.get("code"):
         sys.path.insert(0, cfg["code"])
-    if cfg.get("port_code"):  # the port's own modules, after the board's code
-        sys.path.append(cfg["port_code"])
+    if cfg.get("port_code"):
+        # The virtual board: the port's own code (its boot, the HAL) at /rom,
+        # as a board's ROMFS partition is, so that it stays importable once
+        # the board's littlefs replaces the host's filesystem at /.
+        import vfs
+
+        vfs.mount(vfs.VfsPosix(cfg["port_code"]), "/rom")  # type: ignore[abstract]
+        sys.path.append("/rom")
 
     class unixport:
         pass
 
-    unixport.config = cfg
-    unixport.flash = open(cfg["flash"], "r+b")
-    unixport.make_hal = make_hal
-    sys.modules["unixport"] = unixport
+    unixport.config = cfg  # type: ignore[attr-defined]
+    unixport.flash = open(cfg["flash"], "r+b")  # type: ignore[attr-defined]
+    unixport.make_hal = make_hal  # type: ignore[attr-defined]
+    sys.modules["unixport"] = unixport  # type: ignore[assignment]
     return cfg["mode"], cfg["board"]
 
 

@@ -19,16 +19,16 @@ def _mount_root(cfg):
     bd = Partition(flash, off, size)
     vfs.umount("/")
     try:
-        vfs.mount(vfs.VfsLfs2(bd), "/")
+        vfs.mount(vfs.VfsLfs2(bd), "/")  # type: ignore[abstract, arg-type]  # (stubs: bdev protocol)
     except OSError:
         if not bd.erased():
             print("MPY: the filesystem would not mount: formatted")
-        vfs.VfsLfs2.mkfs(bd)
-        vfs.mount(vfs.VfsLfs2(bd), "/")
+        vfs.VfsLfs2.mkfs(bd)  # type: ignore[arg-type]
+        vfs.mount(vfs.VfsLfs2(bd), "/")  # type: ignore[abstract, arg-type]  # (stubs: bdev protocol)
     os.chdir("/")
     while sys.path:
         sys.path.pop()
-    sys.path.extend(["", ".frozen", "/lib", cfg["port_code"]])  # the port's code: frozen
+    sys.path.extend(["", ".frozen", "/lib", "/rom"])  # /rom: the port's code (port.py)
 
 
 def _run_main():
@@ -70,8 +70,8 @@ def _machine():
         s.readline()
         time.sleep(10)  # the board ends this interpreter
 
-    machine.reset = reset
-    sys.modules["machine"] = machine
+    machine.reset = reset  # type: ignore[attr-defined]
+    sys.modules["machine"] = machine  # type: ignore[assignment]
 
 
 _machine()
