@@ -8,7 +8,7 @@
 # filesystem mounted at / on the lock, or a host directory on CPython), or a
 # MicroPython VFS object such as vfs.VfsLfs2(bdev) used without mounting it.
 # On CPython the simulator gives the same methods over littlefs-python with
-# simulator.flash.LittleFsFs, on the same block devices (the one flash model,
+# simulator.lfs.LittleFsFs, on the same block devices (the one flash model,
 # simulator/mpy/flash.py, which also gives tests a RamBlockDevice).
 
 import os
@@ -58,7 +58,7 @@ def mount_lfs(bdev, mkfs=False):
     """littlefs on a block device (MicroPython): an Fs over vfs.VfsLfs2(bdev),
     not mounted anywhere. Formats first only if mkfs is true: a filesystem that
     fails to mount raises OSError rather than being silently reformatted."""
-    import vfs  # MicroPython only; the simulator uses simulator.flash.LittleFsFs
+    import vfs  # MicroPython only; the simulator uses simulator.lfs.LittleFsFs
 
     if mkfs:
         vfs.VfsLfs2.mkfs(bdev)

@@ -1,4 +1,4 @@
-"""simulator/flash.py: NOR semantics, counters, power-cut modes, persistence,
+"""simulator/flash.py (over the one model, simulator/mpy/flash.py): NOR semantics, counters, power-cut modes, persistence,
 the MicroPython block-device protocol and littlefs-python on top of it."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from simulator.flash import (
     BlockDevice,
     FlashDevice,
     FlashError,
-    LittleFsFs,
     PowerCut,
 )
+from simulator.lfs import LittleFsFs
 
 ROOT = Path(__file__).resolve().parent.parent
 
