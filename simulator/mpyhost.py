@@ -374,7 +374,7 @@ class MpyBoard(SimBoard):
         if after_writes is None:
             self.power_cut()
             return
-        from simulator.flash import CUT_MODES
+        from simulator.mpy.flash import CUT_MODES
 
         if mode not in CUT_MODES:
             raise control_mod.ControlError(f"unknown cut mode {mode!r}")

@@ -6,7 +6,7 @@ with MicroPython's own littlefs, vfs.VfsLfs2, on its first blocks and the raw
 event log after them). The power is cut at a seeded sample of 20 of the
 scenario's program/erase operations (up to 3 in each part of it: the boot,
 commissioning, the opening, the revocation, the time update, the appends; in the cut modes of
-simulator/flash.py: write lost, torn, bits half-set, erase interrupted); the
+simulator/mpy/flash.py: write lost, torn, bits half-set, erase interrupted); the
 interpreter dies with the flash as the cut left it, a new interpreter boots the
 lock on it, and the same checks as under CPython follow: no acknowledged event
 lost, no corrupt record accepted, configuration and revocation list old or new,

@@ -1,9 +1,10 @@
 # The one NOR-flash model of the project, with power-cut injection, and block
-# devices over it. MicroPython code: it runs under CPython (the simulator,
-# simulator/flash.py adds mmap files, per-region counters and littlefs-python
-# on top) and under the MicroPython unix port (the --mpy child and the virtual
-# board, simulator/mpy/unixhal.py and vboard.py; the fake esp32/rp2 flash of
-# tests/fakes; the portable tests' RAM devices).
+# devices over it. MicroPython code: it runs under CPython (the simulator:
+# simulator/flash.py adds mmap files, per-region counters, strict mode and a
+# trace; simulator/lfs.py littlefs-python) and under the MicroPython unix port
+# (the --mpy child and the virtual board, simulator/mpy/unixhal.py and
+# vboard.py; the fake esp32/rp2 flash of tests/fakes; the portable tests' RAM
+# devices).
 #
 # NOR semantics: erased bytes read 0xFF, a program can only clear bits (the
 # result is the AND of old and new), an erase sets one erase block to 0xFF.

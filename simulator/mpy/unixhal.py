@@ -1,7 +1,7 @@
 # The HAL for the MicroPython unix port: the lock's firmware as the child
 # process of `python -m simulator --mpy`, and on the virtual board
-# (`python -m simulator --virtual-board`). MicroPython code; it also imports on
-# CPython (for type checks and tests of the flash model).
+# (`python -m simulator --virtual-board`). MicroPython code, in the port code
+# of those boards, not in the lock's image (firmware/ holds only what a board runs).
 #
 # The board around the firmware is the simulator process (simulator/mpyhost.py),
 # reached over loopback TCP:
