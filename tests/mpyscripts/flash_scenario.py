@@ -1,7 +1,7 @@
 # A seeded sequence of programs, erases and power cuts in every mode on the one
 # flash model (simulator/mpy/flash.py), ending in a SHA-256 of the flash's
 # bytes. MicroPython code: tests/test_flash.py runs it under CPython and under
-# the real MicroPython interpreter (`micropython tests/flash_scenario.py`) and
+# the real MicroPython interpreter (`micropython tests/mpyscripts/flash_scenario.py`) and
 # compares the digests: the same seed must damage the flash the same way.
 import binascii
 import hashlib
@@ -13,7 +13,7 @@ BLOCKS = 8
 
 def _root():
     here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
-    return here + "/.."
+    return here + "/../.."
 
 
 def digests():
