@@ -20,6 +20,11 @@ The board
     deployed files and the lock's /store share one littlefs as on an ESP32; the
     event log has its own raw region. The same flash.bin layout as the CPython
     simulator and --mpy (boards/sim.py).
+  - Its port's own code (simulator/mpy/: the boot, vboard.py, and the unix
+    port's HAL, unixhal.py, which firmware.main asks for through `unixport`),
+    compiled and mounted read-only at /rom, as a board's frozen code or ROMFS
+    partition: the deployed firmware brings only protocol/, firmware/ and the
+    board file, as on any board.
   - Soft reset, which the unix port lacks, is emulated: when the interpreter
     ends (Ctrl-D at an empty REPL line, in the friendly or the raw REPL,
     sys.exit(), machine.soft_reset()), the board prints "MPY: soft reboot" and
