@@ -35,7 +35,6 @@
 # with its REPL closed. Not checked: the port build itself, aioble's manifest,
 # the board's partition table, MICROPY_HW_ENABLE_UART_REPL, the port's frozen
 # _boot.py, and the image on hardware.
-import os
 
 # Only the manifest tool runs this file. boards/ is also a Python package whose
 # modules tools import (e.g. simulator.energy lists every board): imported
@@ -50,11 +49,9 @@ if "include" in globals() and "options" in globals():
     # BLE: micropython-lib's aioble (never the unrelated PyPI package "aioble").
     require("aioble")
 
-    # The lock: protocol/, firmware/ (without the unix port's HAL), one board file.
+    # The lock: protocol/, firmware/, one board file.
     package("protocol", base_path="..")
-    package("firmware", base_path="..",
-            files=sorted(f for f in os.listdir("../firmware")
-                         if f.endswith(".py") and f != "board_unix.py"))
+    package("firmware", base_path="..")
     package("boards", base_path="..", files=["__init__.py", options.board + ".py"])
 
     # The top-level main.py and boot.py of the image (see those files).

@@ -8,7 +8,8 @@
 # filesystem mounted at / on the lock, or a host directory on CPython), or a
 # MicroPython VFS object such as vfs.VfsLfs2(bdev) used without mounting it.
 # On CPython the simulator gives the same methods over littlefs-python with
-# simulator.flash.LittleFsFs, on the same block devices.
+# simulator.lfs.LittleFsFs, on the same block devices (the one flash model,
+# simulator/mpy/flash.py, which also gives tests a RamBlockDevice).
 
 import os
 
@@ -57,62 +58,8 @@ def mount_lfs(bdev, mkfs=False):
     """littlefs on a block device (MicroPython): an Fs over vfs.VfsLfs2(bdev),
     not mounted anywhere. Formats first only if mkfs is true: a filesystem that
     fails to mount raises OSError rather than being silently reformatted."""
-    import vfs  # MicroPython only; the simulator uses simulator.flash.LittleFsFs
+    import vfs  # MicroPython only; the simulator uses simulator.lfs.LittleFsFs
 
     if mkfs:
         vfs.VfsLfs2.mkfs(bdev)
     return Fs(vfs.VfsLfs2(bdev))  # type: ignore[abstract]  # (stubs: bdev protocol)
-
-
-_FF64 = b"\xff" * 64
-
-
-class RamBlockDevice:
-    """A block device in RAM with MicroPython's extended block-device protocol
-    (readblocks/writeblocks with offsets, ioctl 4/5/6 for count, size, erase).
-    For tests and for running without flash; starts erased (0xFF)."""
-
-    def __init__(self, block_size, block_count):
-        self.block_size = block_size
-        self.block_count = block_count
-        self.data = bytearray(block_size * block_count)
-        self._mv = memoryview(self.data)
-        for b in range(block_count):  # erased, without a second device-sized copy
-            self.ioctl(6, b)
-
-    def readblocks(self, block_num, buf, offset=0):
-        a = block_num * self.block_size + offset
-        n = len(buf)
-        if a < 0 or a + n > len(self.data):
-            raise OSError(22)  # EINVAL
-        buf[:] = self._mv[a : a + n]
-
-    def writeblocks(self, block_num, buf, offset=None):
-        n = len(buf)
-        if offset is None:  # simple protocol: whole blocks, erased first
-            for i in range(n // self.block_size):
-                self.ioctl(6, block_num + i)
-            offset = 0
-        a = block_num * self.block_size + offset
-        if a < 0 or a + n > len(self.data):
-            raise OSError(22)
-        self._mv[a : a + n] = buf
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return self.block_count
-        if op == 5:
-            return self.block_size
-        if op == 6:
-            if not 0 <= arg < self.block_count:
-                raise OSError(22)
-            i = arg * self.block_size
-            end = i + self.block_size
-            while i < end:  # in small pieces: no block-sized temporary
-                k = min(64, end - i)
-                self._mv[i : i + k] = _FF64 if k == 64 else _FF64[:k]
-                i += k
-            return 0
-        if op in (1, 2, 3):
-            return 0
-        return None

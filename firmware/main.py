@@ -46,9 +46,11 @@ def board_module(name):
 def make_hal(board):
     """The HAL of the port we are running on."""
     if sys.platform in UNIX_PLATFORMS:
-        from firmware.board_unix import UnixHAL
+        # The simulator's unix-port board: its port code (simulator/mpy/port.py)
+        # registers `unixport`, with the HAL, as a board's port has `machine`.
+        import unixport  # type: ignore[import-not-found]
 
-        return UnixHAL(board)
+        return unixport.make_hal(board)
     # Boards (esp32, rp2): machine, bluetooth/aioble and the port's raw flash.
     from firmware.board_machine import MachineHAL
 

@@ -52,6 +52,7 @@ from simulator import flash as flash_mod
 from simulator.endpoints import BleServer, EndpointError, PtyEndpoint
 from simulator.hal import BoardReset, SimHAL
 from simulator.hardware import Clock, Hardware
+from simulator.lfs import LittleFsFs
 
 POLL_S = 0.02  # supervision period (real time)
 STOP_GRACE_S = 2.0  # how long the firmware gets to stop on its own
@@ -250,12 +251,12 @@ class SimBoard:
     def _mount_fs(self) -> Any:
         bdev = self._region(self.board.FS_REGION, "fs")
         try:
-            return flash_mod.LittleFsFs(bdev)
+            return LittleFsFs(bdev)
         except OSError:
             off, size = self.board.FS_REGION
             if bytes(self._flash().data[off:off + size]).count(0xFF) != size:
                 raise  # a damaged filesystem is the firmware's to handle
-            return flash_mod.LittleFsFs.mkfs(bdev)  # a new board: format it
+            return LittleFsFs.mkfs(bdev)  # a new board: format it
 
     def _erase_fs(self) -> None:
         """Factory reset: erase the whole configuration region (block by block,

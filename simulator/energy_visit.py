@@ -25,6 +25,7 @@ from protocol import token as tok
 from simulator import flash as flash_mod
 from simulator.hal import SimHAL
 from simulator.hardware import Hardware, ManualClock
+from simulator.lfs import LittleFsFs
 
 # --- the visit script: the key and the person at the door (ESTIMATES) --------
 BLE_INTERVAL_S = 0.030  # one GATT write/notification per connection interval
@@ -353,7 +354,7 @@ async def _scenario(board: ModuleType, loop: _VirtualLoop, clock: ManualClock) -
 
     hw.power_state = traced  # type: ignore[method-assign]
     flash = flash_mod.FlashDevice(board.FLASH_SIZE, board.FLASH_BLOCK_SIZE)
-    fs = flash_mod.LittleFsFs.mkfs(_region(flash, board.FS_REGION, "fs"))
+    fs = LittleFsFs.mkfs(_region(flash, board.FS_REGION, "fs"))
     log_dev = _region(flash, board.LOG_REGION, "log")
     ble = _MemBle()
     serial = _MemSerial()

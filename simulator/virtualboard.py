@@ -20,6 +20,11 @@ The board
     deployed files and the lock's /store share one littlefs as on an ESP32; the
     event log has its own raw region. The same flash.bin layout as the CPython
     simulator and --mpy (boards/sim.py).
+  - Its port's own code (simulator/mpy/: the boot, vboard.py, and the unix
+    port's HAL, unixhal.py, which firmware.main asks for through `unixport`),
+    compiled and mounted read-only at /rom, as a board's frozen code or ROMFS
+    partition: the deployed firmware brings only protocol/, firmware/ and the
+    board file, as on any board.
   - Soft reset, which the unix port lacks, is emulated: when the interpreter
     ends (Ctrl-D at an empty REPL line, in the friendly or the raw REPL,
     sys.exit(), machine.soft_reset()), the board prints "MPY: soft reboot" and
@@ -63,6 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware import hal as hal_mod
+from mpybuild import PORT_PACKAGES, compile_tree
 from simulator.endpoints import _make_raw
 from simulator.mpyhost import MpyBoard
 
@@ -73,131 +79,6 @@ RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 FRIENDLY_BANNER = b'Type "help()" for more information.'
 PROMPT = b">>> "
 QUICK_EXIT_S = 1.0  # an interpreter gone this soon, before its REPL: a broken start
-
-# The virtual board's boot (MicroPython, imported by the port code as _vboard):
-# littlefs at /, then /main.py unless the board boots into its REPL.
-VBOARD_SOURCE = r'''
-import os
-import sys
-import vfs
-
-import unixport
-
-
-class _Region:
-    # A flash region as a block device (the board's filesystem).
-    def __init__(self, f, off, size, bs):
-        self.f = f
-        self.off = off
-        self.bs = bs
-        self.n = size // bs
-
-    def readblocks(self, b, buf, o=0):
-        self.f.seek(self.off + b * self.bs + o)
-        self.f.readinto(buf)
-
-    def writeblocks(self, b, buf, o=None):
-        if o is None:
-            for i in range(len(buf) // self.bs):
-                self.ioctl(6, b + i)
-            o = 0
-        self.f.seek(self.off + b * self.bs + o)
-        self.f.write(buf)
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return self.n
-        if op == 5:
-            return self.bs
-        if op == 6:
-            self.f.seek(self.off + arg * self.bs)
-            ff = b"\xff" * 256
-            for _ in range(self.bs // 256):
-                self.f.write(ff)
-        return 0
-
-
-def _erased(bd):
-    buf = bytearray(256)
-    ff = b"\xff" * 256
-    for b in range(bd.n):
-        for o in range(0, bd.bs, 256):
-            bd.readblocks(b, buf, o)
-            if buf != ff:
-                return False
-    return True
-
-
-def _mount_root(cfg):
-    # littlefs on the FS region at / (as an ESP32's _boot.py mounts its "vfs"
-    # partition); formatted if it will not mount, as there.
-    off, size = cfg["fs_region"]
-    bd = _Region(unixport.flash, off, size, cfg["block_size"])
-    vfs.umount("/")
-    try:
-        vfs.mount(vfs.VfsLfs2(bd), "/")
-    except OSError:
-        if not _erased(bd):
-            print("MPY: the filesystem would not mount: formatted")
-        vfs.VfsLfs2.mkfs(bd)
-        vfs.mount(vfs.VfsLfs2(bd), "/")
-    os.chdir("/")
-    while sys.path:
-        sys.path.pop()
-    sys.path.extend(["", ".frozen", "/lib"])
-
-
-def _run_main():
-    try:
-        os.stat("main.py")
-    except OSError:
-        return
-    try:
-        with open("main.py") as f:
-            src = f.read()
-        exec(src, {"__name__": "__main__"})
-    except BaseException as e:  # as a board's pyexec: report, then the REPL
-        sys.print_exception(e)
-
-
-def _machine():
-    # machine.reset() as on a board (mpremote reset): the board restarts and
-    # runs main.py. The unix port's `machine` has no reset(); this one is the
-    # built-in module plus reset().
-    import machine as builtin
-
-    class machine:
-        pass
-
-    for name in dir(builtin):
-        if not name.startswith("__"):
-            setattr(machine, name, getattr(builtin, name))
-
-    def reset():
-        import socket
-        import time
-
-        cfg = unixport.config
-        s = socket.socket()
-        s.connect(socket.getaddrinfo("127.0.0.1", cfg["control"])[0][-1])
-        s.write(("control %s\n" % cfg["token"]).encode())
-        s.readline()
-        s.write(b"reset\n")
-        s.readline()
-        time.sleep(10)  # the board ends this interpreter
-
-    machine.reset = reset
-    sys.modules["machine"] = machine
-
-
-_machine()
-_mount_root(unixport.config)
-if unixport.config.get("boot") == "main":
-    _run_main()
-'''
-
-
-
 
 class VirtualBoard(MpyBoard):
     """The board behind `python -m simulator --virtual-board` (see the module doc)."""
@@ -224,11 +105,15 @@ class VirtualBoard(MpyBoard):
 
     # --- the interpreter ------------------------------------------------------------
     def _prepare_code(self, tmp: Path) -> None:
-        (tmp / "_vboard.py").write_text(VBOARD_SOURCE)  # no firmware: an empty board
+        # No firmware: an empty board, with its port's own code (its boot,
+        # simulator/mpy/vboard.py, and the unix port's HAL), as frozen code.
+        compile_tree(tmp / "port", PORT_PACKAGES)
 
     def child_config(self, cause: int) -> dict[str, Any]:
         cfg = super().child_config(cause)
         cfg.pop("code", None)
+        if self._tmp is not None:
+            cfg["port_code"] = str(Path(self._tmp) / "port")
         cfg["fs"] = "root"
         cfg["boot"] = self.next_boot
         return cfg

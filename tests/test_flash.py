@@ -1,4 +1,4 @@
-"""simulator/flash.py: NOR semantics, counters, power-cut modes, persistence,
+"""simulator/flash.py (over the one model, simulator/mpy/flash.py): NOR semantics, counters, power-cut modes, persistence,
 the MicroPython block-device protocol and littlefs-python on top of it."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from simulator.flash import (
     BlockDevice,
     FlashDevice,
     FlashError,
-    LittleFsFs,
     PowerCut,
 )
+from simulator.lfs import LittleFsFs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -332,24 +332,10 @@ def test_images_cross_between_interpreters(tmp_path: Path) -> None:
     f = FlashDevice.open(str(img), bs * nb, erase_size=bs)
     Store("/s", LittleFsFs.mkfs(BlockDevice(f, 0, nb))).save("config", b"from cpython")
     f.close()
-    script = tmp_path / "x.py"
-    script.write_text(
-        f"""
-import sys
-sys.path.insert(0, {str(ROOT)!r})
-from firmware.fs import RamBlockDevice, mount_lfs
-from firmware.store import Store
-dev = RamBlockDevice({bs}, {nb})
-with open({str(img)!r}, "rb") as fh:
-    fh.readinto(dev.data)
-st = Store("/s", mount_lfs(dev))
-print(st.load("config").decode(), st.version("config"))
-st.save("config", b"from micropython")
-with open({str(img)!r}, "wb") as fh:
-    fh.write(dev.data)
-"""
-    )
-    out = subprocess.run([MPY, str(script)], capture_output=True, text=True, timeout=60)
+    script = ROOT / "tests" / "mpyscripts" / "store_image.py"
+    env = dict(os.environ, LOCK_IMAGE=f"{img}:{bs}:{nb}")
+    out = subprocess.run([MPY, str(script)], capture_output=True, text=True, timeout=60,
+                         cwd=ROOT, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.split() == ["from", "cpython", "1"]
     g = FlashDevice.open(str(img), bs * nb, erase_size=bs)
@@ -357,3 +343,24 @@ with open({str(img)!r}, "wb") as fh:
     assert st2.load("config") == b"from micropython"
     assert st2.version("config") == 2
     g.close()
+
+
+@pytest.mark.micropython
+@pytest.mark.skipif(MPY is None, reason="MicroPython unix port not installed")
+def test_same_seed_damages_the_flash_alike_on_both_interpreters() -> None:
+    """The one flash model and its one generator: a seeded run of programs,
+    erases and power cuts in every mode leaves the same bytes under CPython
+    and MicroPython (tests/mpyscripts/flash_scenario.py)."""
+    import importlib.util
+
+    path = ROOT / "tests" / "mpyscripts" / "flash_scenario.py"
+    spec = importlib.util.spec_from_file_location("flash_scenario", path)
+    assert spec is not None and spec.loader is not None
+    scenario = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scenario)
+    here = scenario.digests()
+    assert here["ram"] == here["sparse"]  # the store does not change the damage
+    proc = subprocess.run([MPY, str(path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.split() == [here["ram"], here["sparse"]]

@@ -11,7 +11,7 @@ import pytest
 from test_lockctl import Site, shift
 from test_on_micropython import MPY, NOT_INSTALLED
 
-from simulator.mpyhost import in_process_runner
+from mpybuild import in_process_runner
 from tools.simproc import SimulatedLock
 
 pytestmark = [

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.mpycompile import compile_all
+from mpybuild import compile_packages
 
 
 def test_lock_code_compiles_with_mpy_cross(tmp_path: Path) -> None:
-    rows, errors = compile_all(tmp_path)
+    rows, errors = compile_packages(tmp_path)
     assert not errors, "\n".join(errors)
     compiled = {r for r, _, _ in rows}
     assert "protocol/cbor.py" in compiled and "firmware/lock.py" in compiled

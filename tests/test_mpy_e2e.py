@@ -39,9 +39,9 @@ from test_e2e_lock import LOCK
 from test_on_micropython import MPY, NOT_INSTALLED
 
 from firmware import hal as hal_mod
+from mpybuild import in_process_runner
 from protocol import events
 from simlock import Installer, SimulatedLock, Site, open_with
-from simulator.mpyhost import in_process_runner
 from tools.transport import TransportError
 
 HEAP = os.environ.get("LOCK_MPY_E2E_HEAP", "96wK")

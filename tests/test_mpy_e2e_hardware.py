@@ -12,7 +12,7 @@ import pytest
 from test_e2e_hardware import *  # noqa: F401,F403 - the same tests, collected here again
 from test_on_micropython import MPY, NOT_INSTALLED
 
-from simulator.mpyhost import in_process_runner
+from mpybuild import in_process_runner
 
 pytestmark = [
     pytest.mark.micropython,

@@ -1,12 +1,12 @@
 """Power cuts under MicroPython: the lock's operations (tests/test_powercut_lock.py's
 scenario: commissioning, an opening, a revocation update, a time update, log
 appends) run by the real MicroPython interpreter (unix port) on the
-MicroPython HAL's flash (firmware.board_unix.FlashFile over a flash file,
+MicroPython HAL's flash (the one flash model, simulator/mpy/flash.py, over a flash file,
 with MicroPython's own littlefs, vfs.VfsLfs2, on its first blocks and the raw
 event log after them). The power is cut at a seeded sample of 20 of the
 scenario's program/erase operations (up to 3 in each part of it: the boot,
 commissioning, the opening, the revocation, the time update, the appends; in the cut modes of
-simulator/flash.py: write lost, torn, bits half-set, erase interrupted); the
+simulator/mpy/flash.py: write lost, torn, bits half-set, erase interrupted); the
 interpreter dies with the flash as the cut left it, a new interpreter boots the
 lock on it, and the same checks as under CPython follow: no acknowledged event
 lost, no corrupt record accepted, configuration and revocation list old or new,
@@ -28,11 +28,12 @@ from pathlib import Path
 import pytest
 from test_on_micropython import MPY, NOT_INSTALLED
 
+from mpybuild import LOCK_PACKAGES, PORT_PACKAGES, compile_tree
 from protocol import events, keys, reasons
 from simulator.flash import CUT_MODES
-from simulator.mpyhost import compile_tree
 from tools import issuer
 
+ROOT = Path(__file__).resolve().parent.parent
 SECRET = bytes(range(32))
 LOCK_ID = "PC-1"
 SITE = "cut-site"
@@ -45,137 +46,7 @@ HEAP = "256K"
 
 needs_micropython = [pytest.mark.micropython, pytest.mark.skipif(MPY is None, reason=NOT_INSTALLED)]
 
-# The scenario and the check, in MicroPython (the job is a JSON file).
-SCRIPT = r'''
-import json
-import os
-import sys
-
-with open(os.getenv("LOCK_CUT_JOB")) as f:
-    job = json.load(f)
-sys.path.insert(0, job["code"])
-
-from binascii import hexlify, unhexlify
-
-from firmware import hal as hal_mod
-from firmware.board_unix import FlashFile, Partition, PowerCut
-from firmware.fs import mount_lfs
-from firmware.lock import Lock, Session
-from protocol import clock, events, reasons
-from protocol import messages as msg
-
-BS = 4096
-LOCK_ID = job["lock_id"]
-
-
-class HAL(hal_mod.HAL):
-    def __init__(self, flash, now):
-        self.rtc = now
-        self.fs_dev = Partition(flash, 0, job["fs_blocks"] * BS)
-        self.log_dev = Partition(flash, job["fs_blocks"] * BS, job["log_blocks"] * BS)
-
-    def rtc_now(self):
-        return self.rtc
-
-    def rtc_set(self, t):
-        self.rtc = t
-
-    def ticks_ms(self):
-        return 0
-
-    def battery_mv(self):
-        return 5200
-
-    def reset_cause(self):
-        return hal_mod.RESET_POWER_ON
-
-    def random_bytes(self, n):
-        return os.urandom(n)
-
-    def config_fs(self):
-        return mount_lfs(self.fs_dev)
-
-    def log_device(self):
-        return self.log_dev
-
-
-def save(obj):
-    with open(job["out"] + ".tmp", "w") as f:
-        json.dump(obj, f)
-    os.rename(job["out"] + ".tmp", job["out"])
-
-
-def records(lock):
-    return [hexlify(bytes(r)).decode() for r in lock.log.read()]
-
-
-def attempt(lock, g):
-    session = Session("ble")
-    _, hello = msg.decode(lock.hello(session))
-    token = unhexlify(g[0])
-    proof = msg.open_proof(unhexlify(g[1]), hello[2], LOCK_ID, "open", token)
-    reason, claims, _ = lock.check_request(session, {1: hello[2], 2: token, 3: "open",
-                                                     4: proof})
-    if reason == reasons.ALLOW:
-        lock.record(events.OPENED, 0, events.key_id_of(claims.sub))
-    return reason
-
-
-def commission(lock, t):
-    lock.commission({1: b"", 2: LOCK_ID, 3: unhexlify(job["lock_secret"]), 4: "hmac",
-                     5: t, 6: job["site"], 7: "apartment"})
-
-
-f = open(job["flash"], "r+b")
-flash = FlashFile(f, job["size"], BS, cut=job.get("cut"))
-T0 = job["t0"]
-if job["phase"] == "mkfs":
-    import vfs
-
-    vfs.VfsLfs2.mkfs(Partition(flash, 0, job["fs_blocks"] * BS))
-elif job["phase"] == "scenario":
-    acked = {"records": [], "commissioned": False, "rev_version": 0, "step": "", "ops": []}
-    lock = None
-
-    def ack(step):
-        acked["records"] = records(lock)
-        acked["step"] = step
-        acked["ops"].append([step, flash.ops])
-        save(acked)
-
-    try:
-        lock = Lock(HAL(flash, clock.from_unix(T0)))
-        ack("boot")
-        commission(lock, T0)
-        acked["commissioned"] = True
-        ack("commission")
-        assert attempt(lock, job["s1"]) == reasons.ALLOW
-        ack("open")
-        assert lock.apply_revocation(unhexlify(job["update"])) == reasons.ALLOW
-        acked["rev_version"] = 1
-        ack("revocation")
-        outcome, _ = lock.admin("sync", {1: T0 + 30})
-        assert outcome == reasons.ALLOW
-        ack("time")
-        for g in job["s2"]:
-            assert attempt(lock, g) == reasons.REVOKED
-            ack("refusal")
-        print("DONE", flash.ops)
-    except PowerCut:
-        print("CUT", flash.ops)
-else:  # check: boot on what the cut left (power-on, the RTC lost its time)
-    lock = Lock(HAL(flash, 0))
-    out = {"records": records(lock),
-           "lock_id": lock.config.lock_id if lock.config is not None else None,
-           "rev_version": lock.revocations.version,
-           "rev_staff": list(lock.revocations.staff)}
-    if lock.config is None:  # the commissioning was cut: it can be done again
-        commission(lock, T0 + 60)
-    out["attempt"] = attempt(lock, job["check"])
-    out["after"] = records(lock)
-    save(out)
-    print("CHECKED")
-'''
+SCRIPT = ROOT / "tests" / "mpyscripts" / "powercut_scenario.py"  # MicroPython
 
 
 def grant(sub: str, now: int) -> list[str]:
@@ -188,9 +59,8 @@ class Runner:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.code = tmp / "code"
-        compile_tree(self.code, packages=("protocol", "firmware"))
-        self.script = tmp / "cut.py"
-        self.script.write_text(SCRIPT)
+        compile_tree(self.code, LOCK_PACKAGES[:2] + PORT_PACKAGES)
+        self.script = SCRIPT
         self.size = (FS_BLOCKS + LOG_BLOCKS) * 4096
         update = issuer.revocation_update(SECRET, LOCK_ID, 1, T0, 0, {"s2": T0 + 1}, {})
         self.base = {
@@ -302,13 +172,14 @@ def test_power_cuts_under_micropython(tmp_path: Path) -> None:
           f"in the scenario (seed {SEED})")
 
 
-# --- the flash model of firmware/board_unix.py, on CPython ---------------------------
+# --- the flash model over a file (as the unix port's HAL uses it), on CPython ---------
 def _flash(tmp_path: Path, cut: dict | None = None):
-    from firmware.board_unix import FlashFile
+    from simulator.mpy.flash import Flash
+    from simulator.mpy.stores import FileStore
 
     path = tmp_path / "f.bin"
     path.write_bytes(b"\xff" * 8192)
-    return FlashFile(open(path, "r+b"), 8192, 4096, cut=cut), path
+    return Flash(FileStore(open(path, "r+b")), 8192, 4096, cut=cut), path
 
 
 def test_flash_file_is_nor_flash(tmp_path: Path) -> None:
@@ -327,7 +198,7 @@ def test_flash_file_is_nor_flash(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", CUT_MODES)
 def test_flash_file_power_cut(tmp_path: Path, mode: str) -> None:
-    from firmware.board_unix import PowerCut
+    from simulator.mpy.flash import PowerCut
 
     flash, path = _flash(tmp_path, {"after": 1, "mode": mode, "seed": 7})
     flash.program(0, b"\x00" * 64)  # succeeds
@@ -335,7 +206,7 @@ def test_flash_file_power_cut(tmp_path: Path, mode: str) -> None:
         flash.program(4096, b"\x00" * 64)  # cut
     with pytest.raises(PowerCut):
         flash.read(0, bytearray(1))  # no power any more
-    flash.f.close()
+    flash.store.f.close()
     data = path.read_bytes()
     assert data[:64] == b"\x00" * 64
     cut = data[4096:4160]
@@ -346,13 +217,13 @@ def test_flash_file_power_cut(tmp_path: Path, mode: str) -> None:
 
 
 def test_flash_file_erase_cut(tmp_path: Path) -> None:
-    from firmware.board_unix import PowerCut
+    from simulator.mpy.flash import PowerCut
 
     flash, path = _flash(tmp_path, {"after": 1, "mode": "erase", "seed": 3})
     flash.program(0, b"\x00" * 4096)
     with pytest.raises(PowerCut):
         flash.erase(0)
-    flash.f.close()
+    flash.store.f.close()
     block = path.read_bytes()[:4096]
     done = len(block) - len(block.lstrip(b"\xff"))
     assert 0 <= done < 4096 and block != b"\xff" * 4096  # erased part-way

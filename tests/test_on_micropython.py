@@ -11,24 +11,17 @@ is kept by a test rather than found by a failure elsewhere.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from mpybuild import micropython_command
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTABLE = sorted((ROOT / "tests" / "portable").glob("test_*.py"))
 HEAP = os.environ.get("LOCK_MPY_HEAP", "96K")
 MARGIN_HEAP = "84K"  # every module needed at most 77K when this was set
-
-
-def micropython_command() -> str | None:
-    candidate = Path(sys.executable).parent / "micropython"
-    if candidate.exists():
-        return str(candidate)
-    return shutil.which("micropython")
 
 
 MPY = micropython_command()

@@ -22,7 +22,8 @@ from firmware import hal as hal_mod
 from firmware.lock import Lock, Session
 from protocol import clock, events, keys, reasons
 from protocol import messages as msg
-from simulator.flash import CUT_MODES, BlockDevice, FlashDevice, LittleFsFs, PowerCut
+from simulator.flash import CUT_MODES, BlockDevice, FlashDevice, PowerCut
+from simulator.lfs import LittleFsFs
 from tools import issuer
 
 SECRET = bytes(range(32))

@@ -21,7 +21,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from firmware.eventlog import EventLog
 from firmware.store import Store
-from simulator.flash import CUT_MODES, BlockDevice, FlashDevice, LittleFsFs, PowerCut
+from simulator.flash import CUT_MODES, BlockDevice, FlashDevice, PowerCut
+from simulator.lfs import LittleFsFs
 
 
 def rec(seq: int, tag: int = 0) -> bytes:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from mpybuild import micropython_command  # noqa: E402
 from protocol import clock, keys  # noqa: E402
 from protocol import messages as msg  # noqa: E402
 from tools import issuer  # noqa: E402
@@ -68,8 +69,8 @@ def smallest_heap(mpy: str, workload: str, inputs: Path, count: int = 100) -> in
 
 
 def main() -> int:
-    mpy = str(Path(sys.executable).parent / "micropython")
-    have_mpy = Path(mpy).exists()
+    mpy = micropython_command() or "micropython"
+    have_mpy = micropython_command() is not None
     with tempfile.TemporaryDirectory() as tmp:
         inputs = Path(tmp) / "inputs.json"
         make_inputs(inputs)

@@ -24,101 +24,22 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from tools.mpycompile import compile_all
+from mpybuild import compile_packages
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGING = "/lockfw.new"
 SOFT_REBOOT = b"MPY: soft reboot\r\n"  # what a board prints as it soft-resets
 PROMPT = b">>> "
 
-# /main.py on a deployed board: the boot loader (MicroPython).
-BOOT_LOADER = '''# Boot loader of a lock deployed with mpremote (tools.flashing.deploy,
-# the path of `lockctl flash`). /boot.sel names the firmware slot (/lockfw.N,
-# with firmware/, protocol/, boards/ and BOARD: the board's name, then
-# "production" for a production build). A deploy writes a new slot and
-# switches /boot.sel with one atomic rename.
-import sys
+# MicroPython code run on the board (tools/onboard/): /main.py of a deployed
+# board (the boot loader), and what mpremote runs before the copy (remove
+# leftovers of a cut deploy) and after it (check, install, commit).
+ONBOARD = ROOT / "tools" / "onboard"
 
 
-def _slot():
-    try:
-        with open("/boot.sel") as f:
-            slot = "/" + f.read().strip()
-        with open(slot + "/BOARD") as f:
-            return slot, f.read().split()
-    except OSError:
-        return None, None
-
-
-_s, _b = _slot()
-if _s and _b:
-    sys.path.insert(0, _s)
-    import firmware.main
-
-    firmware.main.start(_b[0], production=_b[1:] == ["production"])
-'''
-
-# Run on the board by mpremote before the copy: remove the staging slot and
-# any slot /boot.sel does not name (leftovers of a cut deploy).
-PREPARE = '''import os
-def _rm(p):
-    try:
-        st = os.stat(p)
-    except OSError:
-        return
-    if st[0] & 0x4000:
-        for n in os.listdir(p):
-            _rm(p + "/" + n)
-        os.rmdir(p)
-    else:
-        os.remove(p)
-try:
-    _cur = open("/boot.sel").read().strip()
-except OSError:
-    _cur = ""
-for _n in os.listdir("/"):
-    if _n.startswith("lockfw.") and _n != _cur:
-        _rm("/" + _n)
-for _n in ("/main.py.new", "/boot.sel.new"):
-    _rm(_n)
-'''
-
-# Run on the board by mpremote after the copy: check every staged file,
-# install the boot loader, then switch /boot.sel (the commit) and drop the old slot.
-COMMIT = '''import os, hashlib, binascii
-def _digest(p):
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        while True:
-            b = f.read(512)
-            if not b:
-                break
-            h.update(b)
-    return binascii.hexlify(h.digest()).decode()
-_bad = 0
-with open("/lockfw.new/MANIFEST") as _f:
-    for _l in _f:
-        _d, _s, _p = _l.split()
-        try:
-            if os.stat("/lockfw.new/" + _p)[6] != int(_s) or _digest("/lockfw.new/" + _p) != _d:
-                _bad += 1
-        except OSError:
-            _bad += 1
-if _bad:
-    raise OSError("deploy incomplete: %d file(s) differ" % _bad)
-try:
-    _cur = open("/boot.sel").read().strip()
-except OSError:
-    _cur = ""
-_n = int(_cur[7:]) + 1 if _cur[7:].isdigit() else 1
-_new = "lockfw.%d" % _n
-os.rename("/lockfw.new", "/" + _new)
-os.rename("/" + _new + "/main.py", "/main.py")
-with open("/boot.sel.new", "w") as _f:
-    _f.write(_new)
-os.rename("/boot.sel.new", "/boot.sel")
-print("deployed", _new)
-'''
+def onboard(name: str) -> str:
+    """The source of tools/onboard/NAME.py."""
+    return (ONBOARD / f"{name}.py").read_text()
 
 
 class DeployError(Exception):
@@ -148,14 +69,14 @@ def stage(out: Path, board: str = "sim", production: bool = False) -> list[Path]
     if board not in boards():  # also keeps a name like ../x out of the path
         raise DeployError(f"no board file boards/{board}.py")
     slot = out / STAGING.lstrip("/")
-    _, errors = compile_all(slot, packages=("protocol", "firmware"))
+    _, errors = compile_packages(slot, packages=("protocol", "firmware"))
     if errors:
         raise DeployError("mpy-cross failed: " + "; ".join(errors))
     (slot / "boards").mkdir(parents=True, exist_ok=True)
     for name in ("__init__.py", f"{board}.py"):
         (slot / "boards" / name).write_bytes((ROOT / "boards" / name).read_bytes())
     (slot / "BOARD").write_text(board + (" production" if production else "") + "\n")
-    (slot / "main.py").write_text(BOOT_LOADER)
+    (slot / "main.py").write_text(onboard("main"))
     files = sorted(p for p in slot.rglob("*") if p.is_file())
     lines = []
     for p in files:
@@ -187,7 +108,7 @@ def deploy(port: str, board: str = "sim",
         root = Path(tmp)
         files = stage(root, board, production)
         slot = root / STAGING.lstrip("/")
-        cmd = mpremote_command() + ["connect", port, "exec", PREPARE]
+        cmd = mpremote_command() + ["connect", port, "exec", onboard("prepare")]
         dirs = sorted({p.parent for p in files})
         for d in dirs:
             cmd += ["+", "fs", "mkdir", ":" + STAGING + _rel(d, slot)]
@@ -196,7 +117,7 @@ def deploy(port: str, board: str = "sim",
             if batch:
                 cmd += ["+", "fs", "cp", *batch, ":" + STAGING + _rel(d, slot) + "/"]
         cmd += ["+", "fs", "cp", str(slot / "MANIFEST"), ":" + STAGING + "/MANIFEST"]
-        cmd += ["+", "exec", COMMIT]
+        cmd += ["+", "exec", onboard("commit")]
         total = len(files)
         done = 0
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -1,9 +1,13 @@
 """Type checks for `make lint`.
 
-- Host code (tools/, simulator/) with mypy against CPython's typeshed.
+- Host code (tools/, simulator/, mpybuild/) with mypy against CPython's typeshed.
 - The lock's code (protocol/, firmware/, boards/) against each port's
   MicroPython stubs (installed by `make setup` into .venv/stubs/PORT), so an
   API MicroPython lacks is caught before a board is.
+- The host's MicroPython code (simulator/mpy/: the unix port's HAL, the flash
+  model, the port's boot; tools/onboard/: what `lockctl flash` runs on a
+  board) against the unix port's stubs too (the port it runs on; the onboard
+  scripts use only what every port has).
 """
 
 from __future__ import annotations
@@ -21,11 +25,18 @@ LOCK_FLAGS = ["--disable-error-code", "misc", "--no-site-packages", "--follow-im
               "--check-untyped-defs", "--python-version", "3.11"]
 
 
-def lock_files() -> list[str]:
+MPY_HOST = ("simulator/mpy", "tools/onboard")  # MicroPython code of the host side
+
+
+def py_files(folders: tuple[str, ...]) -> list[str]:
     files = []
-    for folder in ("protocol", "firmware", "boards"):
+    for folder in folders:
         files += sorted(str(p.relative_to(ROOT)) for p in (ROOT / folder).glob("*.py"))
     return files
+
+
+def lock_files() -> list[str]:
+    return py_files(("protocol", "firmware", "boards"))
 
 
 def mypy(args: list[str], env: dict[str, str] | None = None) -> int:
@@ -60,7 +71,9 @@ def mypy(args: list[str], env: dict[str, str] | None = None) -> int:
 
 def main() -> int:
     failed = 0
-    failed |= mypy(["--ignore-missing-imports", "--check-untyped-defs", "tools", "simulator"])
+    excluded = [arg for folder in MPY_HOST for arg in ("--exclude", f"^{folder}/")]
+    failed |= mypy(["--ignore-missing-imports", "--check-untyped-defs", *excluded,
+                    "tools", "simulator", "mpybuild"])
     for port in PORTS:
         stubs = STUBS / port
         if not stubs.is_dir():
@@ -68,8 +81,9 @@ def main() -> int:
             failed = 1
             continue
         env = dict(os.environ, MYPYPATH=str(stubs))
+        files = lock_files() + (py_files(MPY_HOST) if port == "unix-stubs" else [])
         failed |= mypy(["--custom-typeshed-dir", str(stubs), "--cache-dir",
-                        str(ROOT / ".mypy_cache" / port), *LOCK_FLAGS, *lock_files()], env)
+                        str(ROOT / ".mypy_cache" / port), *LOCK_FLAGS, *files], env)
     return 1 if failed else 0
 
 

@@ -4,7 +4,7 @@
 import binascii
 
 from firmware.eventlog import EventLog, EventLogError
-from firmware.fs import RamBlockDevice
+from simulator.mpy.flash import RamBlockDevice
 from testvectors import raises
 
 BS = 256  # 8 records of 32 bytes per block

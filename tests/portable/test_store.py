@@ -1,10 +1,11 @@
 # Atomic record store on littlefs over a RAM block device; runs on CPython and
 # MicroPython. On MicroPython littlefs is vfs.VfsLfs2; on CPython it is
-# littlefs-python through simulator.flash.LittleFsFs, on the same device class.
+# littlefs-python through simulator.lfs.LittleFsFs, on the same device class.
 import binascii
 
-from firmware.fs import Fs, RamBlockDevice
+from firmware.fs import Fs
 from firmware.store import HEADER_SIZE, MAGIC, Store, StoreError
+from simulator.mpy.flash import RamBlockDevice
 from testvectors import raises
 
 try:
@@ -22,7 +23,7 @@ def _mount(dev, mkfs=False):
         from firmware.fs import mount_lfs
 
         return mount_lfs(dev, mkfs)
-    from simulator.flash import LittleFsFs
+    from simulator.lfs import LittleFsFs
 
     return LittleFsFs.mkfs(dev) if mkfs else LittleFsFs(dev)
 

@@ -1,7 +1,7 @@
 # The HAL for the MicroPython unix port: the lock's firmware as the child
 # process of `python -m simulator --mpy`, and on the virtual board
-# (`python -m simulator --virtual-board`). MicroPython code; it also imports on
-# CPython (for type checks and tests of the flash model).
+# (`python -m simulator --virtual-board`). MicroPython code, in the port code
+# of those boards, not in the lock's image (firmware/ holds only what a board runs).
 #
 # The board around the firmware is the simulator process (simulator/mpyhost.py),
 # reached over loopback TCP:
@@ -24,11 +24,11 @@
 #
 # Flash: the state directory's flash.bin (the whole chip, boards/sim.py layout,
 # the same file and regions as the CPython simulator), opened by the port code
-# that starts the interpreter (`unixport.flash`) and used through `FlashFile`:
-# NOR semantics (a program only clears bits, an erase sets a block to 0xFF),
-# with power-cut injection at the N-th program/erase (`cut` in the port's
-# configuration: {"after": N, "mode": "lost"|"torn"|"bits"|"erase", "seed": S},
-# the modes of simulator/flash.py). `Partition` gives a region of it with
+# that starts the interpreter (`unixport.flash`) and used through the one flash
+# model (simulator/mpy/flash.py, FileStore): NOR semantics, with power-cut
+# injection at the N-th program/erase (`cut` in the port's configuration:
+# {"after": N, "mode": "lost"|"torn"|"bits"|"erase", "seed": S}, the same
+# damage for the same seed as under CPython). `Partition` gives a region of it with
 # MicroPython's extended block-device protocol, for vfs.VfsLfs2 (the
 # configuration store) and for the raw event log, as esp32.Partition does.
 #
@@ -39,6 +39,7 @@
 #                    "root": the FS region is mounted at / and holds the
 #                    deployed firmware too, as on an ESP32), "cut", "flash_size"
 #   unixport.flash   the open flash.bin file
+#   unixport.make_hal(board)  this HAL (what firmware.main calls on the unix port)
 # A hal.reset(), a watchdog reset or a power cut ends this process: the parent
 # kills it and starts the next boot with the right reset cause.
 import asyncio
@@ -49,195 +50,12 @@ import time
 
 from firmware import hal as hal_mod
 from firmware.fs import Fs, mount_lfs
+from simulator.mpy.flash import Flash, Partition, PowerCut
+from simulator.mpy.stores import FileStore
 
-CUT_MODES = ("lost", "torn", "bits", "erase")
 HOST = "127.0.0.1"
 CHUNK = 244  # bytes per read from a link (a GATT write of ATT_MTU - 3)
 BLE_CONNECTED = b"\x01"
-
-
-class PowerCut(BaseException):
-    """The board lost power (a BaseException: nothing in the firmware catches it)."""
-
-
-class FlashFile:
-    """The flash chip in a host file: reads, NOR programs, block erases, and
-    a power cut at a chosen operation."""
-
-    def __init__(self, f, size, block_size=4096, cut=None, on_cut=None):
-        self.f = f
-        self.size = size
-        self.block_size = block_size
-        self.ops = 0  # program + erase operations attempted
-        self.powered = True
-        self.on_cut = on_cut
-        self._cut_after = None
-        self._mode = "lost"
-        self._rng = 1
-        if cut:
-            self.cut_at(cut["after"], cut.get("mode", "lost"), cut.get("seed", 0))
-
-    def cut_at(self, n, mode="lost", seed=0):
-        """Let n more program/erase operations succeed; damage the next one
-        by `mode` and cut the power."""
-        if mode not in CUT_MODES or n < 0:
-            raise ValueError("bad power cut")
-        self._cut_after = self.ops + n
-        self._mode = mode
-        self._rng = (seed & 0xFFFFFFFF) or 0x9E3779B9
-
-    def _rand8(self):
-        x = self._rng  # xorshift32: the same damage for the same seed anywhere
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self._rng = x
-        return x & 0xFF
-
-    def _randrange(self, n):
-        return ((self._rand8() << 16) | (self._rand8() << 8) | self._rand8()) % n
-
-    def _check(self, addr, n):
-        if not self.powered:
-            raise PowerCut("flash has no power")
-        if addr < 0 or n < 0 or addr + n > self.size:
-            raise OSError(22)
-
-    def _cut_now(self):
-        self.ops += 1
-        if self._cut_after is not None and self.ops > self._cut_after:
-            self._cut_after = None
-            self.powered = False
-            return True
-        return False
-
-    def _power_lost(self, what):
-        self.f.flush()
-        if self.on_cut is not None:
-            self.on_cut()  # the board goes dark: does not come back
-        raise PowerCut(what)
-
-    def read(self, addr, buf):
-        n = len(buf)
-        self._check(addr, n)
-        self.f.seek(addr)
-        got = self.f.readinto(buf)
-        if got != n:
-            raise OSError(5)
-
-    def _write(self, addr, data):
-        self.f.seek(addr)
-        self.f.write(data)
-
-    def program(self, addr, data):
-        n = len(data)
-        self._check(addr, n)
-        want = bytearray(data)
-        old = bytearray(n)
-        self._raw_read(addr, old)
-        cut = self._cut_now()
-        for i in range(n):  # NOR: a program only clears bits
-            if old[i] != 0xFF:
-                want[i] &= old[i]
-        if not cut:
-            self._write(addr, want)
-            return
-        mode = self._mode
-        if n and mode == "bits":
-            for i in range(n):  # clear only some of the bits it was to clear
-                old[i] &= want[i] | self._rand8()
-            self._write(addr, old)
-        elif n and mode != "lost":  # torn (and a program cut in erase mode)
-            k = self._randrange(n)
-            old[k] &= want[k] | self._rand8()
-            self._write(addr, want[:k] + old[k:])
-        self._power_lost("power cut during a %s program of %d bytes at 0x%x" % (mode, n, addr))
-
-    def _raw_read(self, addr, buf):
-        self.f.seek(addr)
-        self.f.readinto(buf)
-
-    def erase(self, block):
-        bs = self.block_size
-        addr = block * bs
-        self._check(addr, bs)
-        cut = self._cut_now()
-        if not cut:
-            self._fill(addr, bs)
-            return
-        if self._mode != "lost":
-            done = self._randrange(bs)
-            self._fill(addr, done)
-            rest = bytearray(bs - done)
-            self._raw_read(addr + done, rest)
-            for i in range(len(rest)):  # not yet erased: random bits already set
-                rest[i] |= self._rand8()
-            self._write(addr + done, rest)
-        self._power_lost("power cut during a %s erase of block %d" % (self._mode, block))
-
-    def _fill(self, addr, n):
-        ff = b"\xff" * 256
-        self.f.seek(addr)
-        while n > 0:
-            k = min(n, 256)
-            self.f.write(ff if k == 256 else ff[:k])
-            n -= k
-
-
-class Partition:
-    """A region of the flash (whole erase blocks) with MicroPython's extended
-    block-device protocol: readblocks/writeblocks with offsets, ioctl 4/5/6.
-    writeblocks without an offset is the simple protocol (erase, then write)."""
-
-    def __init__(self, flash, offset, size):
-        bs = flash.block_size
-        if offset % bs or size % bs or offset + size > flash.size:
-            raise ValueError("region not aligned to the flash")
-        self.flash = flash
-        self.offset = offset
-        self.block_size = bs
-        self.block_count = size // bs
-
-    def _addr(self, block_num, offset, n):
-        a = block_num * self.block_size + offset
-        if block_num < 0 or offset < 0 or a + n > self.block_count * self.block_size:
-            raise OSError(22)
-        return self.offset + a
-
-    def readblocks(self, block_num, buf, offset=0):
-        self.flash.read(self._addr(block_num, offset, len(buf)), buf)
-
-    def writeblocks(self, block_num, buf, offset=None):
-        if offset is None:
-            for i in range(len(buf) // self.block_size):
-                self.ioctl(6, block_num + i)
-            offset = 0
-        self.flash.program(self._addr(block_num, offset, len(buf)), buf)
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return self.block_count
-        if op == 5:
-            return self.block_size
-        if op == 6:
-            if not 0 <= arg < self.block_count:
-                raise OSError(22)
-            self.flash.erase(self.offset // self.block_size + arg)
-            return 0
-        if op in (1, 2, 3):
-            return 0
-        return None
-
-    def erased(self):
-        """True if every byte of the region reads 0xFF (a new board)."""
-        buf = bytearray(256)
-        ff = b"\xff" * 256
-        for b in range(self.block_count):
-            for off in range(0, self.block_size, 256):
-                self.readblocks(b, buf, off)
-                if buf != ff:
-                    return False
-        return True
 
 
 class Control:
@@ -392,8 +210,8 @@ class UnixHAL(hal_mod.HAL):
         self._cause = cfg.get("reset_cause", hal_mod.RESET_POWER_ON)
         self.timings = cfg.get("timings") or {}  # overrides of the firmware's waits
         self.control = Control(cfg["control"], cfg["token"], self._directive)
-        self.flash = FlashFile(port.flash, board.FLASH_SIZE, board.FLASH_BLOCK_SIZE,
-                               cut=cfg.get("cut"), on_cut=self._power_cut)
+        self.flash = Flash(FileStore(port.flash), board.FLASH_SIZE, board.FLASH_BLOCK_SIZE,
+                           cut=cfg.get("cut"), on_cut=self._power_cut)
         self._fs = None
         self._log = None
         self._serial = None
