@@ -15,7 +15,8 @@
 #     When the host closes the port the parent closes the stream: recv() gives
 #     b"" once (the session ends) and the next recv() connects again.
 #   - ble: one connection per BLE central; the parent answers with one byte
-#     (0x01) once a central has connected to its BLE socket, then joins the two.
+#     (0x01) once a central has connected to its BLE socket, then a length
+#     byte and the central's device address, then joins the two.
 # So on the unix port the lock's serial port is NOT the interpreter's stdin:
 # stdin/stdout stay the REPL (virtual board) or the log (--mpy), and
 # micropython.kbd_intr(-1) is not needed for the frames. Ctrl-C reaches the
