@@ -194,7 +194,8 @@ def decide(claims, lock_id, now, clock_trusted, revocations, action, issuer=None
     The first rule that fails gives the reason, in this order: issuer, lock,
     validity window (MALFORMED if exp <= nbf, LIFETIME_TOO_LONG if exp is more
     than MAX_LIFETIME after nbf or after iat), revocation (site-wide cut-off, then
-    token id and staff key), scope, not yet valid, expired, untrusted clock.
+    token id and staff key), scope, not yet valid (nbf, or with a trusted clock an
+    iat ahead of it), expired, untrusted clock.
     """
     if issuer is not None and claims.iss != issuer:
         return reasons.WRONG_ISSUER
@@ -213,7 +214,10 @@ def decide(claims, lock_id, now, clock_trusted, revocations, action, issuer=None
             return refusal
     if action not in claims.scope:
         return reasons.SCOPE
-    if now + SKEW < claims.nbf:
+    # An issue time ahead of a trusted clock is refused too: a staff block
+    # covers "every token issued before T", and a future iat would escape it.
+    # (With an untrusted clock the lock takes iat as evidence of the time.)
+    if now + SKEW < claims.nbf or (clock_trusted and now + SKEW < claims.iat):
         return reasons.NOT_YET_VALID
     if now - SKEW >= exp:
         return reasons.EXPIRED

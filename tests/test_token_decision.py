@@ -44,7 +44,7 @@ def model(c, lock_id, now, trusted, rl, action, issuer):
             broken.add(reasons.REVOKED)
     if action not in c.scope:
         broken.add(reasons.SCOPE)
-    if now < c.nbf - SKEW:
+    if now < c.nbf - SKEW or (trusted and now < c.iat - SKEW):
         broken.add(reasons.NOT_YET_VALID)
     if now >= c.exp + SKEW:
         broken.add(reasons.EXPIRED)
@@ -118,6 +118,7 @@ def test_allow_means_every_rule_holds(data):
     assert c.iss == ISSUER and "lock-1" in c.aud and action in c.scope
     assert c.nbf - SKEW <= now < c.exp + SKEW and 0 < c.exp - c.nbf <= DAY
     assert c.exp - c.iat <= DAY
+    assert not trusted or c.iat - SKEW <= now  # issued in the future: not yet
     assert trusted or action == "open"
     if rl is not None:
         assert rl.check(c) == reasons.ALLOW
