@@ -247,6 +247,15 @@ def test_not_yet_valid_with_skew_boundary():
     assert decide(c, 0) == reasons.NOT_YET_VALID
 
 
+def test_an_issue_time_in_the_future_is_not_yet_valid():
+    # A staff block covers tokens issued before T: a future iat would escape it.
+    c = claims(iat=T0 + 3600, nbf=T0 - 600, exp=T0 + 7200)
+    assert decide(c, T0 + 3600 - SKEW) == reasons.ALLOW
+    assert decide(c, T0) == reasons.NOT_YET_VALID
+    # With an untrusted clock the lock takes iat as evidence of the time instead.
+    assert decide(c, T0 + 3600, trusted=False) == reasons.ALLOW
+
+
 def test_wrong_lock_and_issuer():
     assert decide(claims(), T0 + 700, lock="lock-0002") == reasons.WRONG_LOCK
     assert decide(claims(aud=("gate", LOCK)), T0 + 700) == reasons.ALLOW
