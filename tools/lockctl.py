@@ -552,6 +552,8 @@ def cmd_shift_issue(args: argparse.Namespace, out: Output) -> int:
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     if not clients:
         raise UsageError("--clients: name at least one client")
+    for c in clients:
+        reg.client(c)  # an unknown client is refused (exit 1), as an unknown staff member
     start = parse_local(args.start, tz, "start")
     end = parse_local(args.end, tz, "end")
     now = int(time.time())
