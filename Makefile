@@ -46,7 +46,7 @@ demo: setup
 # (CPython), then a seeded sample of the same under MicroPython.
 powercut: setup
 	$(PY) tests/campaign_powercut.py
-	env LOCK_MPY_DAY_CUTS=$${LOCK_MPY_DAY_CUTS:-40} $(PY) -m pytest -q -s \
+	env LOCK_MPY_DAY_CUTS=$${LOCK_MPY_DAY_CUTS:-200} $(PY) -m pytest -q -s \
 	  tests/test_campaign_powercut.py -k micropython
 
 # soak: 100,000 openings with random power cuts, drift, battery, jams, revocations.

@@ -123,49 +123,69 @@ def pull_log(lock: Lock) -> list[bytes]:
         start = int.from_bytes(data[1][-1][:4], "big") + 1
 
 
+def steps(day: Day) -> list[tuple]:
+    """The day, step by step (the same list drives the MicroPython run)."""
+    out: list[tuple] = [("commission", T0)]
+    opened = 0
+    for part in range(2):
+        for _ in range(OPENINGS // 2):
+            out.append(("open", day.grants[STAFF[opened % len(STAFF)]], STEP_S // 2))
+            opened += 1
+        out.append(("revocation", day.rev[part], part + 1))
+        out.append(("refusal", day.grants[REVOKED[part]]))
+        out.append(("time", day.syncs[part]))
+    return out + [("pull",), ("decommission",)]
+
+
 def scenario(hal: FlashHAL, acked: Acked, day: Day) -> Lock:
     lock = Lock(hal)
     flash = hal.flash
 
     def ack(step: str, **now) -> None:
         # The step returned: what it wrote is committed, and it is the state.
-        acked.records = [bytes(r) for r in lock.log.read()]
+        last = int.from_bytes(acked.records[-1][:4], "big") if acked.records else 0
+        acked.records += [bytes(r) for r in lock.log.read(from_seq=last + 1)]
         for k, v in now.items():
             setattr(acked, k, (v,))
         acked.step = step
         acked.ops.append((step, flash.ops))
 
     ack("boot")
-    acked.config = (None, LOCK_ID)
-    lock.commission(commission_fields(T0))
-    ack("commission", config=LOCK_ID, trusted_at=clock.from_unix(T0))
-    opened = 0
-    for part in range(2):
-        for _ in range(OPENINGS // 2):
-            hal.advance(STEP_S // 2)
-            assert attempt(lock, day.grants[STAFF[opened % len(STAFF)]]) == reasons.ALLOW
-            opened += 1
+    for step in steps(day):
+        what = step[0]
+        if what == "commission":
+            acked.config = (None, LOCK_ID)
+            lock.commission(commission_fields(step[1]))
+            ack("commission", config=LOCK_ID, trusted_at=clock.from_unix(step[1]))
+        elif what == "open":
+            hal.advance(step[2])
+            assert attempt(lock, step[1]) == reasons.ALLOW
             ack("open")
-        acked.rev = (part, part + 1)
-        assert lock.apply_revocation(day.rev[part]) == reasons.ALLOW
-        ack("revocation", rev=part + 1)
-        assert attempt(lock, day.grants[REVOKED[part]]) == reasons.REVOKED
-        ack("refusal")
-        t = day.syncs[part]
-        hal.rtc = clock.from_unix(t)  # the RTC keeps true time here
-        acked.trusted_at = (acked.trusted_at[0], clock.from_unix(t))
-        outcome, data = lock.admin("sync", {1: t})
-        assert outcome == reasons.ALLOW and data[1] == reasons.ALLOW
-        ack("time", trusted_at=clock.from_unix(t))
-    pulled = pull_log(lock)
-    assert lock.config is not None
-    mine = [bytes(r) for r in lock.log.read(from_seq=lock.config.commissioned_seq)]
-    assert pulled == mine and events.decode(mine[-1]).code == events.LOG_READ
-    ack("log pull")
-    acked.config = (LOCK_ID, None)
-    answer = lock.decommission(b"\x00" * msg.NONCE_LEN)
-    assert msg.decode(answer)[1][2] == reasons.ALLOW
-    ack("decommission", config=None, rev=0, trusted_at=None)
+        elif what == "revocation":
+            acked.rev = (step[2] - 1, step[2])
+            assert lock.apply_revocation(step[1]) == reasons.ALLOW
+            ack("revocation", rev=step[2])
+        elif what == "refusal":
+            assert attempt(lock, step[1]) == reasons.REVOKED
+            ack("refusal")
+        elif what == "time":
+            t = step[1]
+            hal.rtc = clock.from_unix(t)  # the RTC keeps true time here
+            acked.trusted_at = (acked.trusted_at[0], clock.from_unix(t))
+            outcome, data = lock.admin("sync", {1: t})
+            assert outcome == reasons.ALLOW and data[1] == reasons.ALLOW
+            ack("time", trusted_at=clock.from_unix(t))
+        elif what == "pull":
+            pulled = pull_log(lock)
+            assert lock.config is not None
+            mine = [bytes(r) for r in lock.log.read(from_seq=lock.config.commissioned_seq)]
+            assert pulled == mine and events.decode(mine[-1]).code == events.LOG_READ
+            ack("log pull")
+        elif what == "decommission":
+            acked.config = (LOCK_ID, None)
+            answer = lock.decommission(b"\x00" * msg.NONCE_LEN)
+            assert msg.decode(answer)[1][2] == reasons.ALLOW
+            ack("decommission", config=None, rev=0, trusted_at=None)
     return lock
 
 
@@ -196,7 +216,25 @@ def check_after_cut(flash: FlashDevice, root: Path, acked: Acked, day: Day, wher
     hal = FlashHAL(root, flash, 0)
     hal.reboot(hal_mod.RESET_POWER_ON, rtc_lost=True)
     lock = Lock(hal)  # the boot itself must survive whatever the cut left
-    records = [bytes(r) for r in lock.log.read()]
+    seen = {"records": [bytes(r) for r in lock.log.read()],
+            "lock_id": lock.config.lock_id if lock.config is not None else None,
+            "rev_version": lock.revocations.version, "rev_staff": list(lock.revocations.staff),
+            "trusted_at": lock.clock.trusted_at}
+    if lock.config is None:
+        lock.commission(commission_fields(RECOMMISSION_AT))
+    hal.rtc = max(hal.rtc, CHECK_AT)
+    seen["attempt"] = attempt(lock, day.late)
+    seen["after"] = [bytes(r) for r in lock.log.read()]
+    check(acked, seen, where)
+
+
+RECOMMISSION_AT = T0 + 5 * 3600  # POSIX: a cut left the lock free, it is commissioned again
+CHECK_AT = clock.from_unix(T0 + 6 * 3600)  # lock time of the check's opening (at least)
+
+
+def check(acked: Acked, seen: dict, where: str) -> None:
+    """What the boot after a cut showed (`seen`, from either interpreter)."""
+    records = seen["records"]
     by_seq = {int.from_bytes(r[:4], "big"): r for r in records}
     for r in acked.records:  # no committed record lost, none altered
         assert by_seq.get(int.from_bytes(r[:4], "big")) == r, where
@@ -204,26 +242,21 @@ def check_after_cut(flash: FlashDevice, root: Path, acked: Acked, day: Day, wher
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), where  # no hole
     for r in records:  # no corrupt record accepted
         events.decode(r)
-    lock_id = lock.config.lock_id if lock.config is not None else None
-    assert lock_id in acked.config, (where, lock_id)
-    if lock.config is not None:
-        assert lock.revocations.version in acked.rev, (where, lock.revocations.version)
-        if lock.revocations.version >= 1:
-            assert "x1" in lock.revocations.staff, where
-        if lock.revocations.version == 2:
-            assert "x2" in lock.revocations.staff, where
+    assert seen["lock_id"] in acked.config, (where, seen["lock_id"])
+    if seen["lock_id"] is not None:  # configuration, list and time: old or new
+        assert seen["rev_version"] in acked.rev, (where, seen["rev_version"])
+        if seen["rev_version"] >= 1:
+            assert "x1" in seen["rev_staff"], where
+        if seen["rev_version"] == 2:
+            assert "x2" in seen["rev_staff"], where
         if None not in acked.trusted_at:
-            assert lock.clock.trusted_at in acked.trusted_at, (where, lock.clock.trusted_at)
-    else:
-        lock.commission(commission_fields(T0 + 5 * 3600))
-    # Every identity's chain verifies (the one before commissioning under the
-    # uncommissioned lock's all-zero key).
-    for key, anchor, seg in segments([bytes(r) for r in lock.log.read()]):
+            assert seen["trusted_at"] in acked.trusted_at, (where, seen["trusted_at"])
+    # Every chain verifies: each identity's from its COMMISSIONED to its
+    # DECOMMISSIONED, an uncommissioned lock's under the all-zero key.
+    for key, anchor, seg in segments(seen["after"]):
         report = events.verify_chain(seg, key, anchor_mac=anchor)
         assert report.ok, (where, report)
-    # The lock still opens (its clock untrusted: at the bound).
-    hal.rtc = max(hal.rtc, clock.from_unix(T0 + 6 * 3600))
-    assert attempt(lock, day.late) == reasons.ALLOW, where
+    assert seen["attempt"] == reasons.ALLOW, where  # the lock still opens
 
 
 def clean_run(root: Path, day: Day) -> tuple[bytes, Acked, int]:
