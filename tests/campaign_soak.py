@@ -24,7 +24,11 @@ be in the log at that seq, by that key; the log is pulled by the installer
 (admin "log", paged, one bound) every PULL_EVERY openings, and each pull must
 continue the previous one with no hole and a verifying chain anchored on the
 last record pulled. After every power cut the lock boots on what the cut left
-and is checked again (records, revocation version old or new, identity).
+(sometimes cut again during that boot: a flickering supply) and is checked
+again (records, revocation version old or new, identity); an update the cut
+interrupted is sent again, as the next key or installer would. Every
+GUESS_EVERY openings a guesser tries one token with wrong codes, then the
+right one: refused for good after five failed proofs, across power cuts.
 
     python tests/campaign_soak.py --openings 100000 --seed 1
 """
@@ -65,10 +69,13 @@ SHIFT_S = 8 * 3600
 SKEW = 120  # DESIGN.md: token windows allow a small skew ("say two minutes")
 PULL_EVERY = 500  # openings between log pulls (well inside the ring)
 REVOKE_EVERY = 1000
-SYNC_EVERY = 1000  # installer time syncs (exact)
+SYNC_EVERY = 250  # installer time syncs (exact): the clock is trusted again
 BATTERY_EVERY = 20  # attempts between battery readings (the battery loop)
 JAM_EVERY = 2500
 CUT_CHANCE = 1 / 150  # per attempt, a cut is armed within the next 40 flash ops
+GUESS_EVERY = 500  # openings between runs of a guesser (wrong codes, then the right one)
+BURN_AFTER = 5  # failed proofs after which a token is refused for good
+BOOT_CUT_CHANCE = 0.3  # after a cut, one is armed within the boot's first 8 ops
 KINDS = (("valid", 880), ("expired", 25), ("future", 25), ("tampered", 20),
          ("wrong-lock", 20), ("bad-proof", 20), ("revoked", 10))
 LOW_MV, CRITICAL_MV = sim_board.BATTERY["low_mv"], sim_board.BATTERY["critical_mv"]
@@ -176,7 +183,7 @@ class Model:
     @staticmethod
     def proven(kind: str) -> bool:
         """The key proved a token the lock verified: its answer is authenticated."""
-        return kind in ("valid", "expired", "future", "revoked")
+        return kind in ("valid", "expired", "future", "revoked", "guess")
 
     @staticmethod
     def level(mv: int, margin: int = 0) -> int:
@@ -222,9 +229,11 @@ class Soak:
         self.pulled_mac = events.GENESIS_MAC
         self.stats = {"attempts": 0, "openings": 0, "decisions": 0, "cuts": 0, "jammed": 0,
                       "revocations": 0, "syncs": 0, "pulls": 0, "pulled": 0,
-                      "battery_swaps": 0, "battery_states": 0, "resent": 0,
+                      "battery_swaps": 0, "battery_states": 0, "resent": 0, "boot_cuts": 0,
+                      "guess_runs": 0, "burned": 0,
                       "boot_checks": 0}
-        self.pending_update: bytes | None = None  # an update under way when the power went
+        self.outcomes: dict[str, int] = {}  # "kind/clock: outcome" -> decisions
+        self.pending_update: tuple[bytes, int] | None = None  # an update under way when the power went
         self.boot()
         self.lock.commission({1: b"", 2: LOCK_ID, 3: keys.lock_secret(SECRET, LOCK_ID),
                               4: "hmac", 5: T0, 6: SITE, 7: "apartment"})
@@ -243,29 +252,42 @@ class Soak:
     def power_cut(self) -> None:
         """What the cut left: boot on it and check it."""
         self.stats["cuts"] += 1
-        self.flash.reboot()
-        self.rtc.power_loss()
-        self.rtc.drift_ppm = self.rng.uniform(-100, 100)  # and the crystal warms or cools
-        self.hal.reboot(hal_mod.RESET_POWER_ON)
-        self.hal.jammed = False  # the fitter clears a jam when they come
-        self.model.jammed = False
-        self.boot()
+        while True:
+            self.flash.reboot()
+            self.rtc.power_loss()
+            self.rtc.drift_ppm = self.rng.uniform(-100, 100)  # and the crystal warms or cools
+            self.hal.reboot(hal_mod.RESET_POWER_ON)
+            self.hal.jammed = False  # the fitter clears a jam when they come
+            self.model.jammed = False
+            if self.rng.random() < BOOT_CUT_CHANCE:  # the power flickers: cut the boot too
+                self.flash.cut_random(self.rng.getrandbits(32), within=8)
+            try:
+                self.boot()
+                break
+            except PowerCut:
+                self.stats["cuts"] += 1
+                self.stats["boot_cuts"] += 1
+        self.flash.cancel_cut()
         self.model.trusted = False
         self.model.battery = Model.level(self.battery.mv())
         self.check_boot()
         if self.pending_update is not None:
             # A key or the installer brings the update again.
-            got = self.lock.apply_revocation(self.pending_update)
+            update, version = self.pending_update
+            got = self.lock.apply_revocation(update)
             assert got in (reasons.ALLOW, reasons.ROLLBACK), reasons.name(got)
             self.stats["resent"] += 1
             self.pending_update = None
+            self.model.rev_version = version
         assert self.lock.revocations.version == self.model.rev_version
 
     def check_boot(self) -> None:
         self.stats["boot_checks"] += 1
         lock = self.lock
         assert lock.config is not None and lock.config.lock_id == LOCK_ID
-        assert lock.revocations.version in (self.model.rev_version, self.model.rev_version + 1)
+        # The list is the old or the new one (if an update was under way).
+        new = self.pending_update[1] if self.pending_update else self.model.rev_version
+        assert lock.revocations.version in (self.model.rev_version, new)
         assert not lock.clock.trusted
         assert lock.log.next_seq > max(self.acked, default=self.pulled_seq)
         self.check_acked()
@@ -315,13 +337,13 @@ class Soak:
         version = self.model.rev_version + 1
         update = issuer.revocation_update(SECRET, LOCK_ID, version, self.real, 0,
                                           dict(self.model.cutoffs), {})
-        self.pending_update = update
-        self.model.rev_version = version
+        self.pending_update = (update, version)
 
         def send() -> None:
             assert self.lock.apply_revocation(update) == reasons.ALLOW
         self.guarded(send)
         self.pending_update = None
+        self.model.rev_version = version
         assert self.lock.revocations.version == version
         # The blocked key is tried once more (its holder has not heard).
         self.attempt("revoked", sub)
@@ -366,7 +388,9 @@ class Soak:
             self.pulled_mac = got[-1][20:28]
             self.stats["pulls"] += 1
             self.stats["pulled"] += len(got)
-        self.guarded(run)
+        pulls = self.stats["pulls"]
+        while self.stats["pulls"] == pulls:  # cut during the pull: the installer tries again
+            self.guarded(run)
 
     # -- one attempt at the door --------------------------------------------------------
     def token_for(self, kind: str, sub: str) -> tuple[issuer.Grant, int]:
@@ -391,11 +415,17 @@ class Soak:
         g.lock_id = LOCK_ID
         return g, now - 900
 
-    def attempt(self, kind: str, sub: str) -> None:
-        g, iat = self.token_for(kind, sub)
-        if kind in ("valid", "revoked"):
-            iat = self.iat
-        want = self.model.decide(kind, sub, iat)
+    def attempt(self, kind: str, sub: str, given=None, wants=None) -> int | None:
+        """One visit; the outcome (None if the power went). `given` (grant,
+        iat) and `wants` (the outcomes allowed) are for the guesser's runs."""
+        if given is None:
+            g, iat = self.token_for(kind, sub)
+            if kind in ("valid", "revoked"):
+                iat = self.iat
+        else:
+            g, iat = given
+        if wants is None:
+            wants = (self.model.decide(kind, sub, iat),)
         session = Session("ble")
         _, hello = msg.decode(self.lock.hello(session))
         assert hello[5] == self.model.battery, (hello[5], self.model.battery)
@@ -420,7 +450,7 @@ class Soak:
             self.loop.run_until_complete(visit())
         except PowerCut:
             self.power_cut()
-            return
+            return None
         if kind == "valid":
             self.first_of_shift.discard(sub)
         (payload,) = link.payloads()[:1]
@@ -433,9 +463,14 @@ class Soak:
             mac = f.get(6)
             authenticated = mac is not None and eq(mac, msg.result_mac(
                 g.pop_key, f[1], LOCK_ID, f[2], f[3], f[4], f[5], f.get(7)))
-        assert got == want, (kind, sub, reasons.name(got), reasons.name(want), self.stats)
-        assert authenticated == Model.proven(kind), (kind, authenticated)
+        assert got in wants, (kind, sub, reasons.name(got), [reasons.name(w) for w in wants])
+        assert authenticated == (Model.proven(kind) and got not in (reasons.TOKEN_BURNED,
+                                                                    reasons.BAD_PROOF)), \
+            (kind, authenticated)
         self.stats["decisions"] += 1
+        what = "%s/%s: %s" % (kind, "trusted" if self.model.trusted else "untrusted",
+                              reasons.name(got))
+        self.outcomes[what] = self.outcomes.get(what, 0) + 1
         if got in (reasons.ALLOW, reasons.JAMMED):
             self.acked[f[4]] = (events.OPENED if got == reasons.ALLOW else events.JAMMED,
                                 events.key_id_of(sub))
@@ -445,6 +480,40 @@ class Soak:
         elif got == reasons.JAMMED:
             self.stats["jammed"] += 1
         assert self.hal.bolt_thrown()
+        return got
+
+    def guesser(self) -> None:
+        """A copied key tried with wrong codes: k wrong proofs of one token,
+        then the right one. DESIGN.md: only the lock can tell a right code
+        from a wrong one, and it refuses the token for good after a few
+        failed proofs (the staff-key decision: five), across reboots. A cut
+        during a wrong proof may or may not have counted it."""
+        self.stats["guess_runs"] += 1
+        now = self.real
+        sub = self.rng.choice(STAFF)
+        g = self.grant(sub, now - 600, now + SHIFT_S, now - 900)
+        right_key = g.pop_key
+        lo = hi = 0  # failed proofs the lock has counted, at least and at most
+        k = self.rng.randint(1, BURN_AFTER + 2)
+        for i in range(k + 1):
+            right = i == k
+            g.pop_key = right_key if right else bytes(32)
+            wants = set()
+            if hi >= BURN_AFTER:
+                wants.add(reasons.TOKEN_BURNED)
+            if lo < BURN_AFTER:
+                wants.add(self.model.decide("valid", sub, now - 900) if right
+                          else reasons.BAD_PROOF)
+            got = self.attempt("guess" if right else "guess-wrong", sub, (g, now - 900),
+                               tuple(wants))
+            if got is None:  # the power went during it
+                hi += 0 if right else 1
+                continue
+            if got == reasons.TOKEN_BURNED:
+                lo = max(lo, BURN_AFTER)
+                self.stats["burned"] += right
+            elif got == reasons.BAD_PROOF:
+                lo, hi = lo + 1, hi + 1
 
     def battery_check(self) -> None:
         def read() -> None:
@@ -477,6 +546,7 @@ class Soak:
         next_sync = SYNC_EVERY // 2
         next_pull = PULL_EVERY
         next_jam = JAM_EVERY // 2
+        next_guess = GUESS_EVERY // 3
         jam_left = 0
         while self.stats["openings"] < self.target:
             gap = rng.randint(60, 600)
@@ -496,6 +566,11 @@ class Soak:
             if n >= next_pull:
                 next_pull += PULL_EVERY
                 self.pull()
+            if not self.model.jammed:
+                jam_left = 0  # freed (or cleared by the fitter after a power cut)
+            if n >= next_guess:
+                next_guess += GUESS_EVERY
+                self.guesser()
             if n >= next_jam and not jam_left:
                 next_jam += JAM_EVERY
                 jam_left = 3
@@ -532,7 +607,8 @@ class Soak:
         per = max(1, records)
         self.out(f"soak: {s['openings']} openings, {s['attempts']} attempts, "
                  f"{s['decisions']} decisions checked against the model, {s['cuts']} power "
-                 f"cuts injected ({s['resent']} updates sent again), "
+                 f"cuts injected ({s['boot_cuts']} of them during the boot after a cut, "
+                 f"{s['resent']} updates sent again), "
                  f"{s['revocations']} revocations, {s['syncs']} time syncs, "
                  f"{s['jammed']} jammed, {s['battery_swaps']} battery swaps "
                  f"({s['battery_states']} state changes), {s['pulls']} log pulls "
@@ -544,6 +620,8 @@ class Soak:
                  f"time, proof failures) {fs.get('bytes_written', 0) / per:.1f} B, "
                  f"{fs.get('erases', 0) / per:.4f} erases; most-erased block: log "
                  f"{s['log_block_erases']}, fs {s['fs_block_erases']}")
+        self.out("  decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())))
+        s["outcomes"] = dict(self.outcomes)
         return s
 
 

@@ -23,3 +23,8 @@ def test_soak_ci_size() -> None:
     # erase per 128; littlefs adds little (only updates, syncs, boots, bad proofs).
     assert s["log"]["bytes_written"] / s["records"] < 33
     assert s["fs"]["bytes_written"] / s["records"] < 16
+    # Both clocks were exercised: a future token is refused only when trusted.
+    o = s["outcomes"]
+    assert o.get("future/trusted: not-yet-valid") and o.get("future/untrusted: allowed")
+    assert o.get("valid/trusted: allowed") and o.get("valid/untrusted: allowed")
+    assert s["boot_cuts"] > 0
