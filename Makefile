@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 MPY     := $(VENV)/bin/micropython
 STUBS   := $(VENV)/stubs
 
-.PHONY: setup test test-cpython test-mpy lint bench mpy-cross demo clean
+.PHONY: setup test test-cpython test-mpy lint bench mpy-cross demo powercut soak clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,18 @@ bench: setup
 
 demo: setup
 	$(PY) tools/demo.py
+
+# Issue #12's campaigns at full size (CI runs them smaller: tests/test_campaign_*.py).
+# powercut: a cut at every flash operation of the scripted day in every cut mode
+# (CPython), then a seeded sample of the same under MicroPython.
+powercut: setup
+	$(PY) tests/campaign_powercut.py
+	env LOCK_MPY_DAY_CUTS=$${LOCK_MPY_DAY_CUTS:-200} $(PY) -m pytest -q -s \
+	  tests/test_campaign_powercut.py -k micropython
+
+# soak: 100,000 openings with random power cuts, drift, battery, jams, revocations.
+soak: setup
+	$(PY) tests/campaign_soak.py --openings 100000
 
 mpy-cross: setup
 	$(PY) tools/mpycompile.py

@@ -70,10 +70,13 @@ class Lock:
         newest_time = 0
         self.prev_mac = events.GENESIS_MAC
         resetting = False
+        ended_seq = 0
         if last is not None:
             ev = events.decode(last)
             self.prev_mac = ev.mac
             newest_time = ev.time
+            if ev.code == events.DECOMMISSIONED:
+                ended_seq = ev.seq
             # A factory reset writes its record first: if it is still the
             # newest, the reset may have been cut before it finished.
             resetting = ev.code == events.FACTORY_RESET
@@ -92,6 +95,10 @@ class Lock:
                 self.config = Config.from_bytes(raw)
             except ConfigError:
                 self.config = None  # an unreadable identity opens for nobody
+        if self.config is not None and ended_seq >= self.config.commissioned_seq > 0:
+            # Power was cut during a decommissioning, after the record that
+            # ends this identity: finish it (the log says it ended).
+            self._end_identity(ended_seq)
         self._derive_keys()
         self.revocations = revocation.RevocationList()
         raw = self._load(self._revocation_name(), b"")
@@ -562,14 +569,19 @@ class Lock:
         the identity, so its site holds that record too."""
         seq = self.record(events.DECOMMISSIONED, 0)
         answer = self.admin_result(nonce, reasons.ALLOW, {1: seq, 2: [self.log.last_record()]})
+        self._end_identity(seq)
+        self._derive_keys()
+        self.revocations = revocation.RevocationList()
+        return answer
+
+    def _end_identity(self, seq):
+        """Drop this identity, whose last record (DECOMMISSIONED) is `seq`. The
+        record is the commit point: a boot that finds it newest comes here too."""
         old_list = self._revocation_name()
         self.store.save(ENDED_NAME, cbor.dumps([END_DECOMMISSIONED, seq + 1]))
         self.store.delete(CONFIG_NAME)
         self.store.delete(old_list)
         self.config = None
-        self._derive_keys()
-        self.revocations = revocation.RevocationList()
-        return answer
 
     def factory_reset(self):
         """Physical presence only (button held at the lock): the identity and
