@@ -346,8 +346,11 @@ class BleLink(Link):
             raise ConnectionResetError("BLE central disconnected")
         self.writer.write(bytes(data))
         try:
-            await self.writer.drain()
-        except (ConnectionError, OSError):
+            # A central that does not take its notifications is dropped, as a
+            # stack drops a link that stops acknowledging: it must not stall
+            # the lock's one connection.
+            await asyncio.wait_for(self.writer.drain(), SEND_TIMEOUT_S)
+        except (ConnectionError, OSError, asyncio.TimeoutError):
             self.peer_gone = True
             raise ConnectionResetError("BLE central disconnected") from None
 

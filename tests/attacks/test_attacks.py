@@ -269,6 +269,30 @@ def test_guessing_a_proof_burns_the_token_and_delays_nobody(target: Target) -> N
     target.opens += 1
 
 
+# --- a central that never reads ---------------------------------------------------------------
+def test_a_central_that_never_reads_its_notifications(target: Target) -> None:
+    import socket
+    host, port = target.sim.ble.rsplit(":", 1)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.bind(("127.0.0.66", 0))
+    sock.connect((host, int(port)))
+    sock.settimeout(0.5)
+    ask = frames.encode(msg.encode(msg.GET_HELLO, {})) * 200
+    t0 = time.monotonic()
+    with target.attack():
+        try:
+            while time.monotonic() - t0 < 6:
+                sock.sendall(ask)  # HELLOs pile up unread
+        except OSError:
+            pass  # dropped
+        finally:
+            sock.close()
+        took = time.monotonic() - t0
+        assert took < 6, "a central that never read held the connection"
+    print(f"\na central that never read its notifications was dropped after {took:.1f} s")
+
+
 # --- the log ---------------------------------------------------------------------------------
 def test_a_flood_of_refusals_keeps_the_history(target: Target) -> None:
     target.sim.control({"cmd": "timings", "set": {"peer_budget_ms": 3_600_000}})
