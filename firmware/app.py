@@ -136,7 +136,7 @@ class App:
 
     async def open_request(self, session, fields, link):
         lock = self.lock
-        nonce = fields[1]
+        nonce = fields[msg.OPEN_NONCE]
         reason, claims, pop_key = lock.check_request(session, fields)
         if reason != reasons.ALLOW:
             # Refused: the connection ends after the answer. Before its token
@@ -155,7 +155,7 @@ class App:
         session.accepted = True
         key_id = events.key_id_of(claims.sub)
         flags = events.FLAG_ALARM_ACCESS if claims.alarm else 0
-        action = fields[3]
+        action = fields[msg.OPEN_ACTION]
         if action == tok.SCOPE_OPEN:
             if await self.actuator.unlock():
                 seq = lock.record(events.ALARM_OPEN if claims.alarm else events.OPENED, 0,
@@ -170,12 +170,12 @@ class App:
                 await self.actuator.relock()
             await self.reply(link, lock.result(nonce, outcome, seq, pop_key))
         elif action == tok.SCOPE_LOG:
-            args = fields.get(6) or {}
-            start = args.get(1, 1)
+            args = fields.get(msg.OPEN_ARGS) or {}
+            start = args.get(msg.LOG_FROM, 1)
             if not isinstance(start, int) or isinstance(start, bool) or start < 0:
                 start = 1
             # RESULT_SEQ carries the read's bound: the seq of its LOG_READ record.
-            bound = lock.begin_log_read(args.get(2), key_id, events.LOG_READ_KEY)
+            bound = lock.begin_log_read(args.get(msg.LOG_BOUND), key_id, events.LOG_READ_KEY)
             page = lock.log_page(start, bound)
             await self.reply(link, lock.result(nonce, reasons.ALLOW, bound, pop_key, page))
         else:
@@ -206,7 +206,8 @@ class App:
 
     async def physical_presence(self, link, nonce):
         """Ask the installer for the button; on no press, refuse (logged) and say so."""
-        await self.reply(link, msg.encode(msg.PRESS_BUTTON, {1: self.button_window_s()}))
+        await self.reply(link, msg.encode(msg.PRESS_BUTTON,
+                                          {msg.PRESS_BUTTON_SECONDS: self.button_window_s()}))
         if await self.wait_button():
             return True
         self.lock.refuse(reasons.BUTTON_REQUIRED)
@@ -215,7 +216,7 @@ class App:
 
     async def commission(self, session, fields, link):
         lock = self.lock
-        nonce = fields[1]
+        nonce = fields[msg.COMMISSION_NONCE]
         reason = lock.check_commission(session, fields)
         if reason != reasons.ALLOW:
             lock.refuse(reason)
@@ -227,24 +228,25 @@ class App:
         seq = lock.commission(fields)
         self.hal.ble_advertise(lock.lock_id, lock.battery)
         await self.reply(link, lock.admin_result(nonce, reasons.ALLOW, {
-            1: seq, 2: lock.status(), 3: after, 4: ended}))
+            msg.COMMISSIONED_SEQ: seq, msg.COMMISSIONED_STATUS: lock.status(),
+            msg.COMMISSIONED_AFTER: after, msg.COMMISSIONED_ENDED: ended}))
 
     async def admin_request(self, session, fields, link):
         lock = self.lock
-        nonce = fields[1]
+        nonce = fields[msg.ADMIN_NONCE]
         reason = lock.check_admin(session, fields)
         if reason != reasons.ALLOW:
             lock.refuse(reason)
             await self.reply(link, lock.error(reason, nonce))
             return
-        op = fields[2]
+        op = fields[msg.ADMIN_OP]
         if op in ("decommission", "force-time"):
             if not await self.physical_presence(link, nonce):
                 return
             if op == "decommission":
                 await self.reply(link, lock.decommission(nonce))
                 return
-        outcome, data = lock.admin(op, fields[3])
+        outcome, data = lock.admin(op, fields[msg.ADMIN_ARGS])
         await self.reply(link, lock.admin_result(nonce, outcome, data))
 
     async def ble_loop(self):

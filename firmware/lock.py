@@ -269,21 +269,22 @@ class Lock:
         session.nonce = self.hal.random_bytes(msg.NONCE_LEN)
         session.issued_ms = self.hal.ticks_ms()
         fields = {
-            1: self.lock_id,
-            2: session.nonce,
-            3: clock.to_unix(self.clock.now()),
-            4: self.revocations.version,
-            5: self.battery,
-            6: self.clock.trusted,
-            7: msg.PROTOCOL_VERSION,
-            9: {msg.ST_LOG_COUNT: self.log.count, msg.ST_LOG_CAPACITY: self.log.capacity},
+            msg.HELLO_LOCK_ID: self.lock_id,
+            msg.HELLO_NONCE: session.nonce,
+            msg.HELLO_TIME: clock.to_unix(self.clock.now()),
+            msg.HELLO_REVOCATION_VERSION: self.revocations.version,
+            msg.HELLO_BATTERY: self.battery,
+            msg.HELLO_CLOCK_TRUSTED: self.clock.trusted,
+            msg.HELLO_PROTOCOL: msg.PROTOCOL_VERSION,
+            msg.HELLO_STATUS: {msg.ST_LOG_COUNT: self.log.count,
+                               msg.ST_LOG_CAPACITY: self.log.capacity},
         }
         if self.config is not None:
-            fields[8] = self.config.suite
+            fields[msg.HELLO_SUITE] = self.config.suite
         return msg.encode(msg.HELLO, fields)
 
     def error(self, reason, nonce=None):
-        return msg.encode(msg.ERROR, {1: reason, 2: nonce})
+        return msg.encode(msg.ERROR, {msg.ERROR_REASON: reason, msg.ERROR_NONCE: nonce})
 
     def refuse(self, reason, key_id=NO_KEY, flags=0, cti=None):
         """Log a refusal.
@@ -394,7 +395,7 @@ class Lock:
         Refusals are logged here; an allowed "open" is logged by the caller
         once the bolt has moved, so the log says what really happened.
         """
-        nonce = fields[1]
+        nonce = fields[msg.OPEN_NONCE]
         fresh = session.take_nonce(nonce, self.hal.ticks_ms())
         if self.config is None:
             self.refuse(reasons.NOT_COMMISSIONED)
@@ -402,13 +403,14 @@ class Lock:
         if fresh != reasons.ALLOW:
             self.refuse(fresh)
             return fresh, None, None
-        if 5 in fields:
-            self.apply_updates(fields[5])
+        if msg.OPEN_UPDATES in fields:
+            self.apply_updates(fields[msg.OPEN_UPDATES])
         try:
-            claims = tok.verify(fields[2], self.config.suite, self.token_key)
+            claims = tok.verify(fields[msg.OPEN_TOKEN], self.config.suite, self.token_key)
         except tok.TokenError as exc:
             reason = exc.reason
-            if reason == reasons.BAD_SIGNATURE and not self._addressed_here(fields[2]):
+            if (reason == reasons.BAD_SIGNATURE
+                    and not self._addressed_here(fields[msg.OPEN_TOKEN])):
                 # Tokens are keyed per lock, so another door's token never
                 # verifies here; say why, from its (unverified) audience.
                 reason = reasons.WRONG_LOCK
@@ -422,8 +424,9 @@ class Lock:
             self.refuse(reasons.TOKEN_BURNED, key_id, flags, claims.cti)
             return reasons.TOKEN_BURNED, claims, None
         pop_key = keys.pop_key(self.config.secret, claims.cti)
-        proof = msg.open_proof(pop_key, nonce, self.lock_id, fields[3], fields[2])
-        if not eq(proof, fields[4]):
+        proof = msg.open_proof(pop_key, nonce, self.lock_id, fields[msg.OPEN_ACTION],
+                               fields[msg.OPEN_TOKEN])
+        if not eq(proof, fields[msg.OPEN_PROOF]):
             self.refuse(reasons.BAD_PROOF, key_id, flags, claims.cti)
             count = self.proof_failures.failed(claims.cti, claims.exp, self.clock.now())
             if count == REPORT_AT:
@@ -440,7 +443,8 @@ class Lock:
                 self.clock.raise_bound(claims.iat)
                 now = claims.iat
             now = max(now, min(claims.nbf, claims.exp - tok.SKEW - 1))
-        reason = tok.decide(claims, self.lock_id, now, trusted, self.revocations, fields[3],
+        reason = tok.decide(claims, self.lock_id, now, trusted, self.revocations,
+                            fields[msg.OPEN_ACTION],
                             self.config.issuer)
         if reason != reasons.ALLOW:
             self.refuse(reason, key_id, flags, claims.cti)
@@ -458,9 +462,10 @@ class Lock:
     def result(self, nonce, outcome, seq, pop_key, data=None):
         now = clock.to_unix(self.clock.now())
         status = self.status()
-        fields = {1: nonce, 2: outcome, 3: now, 4: seq, 5: status, 7: data}
+        fields = {msg.RESULT_NONCE: nonce, msg.RESULT_OUTCOME: outcome, msg.RESULT_TIME: now,
+                  msg.RESULT_SEQ: seq, msg.RESULT_STATUS: status, msg.RESULT_RECORDS: data}
         if pop_key is not None:
-            fields[6] = msg.result_mac(pop_key, nonce, self.lock_id, outcome, now, seq, status,
+            fields[msg.RESULT_MAC] = msg.result_mac(pop_key, nonce, self.lock_id, outcome, now, seq, status,
                                        data)
         return msg.encode(msg.RESULT, fields)
 
@@ -518,19 +523,21 @@ class Lock:
     # --- commissioning and admin (serial) --------------------------------------
     def check_commission(self, session, fields):
         """Validate a COMMISSION request before the button is asked for."""
-        fresh = session.take_nonce(fields[1], self.hal.ticks_ms())
+        fresh = session.take_nonce(fields[msg.COMMISSION_NONCE], self.hal.ticks_ms())
         if fresh != reasons.ALLOW:
             return fresh
         if self.config is not None:
             # Only its own site (decommission, admin key and button) or a
             # factory reset (button held) frees a lock for a new identity.
             return reasons.ALREADY_COMMISSIONED
-        suite = fields[4]
-        if suite not in SUITES or len(fields[3]) != 32 or not fields[2]:
+        suite = fields[msg.COMMISSION_SUITE]
+        if (suite not in SUITES or len(fields[msg.COMMISSION_SECRET]) != 32
+                or not fields[msg.COMMISSION_LOCK_ID]):
             return reasons.MALFORMED
-        if not clock.in_range(fields[5]):
+        if not clock.in_range(fields[msg.COMMISSION_TIME]):
             return reasons.TIME_OUT_OF_RANGE
-        if suite == tok.SUITE_ED25519 and len(fields.get(8) or b"") != 32:
+        if (suite == tok.SUITE_ED25519
+                and len(fields.get(msg.COMMISSION_ISSUER_KEY) or b"") != 32):
             return reasons.MALFORMED
         return reasons.ALLOW
 
@@ -545,11 +552,13 @@ class Lock:
 
     def commission(self, fields):
         """Install identity, secret, suite and time atomically; start a new log chain."""
-        t = clock.from_unix(fields[5])
+        t = clock.from_unix(fields[msg.COMMISSION_TIME])
         old_list = self._revocation_name()
         seq = self.log.next_seq
-        cfg = Config(fields[2], fields[3], fields[4], fields[6], fields.get(8),
-                     fields.get(7) or "apartment", t, seq)
+        cfg = Config(fields[msg.COMMISSION_LOCK_ID], fields[msg.COMMISSION_SECRET],
+                     fields[msg.COMMISSION_SUITE], fields[msg.COMMISSION_ISSUER],
+                     fields.get(msg.COMMISSION_ISSUER_KEY),
+                     fields.get(msg.COMMISSION_DOOR) or "apartment", t, seq)
         # The one commit point: a cut before it leaves the old identity whole,
         # a cut after it is completed at the next boot.
         self.store.save(CONFIG_NAME, cfg.to_bytes())
@@ -568,7 +577,8 @@ class Lock:
         to send: under the admin key it still has, with the record that ends
         the identity, so its site holds that record too."""
         seq = self.record(events.DECOMMISSIONED, 0)
-        answer = self.admin_result(nonce, reasons.ALLOW, {1: seq, 2: [self.log.last_record()]})
+        answer = self.admin_result(nonce, reasons.ALLOW, {
+            msg.DECOMMISSIONED_SEQ: seq, msg.DECOMMISSIONED_RECORD: [self.log.last_record()]})
         self._end_identity(seq)
         self._derive_keys()
         self.revocations = revocation.RevocationList()
@@ -631,13 +641,14 @@ class Lock:
     def check_admin(self, session, fields):
         """Verify an ADMIN request: fresh nonce and MAC under the admin key."""
         self.admin_at_ms = self.hal.ticks_ms()  # a forced time counts the button wait
-        fresh = session.take_nonce(fields[1], self.admin_at_ms)
+        fresh = session.take_nonce(fields[msg.ADMIN_NONCE], self.admin_at_ms)
         if self.config is None:
             return reasons.NOT_COMMISSIONED
         if fresh != reasons.ALLOW:
             return fresh
-        mac = msg.admin_mac(self.admin_key, fields[1], self.lock_id, fields[2], fields[3])
-        if not eq(mac, fields[4]):
+        mac = msg.admin_mac(self.admin_key, fields[msg.ADMIN_NONCE], self.lock_id,
+                            fields[msg.ADMIN_OP], fields[msg.ADMIN_ARGS])
+        if not eq(mac, fields[msg.ADMIN_MAC]):
             return reasons.BAD_PROOF
         return reasons.ALLOW
 
@@ -646,40 +657,45 @@ class Lock:
         if op == "info":
             cfg = self.config
             assert cfg is not None  # admin() runs only after check_admin() passed
-            return reasons.ALLOW, {1: self.status(), 2: cfg.door,
-                                   3: cfg.suite, 4: self.lock_id}
+            return reasons.ALLOW, {msg.INFO_STATUS: self.status(), msg.INFO_DOOR: cfg.door,
+                                   msg.INFO_SUITE: cfg.suite, msg.INFO_LOCK_ID: self.lock_id}
         if op == "sync":
             out = {}
-            if 1 in args:
-                t, refusal = self._admin_time(args[1])
+            if msg.SYNC_TIME in args:
+                t, refusal = self._admin_time(args[msg.SYNC_TIME])
                 if refusal == reasons.MALFORMED:
                     return reasons.MALFORMED, {}
-                out[1] = refusal if t is None else self._set_time(t, exact=True)
-            if 2 in args:
-                if not isinstance(args[2], bytes):
+                out[msg.SYNC_TIME] = refusal if t is None else self._set_time(t, exact=True)
+            if msg.SYNC_REVOCATION in args:
+                if not isinstance(args[msg.SYNC_REVOCATION], bytes):
                     return reasons.MALFORMED, {}
-                out[2] = self.apply_revocation(args[2])
-            out[3] = self.status()
+                out[msg.SYNC_REVOCATION] = self.apply_revocation(args[msg.SYNC_REVOCATION])
+            out[msg.SYNC_STATUS] = self.status()
             return reasons.ALLOW, out
         if op == "force-time":
             # firmware/app.py asked for the button first (physical presence):
             # the one way to move a trusted clock back further than it drifts.
-            t, refusal = self._admin_time(args.get(1))
+            t, refusal = self._admin_time(args.get(msg.SYNC_TIME))
             if t is None:
                 return refusal, {}
             waited_s = (self.hal.ticks_ms() - self.admin_at_ms) // 1000
-            return reasons.ALLOW, {1: self._set_time(min(clock.MAX_LOCK_TIME, t + waited_s),
-                                                     exact=True, forced=True),
-                                   3: self.status()}
+            return reasons.ALLOW, {
+                msg.SYNC_TIME: self._set_time(min(clock.MAX_LOCK_TIME, t + waited_s),
+                                              exact=True, forced=True),
+                msg.SYNC_STATUS: self.status()}
         if op == "log":
-            start = args.get(1, 1)
+            start = args.get(msg.LOG_FROM, 1)
             if not isinstance(start, int) or isinstance(start, bool) or start < 0:
                 return reasons.MALFORMED, {}
-            bound = self.begin_log_read(args.get(2), NO_KEY, events.LOG_READ_SERIAL)
-            return reasons.ALLOW, {1: self.log_page(start, bound), 2: bound}
+            bound = self.begin_log_read(args.get(msg.LOG_BOUND), NO_KEY, events.LOG_READ_SERIAL)
+            return reasons.ALLOW, {msg.LOG_RECORDS: self.log_page(start, bound),
+                                   msg.LOG_BOUND: bound}
         return reasons.UNSUPPORTED, {}
 
     def admin_result(self, nonce, outcome, data):
         key = self.admin_key if self.admin_key is not None else bytes(32)
         mac = msg.admin_result_mac(key, nonce, self.lock_id, outcome, data)
-        return msg.encode(msg.ADMIN_RESULT, {1: nonce, 2: outcome, 3: data, 4: mac})
+        return msg.encode(msg.ADMIN_RESULT, {msg.ADMIN_RESULT_NONCE: nonce,
+                                             msg.ADMIN_RESULT_OUTCOME: outcome,
+                                             msg.ADMIN_RESULT_DATA: data,
+                                             msg.ADMIN_RESULT_MAC: mac})

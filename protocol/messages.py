@@ -74,6 +74,25 @@ ADMIN_RESULT_MAC = const(4)
 
 PRESS_BUTTON_SECONDS = const(1)
 
+# The maps inside messages: OPEN_ARGS of a "log" read, and the args and data
+# of the installer's operations (ADMIN_ARGS, ADMIN_RESULT_DATA).
+LOG_FROM = const(1)  # "log" args: the first seq wanted
+LOG_BOUND = const(2)  # "log" args: the read's bound (a continuation); data: the bound
+LOG_RECORDS = const(1)  # "log" data: the records
+SYNC_TIME = const(1)  # "sync"/"force-time" args: POSIX time; data: its outcome
+SYNC_REVOCATION = const(2)  # "sync" args: a revocation update; data: its outcome
+SYNC_STATUS = const(3)  # "sync"/"force-time" data: the status map
+INFO_STATUS = const(1)  # "info" data
+INFO_DOOR = const(2)
+INFO_SUITE = const(3)
+INFO_LOCK_ID = const(4)
+COMMISSIONED_SEQ = const(1)  # COMMISSION's ADMIN_RESULT data: the COMMISSIONED record
+COMMISSIONED_STATUS = const(2)
+COMMISSIONED_AFTER = const(3)  # the first seq after the previous identity
+COMMISSIONED_ENDED = const(4)  # how it ended: 0 none known, 1 decommissioned, 2 reset
+DECOMMISSIONED_SEQ = const(1)  # "decommission" data
+DECOMMISSIONED_RECORD = const(2)  # [the DECOMMISSIONED record]
+
 # Field types: t text, b bytes, i unsigned int, B bool, m map, a array,
 # ab array of byte strings. Each schema entry: (key, type, required, bound)
 # where bound limits the length of text/bytes/arrays (0: no bound).

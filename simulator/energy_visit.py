@@ -19,7 +19,7 @@ from typing import Any
 
 from firmware import hal as hal_mod
 from firmware.hal import POWER_ADVERTISING, POWER_CONNECTED, POWER_MOTOR, POWER_SLEEP, POWER_STATES
-from protocol import cose, frames, keys, reasons
+from protocol import cose, frames, keys, keyside, reasons
 from protocol import messages as msg
 from protocol import token as tok
 from simulator import flash as flash_mod
@@ -208,16 +208,22 @@ class _Peer:
         self._pending: list[bytes] = []
 
     async def send(self, mtype: int, fields: dict) -> None:
-        await self.link.send(frames.encode(msg.encode(mtype, fields)))
+        await self.send_payload(msg.encode(mtype, fields))
 
-    async def recv(self, expect: tuple[int, ...], timeout: float = 120.0
-                   ) -> tuple[int, dict]:
+    async def send_payload(self, payload: bytes) -> None:
+        await self.link.send(frames.encode(payload))
+
+    async def recv_payload(self, timeout: float = 120.0) -> bytes:
         while not self._pending:
             data = await asyncio.wait_for(self.link.recv(), timeout)
             if not data:
                 raise EnergyError("the lock closed the link")
             self._pending.extend(self._decoder.feed(data))
-        return msg.decode(self._pending.pop(0), expect)
+        return self._pending.pop(0)
+
+    async def recv(self, expect: tuple[int, ...], timeout: float = 120.0
+                   ) -> tuple[int, dict]:
+        return msg.decode(await self.recv_payload(timeout), expect)
 
 
 # --- the measurement ------------------------------------------------------------
@@ -241,12 +247,15 @@ async def _commission(serial: _MemSerial) -> None:
     tool = _Peer(serial.host_end)
     await tool.send(msg.GET_HELLO, {})
     _, hello = await tool.recv((msg.HELLO,))
-    await tool.send(msg.COMMISSION, {1: hello[2], 2: LOCK_ID, 3: SECRET, 4: tok.SUITE_HMAC,
-                                     5: COMMISSION_TIME, 6: ISSUER, 7: "apartment"})
+    await tool.send(msg.COMMISSION, {
+        msg.COMMISSION_NONCE: hello[msg.HELLO_NONCE], msg.COMMISSION_LOCK_ID: LOCK_ID,
+        msg.COMMISSION_SECRET: SECRET, msg.COMMISSION_SUITE: tok.SUITE_HMAC,
+        msg.COMMISSION_TIME: COMMISSION_TIME, msg.COMMISSION_ISSUER: ISSUER,
+        msg.COMMISSION_DOOR: "apartment"})
     mtype, f = await tool.recv((msg.PRESS_BUTTON, msg.ADMIN_RESULT, msg.ERROR))
     if mtype == msg.PRESS_BUTTON:  # the virtual installer presses it (auto button)
         mtype, f = await tool.recv((msg.ADMIN_RESULT, msg.ERROR))
-    outcome = f[1] if mtype == msg.ERROR else f[2]
+    outcome = f[msg.ERROR_REASON] if mtype == msg.ERROR else f[msg.ADMIN_RESULT_OUTCOME]
     if outcome != reasons.ALLOW:
         raise EnergyError(f"commissioning was refused: {reasons.name(outcome)}")
 
@@ -269,15 +278,14 @@ async def _visit(hw: Hardware, ble: _MemBle, clock: ManualClock, timeline: list)
     mark = len(timeline)
     key = _Peer(ble.connect())
     _, hello = await key.recv((msg.HELLO,))
-    if hello[1] != LOCK_ID:
+    if hello[msg.HELLO_LOCK_ID] != LOCK_ID:
         raise EnergyError("the lock did not announce the commissioned id")
     token, pop = _grant(bytes(16))
-    nonce = hello[2]
-    await key.send(msg.OPEN, {1: nonce, 2: token, 3: tok.SCOPE_OPEN,
-                              4: msg.open_proof(pop, nonce, LOCK_ID, tok.SCOPE_OPEN, token)})
-    mtype, res = await key.recv((msg.RESULT, msg.ERROR))
-    outcome = res[1] if mtype == msg.ERROR else res[2]
-    if outcome != reasons.ALLOW:
+    nonce = hello[msg.HELLO_NONCE]
+    await key.send_payload(keyside.open_request(token, pop, LOCK_ID, nonce, tok.SCOPE_OPEN))
+    outcome, authenticated, *_ = keyside.read_answer(await key.recv_payload(), nonce, pop,
+                                                     LOCK_ID)
+    if outcome != reasons.ALLOW or not authenticated:
         raise EnergyError(f"the lock refused the visit: {reasons.name(outcome)}")
     t_answer = clock.now()
     await key.recv((msg.HELLO,))  # the lock is ready for another request

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from protocol import crypto, keys, reasons
+from protocol import crypto, keys, keyside, reasons
 from protocol import messages as msg
 from tools.issuer import Grant
 from tools.transport import TransportError
@@ -76,8 +76,11 @@ def _recv(link: Any, timeout: float = DEFAULT_TIMEOUT, expect: tuple[int, ...] |
 
 
 def read_hello(link: Any, timeout: float = DEFAULT_TIMEOUT) -> Hello:
-    mtype, f = _recv(link, timeout, (msg.HELLO,))
-    return Hello(f[1], f[2], f[3], f[4], f[5], f[6], f.get(8), f.get(9) or {})
+    payload = link.recv(timeout)
+    try:
+        return Hello(*keyside.hello_fields(payload))
+    except msg.MessageError as exc:
+        raise ClientError(f"the lock sent something unexpected ({exc})") from None
 
 
 def request_hello(link: Any, timeout: float = DEFAULT_TIMEOUT) -> Hello:
@@ -95,26 +98,18 @@ def access(link: Any, grant: Grant, action: str = "open", log_from: int | None =
     if hello.lock_id != grant.lock_id:
         raise ForeignLock(f"this is lock {hello.lock_id or '(uncommissioned)'}, "
                           f"not {grant.lock_id}")
-    proof = msg.open_proof(grant.pop_key, hello.nonce, grant.lock_id, action, grant.token)
-    fields: dict[int, Any] = {1: hello.nonce, 2: grant.token, 3: action, 4: proof}
     carried = grant.updates if updates is None else updates
-    if carried:
-        fields[5] = list(carried)
-    if log_from is not None:
-        fields[6] = {1: log_from}
-        if log_bound is not None:
-            fields[6][2] = log_bound
-    link.send(msg.encode(msg.OPEN, fields))
-    mtype, f = _recv(link, timeout + 5, (msg.RESULT, msg.ERROR))
-    if mtype == msg.ERROR:
-        return Outcome(f[1], authenticated=False)
-    if f[1] != hello.nonce:
-        raise ClientError("the lock answered another request")
-    mac = f.get(6)
-    ok = mac is not None and crypto.eq(
-        mac, msg.result_mac(grant.pop_key, f[1], grant.lock_id, f[2], f[3], f[4], f[5],
-                            f.get(7)))
-    return Outcome(f[2], ok, f[4], f[3], f[5], list(f.get(7) or []))
+    link.send(keyside.open_request(grant.token, grant.pop_key, grant.lock_id, hello.nonce,
+                                   action, carried, log_from, log_bound))
+    payload = link.recv(timeout + 5)
+    try:
+        outcome, ok, seq, when, status, records = keyside.read_answer(
+            payload, hello.nonce, grant.pop_key, grant.lock_id)
+    except msg.MessageError as exc:
+        raise ClientError(f"the lock sent something unexpected ({exc})") from None
+    except keyside.AnswerError as exc:
+        raise ClientError(str(exc)) from None
+    return Outcome(outcome, ok, seq, when, status, records)
 
 
 # --- the installer -------------------------------------------------------------
@@ -132,27 +127,39 @@ class Installer:
     def _await_answer(self, on_press: Callable[[int], None] | None) -> tuple[int, dict[int, Any]]:
         mtype, f = _recv(self.link, self.timeout, (msg.ADMIN_RESULT, msg.ERROR, msg.PRESS_BUTTON))
         if mtype == msg.PRESS_BUTTON:
+            seconds = f[msg.PRESS_BUTTON_SECONDS]
             if on_press is not None:
-                on_press(f[1])
-            mtype, f = _recv(self.link, f[1] + 10.0, (msg.ADMIN_RESULT, msg.ERROR))
+                on_press(seconds)
+            mtype, f = _recv(self.link, seconds + 10.0, (msg.ADMIN_RESULT, msg.ERROR))
         return mtype, f
+
+    @staticmethod
+    def _checked(f: dict[int, Any], key: bytes, nonce: bytes, lock_id: str) -> bool:
+        """True if an ADMIN_RESULT answers `nonce` under `key`."""
+        expected = msg.admin_result_mac(key, f[msg.ADMIN_RESULT_NONCE], lock_id,
+                                        f[msg.ADMIN_RESULT_OUTCOME], f[msg.ADMIN_RESULT_DATA])
+        return f[msg.ADMIN_RESULT_NONCE] == nonce and crypto.eq(expected,
+                                                                 f[msg.ADMIN_RESULT_MAC])
 
     def commission(self, *, lock_id: str, secret: bytes, suite: str, issuer: str, time: int,
                    door: str = "apartment", issuer_pk: bytes | None = None,
                    on_press: Callable[[int], None] | None = None) -> dict[int, Any]:
         hello = self.hello()
-        fields: dict[int, Any] = {1: hello.nonce, 2: lock_id, 3: secret, 4: suite, 5: int(time),
-                                  6: issuer, 7: door}
+        fields: dict[int, Any] = {
+            msg.COMMISSION_NONCE: hello.nonce, msg.COMMISSION_LOCK_ID: lock_id,
+            msg.COMMISSION_SECRET: secret, msg.COMMISSION_SUITE: suite,
+            msg.COMMISSION_TIME: int(time), msg.COMMISSION_ISSUER: issuer,
+            msg.COMMISSION_DOOR: door}
         if issuer_pk is not None:
-            fields[8] = issuer_pk
+            fields[msg.COMMISSION_ISSUER_KEY] = issuer_pk
         self.link.send(msg.encode(msg.COMMISSION, fields))
         mtype, f = self._await_answer(on_press)
         if mtype == msg.ERROR:
-            raise Refused(f[1], f"the lock refused commissioning: {reasons.name(f[1])}")
-        expected = msg.admin_result_mac(keys.admin_key(secret), f[1], lock_id, f[2], f[3])
-        if f[1] != hello.nonce or not crypto.eq(expected, f[4]):
+            reason = f[msg.ERROR_REASON]
+            raise Refused(reason, f"the lock refused commissioning: {reasons.name(reason)}")
+        if not self._checked(f, keys.admin_key(secret), hello.nonce, lock_id):
             raise ClientError("the lock's answer is not authenticated: commissioning unconfirmed")
-        return f[3]
+        return dict(f[msg.ADMIN_RESULT_DATA])
 
     def admin(self, admin_key: bytes, op: str, args: dict[int, Any] | None = None,
               expect_lock: str | None = None,
@@ -164,18 +171,20 @@ class Installer:
             raise ForeignLock(f"this is lock {hello.lock_id}, not {expect_lock}")
         args = args or {}
         mac = msg.admin_mac(admin_key, hello.nonce, hello.lock_id, op, args)
-        self.link.send(msg.encode(msg.ADMIN, {1: hello.nonce, 2: op, 3: args, 4: mac}))
+        self.link.send(msg.encode(msg.ADMIN, {msg.ADMIN_NONCE: hello.nonce, msg.ADMIN_OP: op,
+                                              msg.ADMIN_ARGS: args, msg.ADMIN_MAC: mac}))
         mtype, f = self._await_answer(on_press)
         if mtype == msg.ERROR:
-            if f[1] == reasons.BAD_PROOF:
+            reason = f[msg.ERROR_REASON]
+            if reason == reasons.BAD_PROOF:
                 raise ForeignLock("the lock does not belong to this site (admin proof refused)")
-            raise Refused(f[1], f"the lock refused {op}: {reasons.name(f[1])}")
-        expected = msg.admin_result_mac(admin_key, f[1], hello.lock_id, f[2], f[3])
-        if f[1] != hello.nonce or not crypto.eq(expected, f[4]):
+            raise Refused(reason, f"the lock refused {op}: {reasons.name(reason)}")
+        if not self._checked(f, admin_key, hello.nonce, hello.lock_id):
             raise ClientError("the lock's answer is not authenticated")
-        if f[2] != reasons.ALLOW:
-            raise Refused(f[2], f"the lock refused {op}: {reasons.name(f[2])}")
-        return f[3]
+        outcome = f[msg.ADMIN_RESULT_OUTCOME]
+        if outcome != reasons.ALLOW:
+            raise Refused(outcome, f"the lock refused {op}: {reasons.name(outcome)}")
+        return dict(f[msg.ADMIN_RESULT_DATA])
 
     def pull_log(self, admin_key: bytes, from_seq: int = 1,
                  progress: Callable[[int, int], None] | None = None) -> list[bytes]:
@@ -186,11 +195,11 @@ class Installer:
         nothing, so the read ends however busy the lock is."""
         reader = LogReader(from_seq)
         while not reader.done:
-            args: dict[int, Any] = {1: reader.next_seq}
+            args: dict[int, Any] = {msg.LOG_FROM: reader.next_seq}
             if reader.bound is not None:
-                args[2] = reader.bound
+                args[msg.LOG_BOUND] = reader.bound
             data = self.admin(admin_key, "log", args)
-            reader.take(data[1], data[2])
+            reader.take(data[msg.LOG_RECORDS], data[msg.LOG_BOUND])
             if progress is not None:
                 progress(*reader.progress())
         return reader.records

@@ -381,9 +381,11 @@ def cmd_commission(args: argparse.Namespace, out: Output) -> int:
             if exc.reason == reasons.ALREADY_COMMISSIONED:
                 raise Failed(ALREADY_COMMISSIONED.format(lock="another lock id")) from None
             raise
-    reg.add_lock(lock_id, args.door, args.suite, clients, now, first_seq=data.get(1),
-                 previous_end=int(data.get(4) or 0), previous_after=int(data.get(3) or 1))
-    reg.record_health(lock_id, data.get(2) or {}, now)
+    reg.add_lock(lock_id, args.door, args.suite, clients, now,
+                 first_seq=data.get(msg.COMMISSIONED_SEQ),
+                 previous_end=int(data.get(msg.COMMISSIONED_ENDED) or 0),
+                 previous_after=int(data.get(msg.COMMISSIONED_AFTER) or 1))
+    reg.record_health(lock_id, data.get(msg.COMMISSIONED_STATUS) or {}, now)
     reg.audit(actor(args), "commission", {"lock": lock_id, "clients": clients,
                                           "door": args.door, "suite": args.suite})
     out.done({"lock": lock_id, "clients": clients, "door": args.door, "suite": args.suite},
@@ -413,11 +415,11 @@ def _admin(args: argparse.Namespace, out: Output, op: str, argmap: dict[int, Any
 
 def cmd_lock_info(args: argparse.Namespace, out: Output) -> int:
     reg, row, data = _admin(args, out, "info")
-    status = data.get(1) or {}
+    status = data.get(msg.INFO_STATUS) or {}
     reg.record_health(row.lock_id, status, int(time.time()))
     tz = zone_of(reg)
     info = {
-        "lock": row.lock_id, "door": data.get(2), "suite": data.get(3),
+        "lock": row.lock_id, "door": data.get(msg.INFO_DOOR), "suite": data.get(msg.INFO_SUITE),
         "clients": row.clients, "revocation_version": status.get(msg.ST_REVOCATION_VERSION),
         "battery": ["ok", "low", "critical"][min(2, status.get(msg.ST_BATTERY, 0))],
         "battery_mv": status.get(msg.ST_BATTERY_MV),
@@ -467,7 +469,7 @@ def cmd_lock_sync(args: argparse.Namespace, out: Output) -> int:
             # even backwards, the way back for a clock pushed out of range.
             try:
                 forced = installer.admin(
-                    admin_key, "force-time", {1: int(time.time())}, expect_lock=row.lock_id,
+                    admin_key, "force-time", {msg.SYNC_TIME: int(time.time())}, expect_lock=row.lock_id,
                     on_press=lambda s: out.info(
                         f"Press the button on the lock now (within {s} s)...")).get(1)
             except Refused as exc:
@@ -480,19 +482,19 @@ def cmd_lock_sync(args: argparse.Namespace, out: Output) -> int:
                                  ) from None
                 raise
         now = int(time.time())
-        argmap: dict[int, Any] = {1: now}
+        argmap: dict[int, Any] = {msg.SYNC_TIME: now}
         blob = revocation_blob(reg, row.lock_id, now)
         if blob is not None:
-            argmap[2] = blob
+            argmap[msg.SYNC_REVOCATION] = blob
         data = installer.admin(admin_key, "sync", argmap, expect_lock=row.lock_id)
-    status = data.get(3) or {}
+    status = data.get(msg.SYNC_STATUS) or {}
     reg.record_health(row.lock_id, status, now)
     reg.audit(actor(args), "lock sync", {"lock": row.lock_id, "forced": forced is not None})
-    time_ok = data.get(1) == reasons.ALLOW
-    rev = data.get(2)
+    time_ok = data.get(msg.SYNC_TIME) == reasons.ALLOW
+    rev = data.get(msg.SYNC_REVOCATION)
     rev_text = ("up to date" if rev in (None, reasons.ROLLBACK) else
                 "updated" if rev == reasons.ALLOW else f"refused ({reasons.name(rev)})")
-    clock_text = _time_text(data.get(1), status, tz)
+    clock_text = _time_text(data.get(msg.SYNC_TIME), status, tz)
     if forced == reasons.ALLOW and time_ok:
         clock_text = "clock set (forced, with the button)"
     out.done({"lock": row.lock_id, "time_set": time_ok, "forced": forced == reasons.ALLOW,
@@ -517,10 +519,11 @@ def cmd_lock_decommission(args: argparse.Namespace, out: Output) -> int:
         data = installer.admin(
             admin_key, "decommission", expect_lock=row.lock_id,
             on_press=lambda s: out.info(f"Press the button on the lock now (within {s} s)..."))
-    last = [bytes(r) for r in (data.get(2) or [])]
+    last = [bytes(r) for r in (data.get(msg.DECOMMISSIONED_RECORD) or [])]
     reg.store_events(row.lock_id, last, row.epoch)
     with reg.tx():
-        reg.end_epoch(row.lock_id, row.epoch, "decommissioned", int(data.get(1) or 0), now)
+        reg.end_epoch(row.lock_id, row.epoch, "decommissioned",
+                      int(data.get(msg.DECOMMISSIONED_SEQ) or 0), now)
     reg.set_lock_status(row.lock_id, "decommissioned")
     reg.record_health(row.lock_id, status, now)
     reg.audit(actor(args), "lock decommission", {"lock": row.lock_id, "pulled": len(pulled)})
