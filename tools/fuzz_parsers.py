@@ -65,7 +65,8 @@ SITE = bytes(range(32, 64))
 SECRET = keys.lock_secret(SITE, LOCK_ID)
 TOKEN_KEY = keys.token_mac_key(SECRET)
 UPDATE_KEY = keys.update_key(SECRET)
-# RFC 8032 7.1 TEST 1's public key: structure checks run, no signature verifies
+# RFC 8032 7.1 TEST 1's key pair (an example, never a key to use)
+ED_SECRET = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
 ED_PUBLIC = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
 
 
@@ -189,6 +190,12 @@ def seeds() -> list[bytes]:
     for m in messages:
         out += [b"\x00" + frames.encode(m) * 2, b"\x01" + frames.encode(m), b"\x02" + m,
                 b"\x03" + m, bytes([12]) + frames.encode(m)]  # 12: Decoder, 8-byte chunks
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    ed_key = Ed25519PrivateKey.from_private_bytes(ED_SECRET)
+    ed = issuer.issue_token(SITE, LOCK_ID, iss="site", sub="staff", start=now - 60,
+                            end=now + 3600, suite="ed25519", signing_key=ed_key)
+    out += [b"\x06" + ed.token, b"\x04" + ed.token]
     out += [b"\x02" + g.token, b"\x04" + g.token, b"\x05" + cose.mac0_create(claims, TOKEN_KEY),
             b"\x06" + g.token, b"\x07" + claims,
             b"\x08" + revocation.encode_update(LOCK_ID, 1, now, 0, {}, {}, UPDATE_KEY),
