@@ -277,14 +277,13 @@ class Campaign:
         self._stop = threading.Event()
         self._sent = 0
         self.grants: list[issuer.Grant] = []
-        self._structured = False
 
     # the site's side
-    def grant(self, sub: str) -> issuer.Grant:
+    def grant(self, sub: str, rng: random.Random | None = None) -> issuer.Grant:
         now = int(time.time())
         return issuer.issue_token(self.site_secret, LOCK_ID, iss=ISSUER, sub=sub,
                                   start=now - 600, end=now + 3600,
-                                  scope=self.rng.choice(("open", "open log", "log")))
+                                  scope=(rng or self.rng).choice(("open", "open log", "log")))
 
     def commission(self) -> None:
         with self.lock.serial_link() as link:
@@ -297,9 +296,9 @@ class Campaign:
                 issuer.revocation_update(self.site_secret, LOCK_ID, 1, now, 0, {}, {}),
                 issuer.time_update(self.site_secret, "lock-other", now)]
 
-    def corpus(self) -> list[bytes]:
-        g = self.grant("fuzz-corpus")
-        nonce = self.rng.randbytes(16)
+    def corpus(self, rng: random.Random) -> list[bytes]:
+        g = self.grant("fuzz-corpus", rng)
+        nonce = rng.randbytes(16)
         proof = msg.open_proof(g.pop_key, nonce, LOCK_ID, "open", g.token)
         args: dict[int, Any] = {1: 1}
         return [
@@ -319,44 +318,48 @@ class Campaign:
             g.token, *self.updates(),
         ]
 
-    def live_request(self, nonce: bytes, serial: bool) -> bytes:
-        """A valid request for the live nonce, to be mutated."""
-        if serial and self.rng.random() < 0.4:
-            op, args = self.rng.choice((("log", {1: 1}), ("status", {}), ("sync", {})))
+    def live_request(self, rng: random.Random, nonce: bytes, serial: bool) -> tuple[bytes, bool]:
+        """A valid request for the live nonce, to be mutated, and whether it is
+        one that cannot be allowed whatever happens to it (an unknown action)."""
+        if serial and rng.random() < 0.4:
+            op, args = rng.choice((("log", {1: 1}), ("status", {}), ("sync", {})))
             return msg.encode(msg.ADMIN, {1: nonce, 2: op, 3: args, 4: msg.admin_mac(
-                self.admin_key, nonce, LOCK_ID, op, args)})
-        g = self.rng.choice(self.grants)
-        action = self.rng.choice(("open", "log"))
-        if self.rng.random() < 0.15:
+                self.admin_key, nonce, LOCK_ID, op, args)}), False
+        g = rng.choice(self.grants)
+        action = rng.choice(("open", "log"))
+        if rng.random() < 0.15:
             # Structure-aware: a real proof over an action no lock knows, with odd
             # arguments: past the token and the proof, into the refusals.
-            action = self.rng.choice(ODD_ACTIONS)
-            odd = self.rng.choice(ODD_VALUES)
+            action = rng.choice(ODD_ACTIONS)
+            odd = rng.choice(ODD_VALUES)
             fields = {1: nonce, 2: g.token, 3: action,
                       4: msg.open_proof(g.pop_key, nonce, LOCK_ID, action, g.token),
-                      6: {self.rng.choice((1, 2, 3, -1, 99)): odd}}
-            self._structured = True
-            return msg.encode(msg.OPEN, fields)
+                      6: {rng.choice((1, 2, 3, -1, 99)): odd}}
+            return msg.encode(msg.OPEN, fields), True
         fields: dict[int, Any] = {1: nonce, 2: g.token, 3: action,
                                   4: msg.open_proof(g.pop_key, nonce, LOCK_ID, action, g.token)}
-        if self.rng.random() < 0.3:
-            fields[5] = self.rng.sample(self.updates(), self.rng.randint(1, 3))
+        if rng.random() < 0.3:
+            fields[5] = rng.sample(self.updates(), rng.randint(1, 3))
         if action == "log":
-            fields[6] = {1: self.rng.randint(0, 3)}
-        return msg.encode(msg.OPEN, fields)
+            fields[6] = {1: rng.randint(0, 3)}
+        return msg.encode(msg.OPEN, fields), False
 
     def item(self, mut: Mutator, nonce: bytes, serial: bool, spent: list[bytes]
              ) -> tuple[bytes, str, int]:
         """(bytes, kind, frames in it) of one fuzz item, never a valid request."""
         while True:
-            self._structured = False
-            valid = self.live_request(nonce, serial) if self.rng.random() < 0.7 else mut.pick()
-            if self._structured and self.rng.random() < 0.5:
+            rng = mut.rng  # this thread's own: the same FUZZ_SEED, the same items
+            structured = False
+            if rng.random() < 0.7:
+                valid, structured = self.live_request(rng, nonce, serial)
+            else:
+                valid = mut.pick()
+            if structured and rng.random() < 0.5:
                 data, kind = frame_of(valid), "structured"  # as built: it cannot open
             else:
                 data, kind = mut.stream(valid, spent)
             good = None  # the valid request a mutation might leave intact
-            if not self._structured and valid[:1] and valid[0] >> 5 == 5:
+            if not structured and valid[:1] and valid[0] >> 5 == 5:
                 good = msg.decode(valid)
             found = requests_in(data)
             if good is not None and any(same_request(m, good) for m in found):
@@ -402,7 +405,8 @@ class Campaign:
 
     # the links
     def serial_thread(self, seed: int) -> None:
-        mut = Mutator(random.Random(seed), self.corpus())
+        rng = random.Random(seed)
+        mut = Mutator(rng, self.corpus(rng))
         spent: list[bytes] = [msg.encode(msg.GET_HELLO, {})]
         try:
             with self.lock.serial_link() as link:
@@ -440,7 +444,8 @@ class Campaign:
             self._fail(f"serial: {type(e).__name__}: {e}")
 
     def ble_thread(self, seed: int) -> None:
-        mut = Mutator(random.Random(seed), self.corpus())
+        rng = random.Random(seed)
+        mut = Mutator(rng, self.corpus(rng))
         spent: list[bytes] = [msg.encode(msg.GET_HELLO, {})]
         i = 0
         while not self._stop.is_set():
