@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 MPY     := $(VENV)/bin/micropython
 STUBS   := $(VENV)/stubs
 
-.PHONY: setup test test-cpython test-mpy lint bench mpy-cross demo powercut soak clean
+.PHONY: setup test test-cpython test-mpy lint bench mpy-cross demo powercut soak fuzz clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,19 @@ test-cpython: setup
 
 test-mpy: setup
 	$(PY) -m pytest -q tests/test_on_micropython.py
+
+# Fuzzing (issue #12): FUZZ_FRAMES frames into the firmware under MicroPython over
+# both links (tools/fuzz.py), then a FUZZ_SECONDS coverage-guided campaign over the
+# parsers on CPython (tools/fuzz_parsers.py; atheris, or random mutation, NOT
+# coverage-guided, if atheris does not install). FUZZ_SEED replays a campaign.
+FUZZ_FRAMES  ?= 100000
+FUZZ_SECONDS ?= 120
+fuzz: setup
+	@$(PY) -c "import atheris" 2>/dev/null \
+	  || $(PY) -m pip install -q --disable-pip-version-check -e '.[fuzz]' \
+	  || echo "WARNING: atheris did not install: the parser campaign is random mutation, NOT coverage-guided"
+	$(PY) -m tools.fuzz mpy --frames $(FUZZ_FRAMES)
+	$(PY) -m tools.fuzz_parsers --seconds $(FUZZ_SECONDS)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -46,6 +46,10 @@ and under MicroPython (which forwards them to its own virtual hardware):
                                          read at each use, so they apply at once to
                                          waits that start after the change; kept
                                          across resets, not across a restart
+  heap      (--mpy only)                 ask the firmware for gc.mem_free()/mem_alloc()
+                                         after a gc.collect() (firmware/board_unix.py);
+                                         answers the last {"mem": {free, alloc, n}}; the
+                                         new one (n + 1) is in "state" within ~1 s
 
 `state` answers {"time_s", "bolt": {position, thrown, retracted, jammed, jam_at,
 motor, moving, current_ma, starts}, "door": {closed, history}, "button": {pressed,

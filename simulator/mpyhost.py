@@ -199,6 +199,9 @@ class MpyBoard(SimBoard):
         self.repl_closed = False
         self.child_started = 0.0
         self.compiled: list[tuple[str, int, int]] = []
+        # The firmware's last heap measurement (control "heap"; board_unix.py):
+        # {"free", "alloc" (bytes after gc.collect()), "n" (reports so far)}.
+        self.mem: dict[str, int] = {"free": -1, "alloc": -1, "n": 0}
 
     # --- set-up -----------------------------------------------------------------
     async def start(self) -> None:
@@ -213,6 +216,7 @@ class MpyBoard(SimBoard):
         if self.control is not None:
             name = self.board.NAME
             self.control.handlers["ping"] = lambda _c: {"mode": self.mode, "board": name}
+            self.control.handlers["heap"] = self._ask_heap
         self._usb_task = asyncio.ensure_future(self._usb())
 
     def _prepare(self) -> None:
@@ -368,6 +372,14 @@ class MpyBoard(SimBoard):
         await self._kill_child()
 
     # --- what the control socket needs ---------------------------------------------
+    def _ask_heap(self, command: dict) -> dict:
+        """control "heap": ask the firmware for a heap measurement (it answers
+        within about a second, at its next watchdog feed: poll until "n"
+        grows) and answer the last one."""
+        if "heap" not in self._directives:
+            self._directives.append("heap")
+        return {"mem": dict(self.mem)}
+
     def power_cut(self) -> None:
         self._power_cut = True
 
@@ -422,6 +434,7 @@ class MpyBoard(SimBoard):
         out["timings"] = dict(self.timings)
         out["mode"] = self.mode
         out["heap"] = self.heap
+        out["mem"] = dict(self.mem)
         return out
 
     # --- the child's connections ------------------------------------------------------
@@ -519,6 +532,9 @@ class MpyBoard(SimBoard):
             self.power_cut()
         elif cmd == "repl":
             self.repl_closed = arg == "closed"
+        elif cmd == "heap":
+            free, alloc = arg.split()
+            self.mem = {"free": int(free), "alloc": int(alloc), "n": self.mem["n"] + 1}
         elif cmd == "boot":
             pass
         else:

@@ -43,7 +43,14 @@
 #   unixport.make_hal(board)  this HAL (what firmware.main calls on the unix port)
 # A hal.reset(), a watchdog reset or a power cut ends this process: the parent
 # kills it and starts the next boot with the right reset cause.
+#
+# Heap (a measurement for the simulator's tests, tools/fuzz.py): the directive
+# "!heap" asks for one; at its next watchdog feed (at least once a second, in
+# the watchdog task, between requests) the HAL runs gc.collect() and answers
+# "heap FREE ALLOC" (gc.mem_free(), gc.mem_alloc()); control "heap" and
+# "state" show the last one (simulator/mpyhost.py).
 import asyncio
+import gc
 import os
 import socket
 import sys
@@ -218,6 +225,7 @@ class UnixHAL(hal_mod.HAL):
         self._serial = None
         self._t0 = time.ticks_ms()
         self._ms = 0
+        self._heap_asked = False
         self.control.call("boot %d" % self._cause)
 
     def _directive(self, line):
@@ -229,6 +237,8 @@ class UnixHAL(hal_mod.HAL):
             import json
 
             self.timings = json.loads(arg)
+        elif what == "heap":
+            self._heap_asked = True  # measured at the next watchdog feed
         elif what == "stop":
             self.control.dead = True
             raise SystemExit(0)
@@ -283,6 +293,10 @@ class UnixHAL(hal_mod.HAL):
 
     def watchdog_feed(self):
         self.control.call("watchdog_feed")
+        if self._heap_asked:
+            self._heap_asked = False
+            gc.collect()
+            self.control.call("heap %d %d" % (gc.mem_free(), gc.mem_alloc()))
 
     def reset_cause(self):
         return self._cause
