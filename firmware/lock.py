@@ -425,7 +425,7 @@ class Lock:
             return reasons.TOKEN_BURNED, claims, None
         pop_key = keys.pop_key(self.config.secret, claims.cti)
         proof = msg.open_proof(pop_key, nonce, self.lock_id, fields[msg.OPEN_ACTION],
-                               fields[msg.OPEN_TOKEN])
+                               fields[msg.OPEN_TOKEN], fields.get(msg.OPEN_ARGS))
         if not eq(proof, fields[msg.OPEN_PROOF]):
             self.refuse(reasons.BAD_PROOF, key_id, flags, claims.cti)
             count = self.proof_failures.failed(claims.cti, claims.exp, self.clock.now())

@@ -22,14 +22,16 @@ def hello_fields(payload):
 def open_request(token, pop_key, lock_id, nonce, action, updates=None, log_from=None,
                  log_bound=None):
     """The OPEN payload answering the HELLO with `nonce` from lock `lock_id`."""
-    fields = {msg.OPEN_NONCE: nonce, msg.OPEN_TOKEN: token, msg.OPEN_ACTION: action,
-              msg.OPEN_PROOF: msg.open_proof(pop_key, nonce, lock_id, action, token)}
-    if updates:
-        fields[msg.OPEN_UPDATES] = list(updates)
+    args = None
     if log_from is not None:
         args = {msg.LOG_FROM: log_from}
         if log_bound is not None:
             args[msg.LOG_BOUND] = log_bound
+    fields = {msg.OPEN_NONCE: nonce, msg.OPEN_TOKEN: token, msg.OPEN_ACTION: action,
+              msg.OPEN_PROOF: msg.open_proof(pop_key, nonce, lock_id, action, token, args)}
+    if updates:
+        fields[msg.OPEN_UPDATES] = list(updates)
+    if args is not None:
         fields[msg.OPEN_ARGS] = args
     return msg.encode(msg.OPEN, fields)
 

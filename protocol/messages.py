@@ -218,12 +218,18 @@ def decode(payload, expect=None):
 # What each MAC covers. Binding the nonce, the lock id and the request
 # makes a captured exchange useless anywhere else or later.
 
-def open_proof_input(nonce, lock_id, action, token):
-    return cbor.dumps(["open", nonce, lock_id, action, crypto.sha256(token)])
+def open_proof_input(nonce, lock_id, action, token, args=None):
+    # The action's arguments (a log read's range) are covered too when there
+    # are any, so a relay cannot change what the key asked for; without them
+    # the input is the five-element array.
+    body = ["open", nonce, lock_id, action, crypto.sha256(token)]
+    if args:
+        body.append(args)
+    return cbor.dumps(body)
 
 
-def open_proof(pop_key, nonce, lock_id, action, token):
-    return crypto.hmac_sha256(pop_key, open_proof_input(nonce, lock_id, action, token))
+def open_proof(pop_key, nonce, lock_id, action, token, args=None):
+    return crypto.hmac_sha256(pop_key, open_proof_input(nonce, lock_id, action, token, args))
 
 
 def result_mac(pop_key, nonce, lock_id, outcome, time, seq, status, records=None):

@@ -48,3 +48,22 @@ def test_an_altered_or_foreign_answer_is_not_authenticated() -> None:
     outcome, ok, *_ = keyside.read_answer(BY_NAME["ERROR"], mc.NONCE, mc.pop_key(mc.CTI),
                                           mc.LOCK)
     assert outcome == 11 and ok is False  # an ERROR is never authenticated
+
+
+def test_a_log_reads_range_is_covered_by_the_proof() -> None:
+    """The proof over an OPEN with OPEN_ARGS has the args map as a sixth element
+    (computed here with cbor2 and hmac, as docs/PROTOCOL.md section 5 says)."""
+    import hashlib
+    import hmac
+
+    import cbor2
+
+    from protocol import messages as msg
+    token, pop = mc.token(), mc.pop_key(mc.CTI)
+    payload = keyside.open_request(token, pop, mc.LOCK, mc.NONCE, "log", log_from=5,
+                                   log_bound=9)
+    fields = cbor2.loads(payload)
+    assert fields[msg.OPEN_ARGS] == {1: 5, 2: 9}
+    body = cbor2.dumps(["open", mc.NONCE, mc.LOCK, "log", hashlib.sha256(token).digest(),
+                        {1: 5, 2: 9}], canonical=True)
+    assert fields[msg.OPEN_PROOF] == hmac.new(pop, body, hashlib.sha256).digest()

@@ -102,6 +102,23 @@ def test_two_keys_racing_on_one_challenge(target: Target) -> None:
     target.opens += 1
 
 
+def test_a_relay_changing_a_log_reads_range(target: Target) -> None:
+    """The range a key asks for is under its proof: a relay that rewrites it
+    makes the proof fail."""
+    from protocol import keyside
+    reader = target.valid("staff-reader", scope="open log")
+    with target.attack(R.BAD_PROOF):
+        with target.sim.ble_link() as link:
+            hello = read_hello(link)
+            request = keyside.open_request(reader.token, reader.pop_key, LOCK, hello.nonce,
+                                           "log", log_from=1 << 20)
+            fields = msg.decode(request)[1]
+            fields[msg.OPEN_ARGS] = {msg.LOG_FROM: 1}  # the relay asks for everything
+            link.send(msg.encode(msg.OPEN, fields))
+            mtype, f = msg.decode(link.recv(10))
+            assert mtype == msg.ERROR and f[msg.ERROR_REASON] == R.BAD_PROOF
+
+
 # --- tokens refused by the decision -----------------------------------------------------
 @pytest.mark.parametrize("case,reason", [
     ("expired", R.EXPIRED), ("not-yet-valid", R.NOT_YET_VALID), ("scope", R.SCOPE),
