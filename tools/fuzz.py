@@ -239,7 +239,7 @@ def same_request(a: tuple[int, dict[int, Any]], b: tuple[int, dict[int, Any]]) -
 
 ODD_ACTIONS = ("", "admin", "opeN", "open ", " open", "log\x00", "x" * 16, "öppna", "OPEN",
                "status", "decommission")
-ODD_VALUES = (-1, 0, 2**64 - 1, -(2**63), True, False, "1", b"", [], {}, [1, 2], {1: {1: 1}},
+ODD_VALUES: tuple[Any, ...] = (-1, 0, 2**64 - 1, -(2**63), True, False, "1", b"", [], {}, [1, 2], {1: {1: 1}},
               2**31, 2**30)
 
 
@@ -332,10 +332,11 @@ class Campaign:
             # arguments: past the token and the proof, into the refusals.
             action = rng.choice(ODD_ACTIONS)
             odd = rng.choice(ODD_VALUES)
-            fields = {1: nonce, 2: g.token, 3: action,
-                      4: msg.open_proof(g.pop_key, nonce, LOCK_ID, action, g.token),
-                      6: {rng.choice((1, 2, 3, -1, 99)): odd}}
-            return msg.encode(msg.OPEN, fields), True
+            args = {rng.choice((1, 2, 3, -1, 99)): odd}  # under the proof, as a key sends it
+            odd_open: dict[int, Any] = {
+                1: nonce, 2: g.token, 3: action,
+                4: msg.open_proof(g.pop_key, nonce, LOCK_ID, action, g.token, args), 6: args}
+            return msg.encode(msg.OPEN, odd_open), True
         fields: dict[int, Any] = {1: nonce, 2: g.token, 3: action,
                                   4: msg.open_proof(g.pop_key, nonce, LOCK_ID, action, g.token)}
         if rng.random() < 0.3:
@@ -492,7 +493,7 @@ class Campaign:
         """The smallest live heap of a few measurements a second apart (what
         is live at a collection depends a little on where the tasks are)."""
         seen = [self.heap_once() for _ in range(samples)]
-        best = dict(min(seen, key=lambda m: m["alloc"]))
+        best: dict[str, Any] = dict(min(seen, key=lambda m: m["alloc"]))
         best["samples"] = [m["alloc"] for m in seen]
         return best
 

@@ -30,6 +30,7 @@ tests/test_fuzz_regressions.py.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import random
 import sys
@@ -45,7 +46,7 @@ TARGETS = 12
 atheris: Any = None
 if __name__ == "__main__":  # a campaign: instrument protocol/ (tests import this plainly)
     try:
-        import atheris
+        atheris = importlib.import_module("atheris")  # optional: `make fuzz` installs it
     except ImportError:  # the fallback
         atheris = None
 
