@@ -17,9 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from protocol import clock, keys, reasons, revocation
+from protocol import clock, events, keys, reasons, revocation
 from protocol import token as tok
+from tools import device as device_mod
 from tools import issuer, lockctl
 from tools.registry import DB_NAME, Registry, RegistryError
 from tools.site import InvalidInput, Site
@@ -148,11 +150,25 @@ def fail_audit_inserts(reg: Registry) -> None:
 
 CTI = bytes(range(16))
 
+NOW = int(time.time())
+RECORD = events.encode(3, clock.from_unix(NOW), events.OPENED, 0, 0, bytes(8), bytes(8),
+                       bytes(32))
+PHONE = X25519PrivateKey.from_private_bytes(bytes(range(32))).public_key().public_bytes_raw()
+
 ACTS = {
     "client add": lambda s: s.add_client("admin", "C1", "Astrid", "Storgatan 4"),
     "staff add": lambda s: s.add_staff("admin", "S2", "Bilal", "Omsorg AB"),
     "revoke --staff": lambda s: s.revoke_staff("admin", "S1"),
     "revoke --token": lambda s: s.revoke_token("admin", CTI),
+    "device enrol": lambda s: s.enrol_device("admin", "S1", PHONE,
+                                             device_mod.fingerprint(PHONE)),
+    # What the lock answered, recorded (lockctl did the talking):
+    "commission": lambda s: s.record_commissioning("admin", "L2", "apartment", "hmac", ["C0"],
+                                                   NOW, {1: 2, 2: {}, 3: 1, 4: 0}),
+    "log pull": lambda s: s.record_pull("admin", "L1", 1, 5, [RECORD], {}, NOW),
+    "lock sync": lambda s: s.record_sync("admin", "L1", {1: 3}, NOW, False),
+    "lock decommission": lambda s: s.record_decommission("admin", "L1", 1, 4, [RECORD], {},
+                                                         NOW),
 }
 
 
@@ -160,6 +176,8 @@ ACTS = {
 def token_site(site: Site) -> Site:
     now = int(time.time())
     site.registry.add_token(CTI, "S1", "L1", now, now + 3600, "open", False)
+    site.add_client("admin", "C0", "Karl", None)
+    site.registry.add_lock("L1", "apartment", "hmac", ["C0"], now, first_seq=1)
     return site
 
 

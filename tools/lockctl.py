@@ -381,13 +381,8 @@ def cmd_commission(args: argparse.Namespace, out: Output) -> int:
             if exc.reason == reasons.ALREADY_COMMISSIONED:
                 raise Failed(ALREADY_COMMISSIONED.format(lock="another lock id")) from None
             raise
-    reg.add_lock(lock_id, args.door, args.suite, clients, now,
-                 first_seq=data.get(msg.COMMISSIONED_SEQ),
-                 previous_end=int(data.get(msg.COMMISSIONED_ENDED) or 0),
-                 previous_after=int(data.get(msg.COMMISSIONED_AFTER) or 1))
-    reg.record_health(lock_id, data.get(msg.COMMISSIONED_STATUS) or {}, now)
-    reg.audit(actor(args), "commission", {"lock": lock_id, "clients": clients,
-                                          "door": args.door, "suite": args.suite})
+    Site(reg).record_commissioning(actor(args), lock_id, args.door, args.suite, clients, now,
+                                   data)
     out.done({"lock": lock_id, "clients": clients, "door": args.door, "suite": args.suite},
              f"Lock {lock_id} commissioned: {args.door} door of {', '.join(clients)}, "
              f"suite {args.suite}, clock set.")
@@ -488,8 +483,7 @@ def cmd_lock_sync(args: argparse.Namespace, out: Output) -> int:
             argmap[msg.SYNC_REVOCATION] = blob
         data = installer.admin(admin_key, "sync", argmap, expect_lock=row.lock_id)
     status = data.get(msg.SYNC_STATUS) or {}
-    reg.record_health(row.lock_id, status, now)
-    reg.audit(actor(args), "lock sync", {"lock": row.lock_id, "forced": forced is not None})
+    Site(reg).record_sync(actor(args), row.lock_id, status, now, forced is not None)
     time_ok = data.get(msg.SYNC_TIME) == reasons.ALLOW
     rev = data.get(msg.SYNC_REVOCATION)
     rev_text = ("up to date" if rev in (None, reasons.ROLLBACK) else
@@ -515,18 +509,13 @@ def cmd_lock_decommission(args: argparse.Namespace, out: Output) -> int:
         hello = lock_hello(installer, args.port)
         row = known_lock(reg, hello.lock_id)
         admin_key = issuer.admin_key_for(reg.site_secret(), row.lock_id)
-        pulled, status = pull_serial(installer, reg, row, admin_key, out)
+        pulled, status = pull_serial(installer, reg, row, admin_key, out, actor(args))
         data = installer.admin(
             admin_key, "decommission", expect_lock=row.lock_id,
             on_press=lambda s: out.info(f"Press the button on the lock now (within {s} s)..."))
     last = [bytes(r) for r in (data.get(msg.DECOMMISSIONED_RECORD) or [])]
-    reg.store_events(row.lock_id, last, row.epoch)
-    with reg.tx():
-        reg.end_epoch(row.lock_id, row.epoch, "decommissioned",
-                      int(data.get(msg.DECOMMISSIONED_SEQ) or 0), now)
-    reg.set_lock_status(row.lock_id, "decommissioned")
-    reg.record_health(row.lock_id, status, now)
-    reg.audit(actor(args), "lock decommission", {"lock": row.lock_id, "pulled": len(pulled)})
+    Site(reg).record_decommission(actor(args), row.lock_id, row.epoch,
+                                  int(data.get(msg.DECOMMISSIONED_SEQ) or 0), last, status, now)
     out.done({"lock": row.lock_id, "status": "decommissioned", "pulled": len(pulled) + len(last)},
              f"Lock {row.lock_id} decommissioned: its log was collected ({len(pulled) + len(last)} "
              "events); it opens for nobody until commissioned again.")
@@ -790,24 +779,15 @@ def cmd_open(args: argparse.Namespace, out: Output) -> int:
     return 0 if outcome.opened else 1
 
 
-def note_start(reg: Registry, row: Any, start: int, records: list[bytes]) -> None:
-    """A pull that asked from `start` and got a later first record found the
-    records between already overwritten in the lock's ring: say so, forever."""
-    if records:
-        first = int.from_bytes(records[0][0:4], "big")
-        if first > start:
-            with reg.tx():
-                reg.note_overwritten(row.lock_id, row.epoch, start, first - 1)
-
-
 def pull_serial(installer: Installer, reg: Registry, row: Any, admin_key: bytes,
-                out: Output) -> tuple[list[bytes], dict[int, Any]]:
-    """Every record of the lock's current epoch not yet held, stored."""
+                out: Output, who: str) -> tuple[list[bytes], dict[int, Any]]:
+    """Every record of the lock's current epoch not yet held, kept (an act)."""
     start = reg.last_seq(row.lock_id, row.epoch) + 1
     records = installer.pull_log(admin_key, start, out.progress("pulling log"))
-    note_start(reg, row, start, records)
-    reg.store_events(row.lock_id, records, row.epoch)
-    status = installer.admin(admin_key, "info", expect_lock=row.lock_id).get(1) or {}
+    status = installer.admin(admin_key, "info", expect_lock=row.lock_id).get(
+        msg.INFO_STATUS) or {}
+    Site(reg).record_pull(who, row.lock_id, row.epoch, start, records, status,
+                          int(time.time()))
     return records, status
 
 
@@ -820,8 +800,10 @@ def cmd_log_pull(args: argparse.Namespace, out: Output) -> int:
             hello = lock_hello(installer, args.port)
             row = known_lock(reg, hello.lock_id)
             admin_key = issuer.admin_key_for(reg.site_secret(), row.lock_id)
-            records, status = pull_serial(installer, reg, row, admin_key, out)
-        added = len(records)
+            start = reg.last_seq(row.lock_id, row.epoch) + 1
+            records = installer.pull_log(admin_key, start, out.progress("pulling log"))
+            status = installer.admin(admin_key, "info", expect_lock=row.lock_id).get(
+                msg.INFO_STATUS) or {}
     else:
         if not (args.key or args.device) or not args.ble:
             raise UsageError("log pull needs --port DEV, or --ble ADDR with --device DIR")
@@ -838,11 +820,8 @@ def cmd_log_pull(args: argparse.Namespace, out: Output) -> int:
                                out.progress("pulling log"), expect_lock=row.lock_id,
                                on_status=lambda st: seen.__setitem__("status", st))
         status = seen.get("status", {})
-        note_start(reg, row, start, records)
-        added = reg.store_events(row.lock_id, records, row.epoch)
-    reg.record_health(row.lock_id, status, now)
-    pruned = reg.prune_events(now)
-    reg.audit(actor(args), "log pull", {"lock": row.lock_id, "records": len(records)})
+    added, pruned = Site(reg).record_pull(actor(args), row.lock_id, row.epoch, start, records,
+                                          status, now)
     out.done({"lock": row.lock_id, "pulled": len(records), "new": added, "pruned": pruned},
              f"Pulled {len(records)} events from lock {row.lock_id} ({added} new)."
              + (f" {pruned} event(s) past the retention period were deleted." if pruned else ""))

@@ -283,3 +283,54 @@ class Site:
                 reg.add_token(g.cti, staff_id, g.lock_id, start, end, scope, alarm,
                               dev["fingerprint"])
         return data, grants, str(dev["fingerprint"])
+
+    # --- what the installer's tool and the keys bring back -----------------------------
+    # The lock is talked to by lockctl (transport); what it answered changes
+    # the registry here, each as one act with its audit record.
+    def record_commissioning(self, actor: str, lock_id: str, door: str, suite: str,
+                             clients: list[str], now: int, answer: dict[int, Any]) -> int:
+        """The lock took its identity: its registry row and a new epoch."""
+        from protocol import messages as msg
+        with self.act(actor, "commission", {"lock": lock_id, "clients": clients, "door": door,
+                                             "suite": suite}) as detail:
+            epoch = self.registry.add_lock(
+                lock_id, door, suite, clients, now,
+                first_seq=answer.get(msg.COMMISSIONED_SEQ),
+                previous_end=int(answer.get(msg.COMMISSIONED_ENDED) or 0),
+                previous_after=int(answer.get(msg.COMMISSIONED_AFTER) or 1))
+            self.registry.record_health(lock_id, answer.get(msg.COMMISSIONED_STATUS) or {}, now)
+            detail["epoch"] = epoch
+        return epoch
+
+    def record_pull(self, actor: str, lock_id: str, epoch: int, start: int,
+                    records: list[bytes], status: dict[int, Any], now: int) -> tuple[int, int]:
+        """Pulled records kept; a start found already overwritten noted; the
+        lock's health; the retention applied. Returns (new records, pruned)."""
+        reg = self.registry
+        with self.act(actor, "log pull", {"lock": lock_id, "records": len(records)}) as detail:
+            if records:
+                first = int.from_bytes(records[0][0:4], "big")
+                if first > start:  # overwritten in the lock's ring before collected
+                    reg.note_overwritten(lock_id, epoch, start, first - 1)
+            added = reg.store_events(lock_id, records, epoch)
+            if status:
+                reg.record_health(lock_id, status, now)
+            pruned = reg.prune_events(now)
+            detail.update(new=added, pruned=pruned)
+        return added, pruned
+
+    def record_sync(self, actor: str, lock_id: str, status: dict[int, Any], now: int,
+                    forced: bool) -> None:
+        with self.act(actor, "lock sync", {"lock": lock_id, "forced": forced}):
+            self.registry.record_health(lock_id, status, now)
+
+    def record_decommission(self, actor: str, lock_id: str, epoch: int, seq: int,
+                            last: list[bytes], status: dict[int, Any], now: int) -> None:
+        """The lock ended its identity: its last record kept, the epoch ended."""
+        reg = self.registry
+        with self.act(actor, "lock decommission", {"lock": lock_id, "epoch": epoch}):
+            reg.store_events(lock_id, last, epoch)
+            reg.end_epoch(lock_id, epoch, "decommissioned", seq, now)
+            reg.set_lock_status(lock_id, "decommissioned")
+            if status:
+                reg.record_health(lock_id, status, now)
