@@ -51,12 +51,12 @@ class Session:
         self.accepted = False  # a request of a verified token was granted
         self.ended = None  # None, "refused" (its token's own refusal) or "failed"
 
-    def take_nonce(self, nonce, now_ms):
+    def take_nonce(self, nonce, now_ms, ttl_ms=CHALLENGE_TTL_MS):
         """Consume the current challenge: a reason code (ALLOW if it was fresh)."""
         if self.nonce is None or nonce != self.nonce:
             return reasons.REPLAY
         self.nonce = None  # a challenge answers exactly one request
-        if now_ms - self.issued_ms > CHALLENGE_TTL_MS:
+        if now_ms - self.issued_ms > ttl_ms:
             return reasons.CHALLENGE_EXPIRED
         return reasons.ALLOW
 
@@ -396,7 +396,8 @@ class Lock:
         once the bolt has moved, so the log says what really happened.
         """
         nonce = fields[msg.OPEN_NONCE]
-        fresh = session.take_nonce(nonce, self.hal.ticks_ms())
+        fresh = session.take_nonce(nonce, self.hal.ticks_ms(),
+                                   hal_mod.timing(self.hal, "challenge_ttl_ms", CHALLENGE_TTL_MS))
         if self.config is None:
             self.refuse(reasons.NOT_COMMISSIONED)
             return reasons.NOT_COMMISSIONED, None, None

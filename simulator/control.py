@@ -100,6 +100,7 @@ TIMINGS = {
     "watchdog_ms": "watchdog timeout (8000)",
     "battery_period_ms": "battery read every (60000)",
     "peer_budget_ms": "records a peer causes without a verified token: one per (3600000)",
+    "challenge_ttl_ms": "a HELLO's nonce answers a request for (15000)",
     "first_bytes_ms": "a new BLE central must start talking within (1000)",
     "preauth_ms": "a BLE central must have a request accepted within (3000)",
     "hold_off_ms": "a BLE central dropped for failing is refused for (10000)",

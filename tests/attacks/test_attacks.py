@@ -84,6 +84,20 @@ def test_replay_of_a_captured_exchange(target: Target) -> None:
             assert mtype == msg.ERROR and f[1] == R.REPLAY
 
 
+def test_a_proof_after_the_challenge_window(target: Target) -> None:
+    grant = target.valid("staff-slow")
+    target.sim.control({"cmd": "timings", "set": {"challenge_ttl_ms": 300}})
+    try:
+        with target.attack(R.CHALLENGE_EXPIRED):
+            with target.sim.ble_link() as link:
+                hello = read_hello(link)
+                time.sleep(0.6)  # the nonce has expired
+                out = access(link, grant, hello=hello)
+                assert not out.opened and out.reason == R.CHALLENGE_EXPIRED
+    finally:
+        target.sim.control({"cmd": "timings", "set": {"challenge_ttl_ms": 15000}})
+
+
 def test_two_keys_racing_on_one_challenge(target: Target) -> None:
     a, b = target.valid("staff-a"), target.valid("staff-b")
     with target.attack(R.REPLAY):
@@ -407,3 +421,26 @@ def test_frames_on_serial_and_ble_at_the_same_time(target: Target) -> None:
     assert not errors, errors
     state = target.sim.control({"cmd": "state"})
     assert len(state["boots"]) == 1  # no reset
+
+
+# --- commissioning without presence ------------------------------------------------------------
+def test_commissioning_without_the_button_is_refused(target: Target, tmp_path_factory) -> None:
+    """A lock of its own here (the shared one presses its button itself): nobody at
+    the door, no identity; it is then commissioned normally and opens."""
+    from simlock import SimulatedLock, Site
+    args = ["--mpy"] if target.name == "micropython" else []
+    sim = SimulatedLock(tmp_path_factory.mktemp("nobutton"), args, auto_button=False).start()
+    try:
+        sim.control({"cmd": "timings", "set": {"button_window_ms": 800}})
+        site = Site("attack-site")
+        with pytest.raises(ClientError) as exc:
+            site.commission(sim, "lock-unattended")
+        assert getattr(exc.value, "reason", None) == R.BUTTON_REQUIRED
+        with sim.ble_link() as link:
+            assert read_hello(link).lock_id == ""  # still nobody's
+        sim.control({"cmd": "button", "action": "hold"})
+        site.commission(sim, "lock-unattended")
+        sim.control({"cmd": "button", "action": "release"})
+        assert open_with(sim, site.grant("lock-unattended", "staff-x")).opened
+    finally:
+        sim.stop()
