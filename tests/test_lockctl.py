@@ -123,6 +123,7 @@ def test_the_whole_story(world) -> None:
     verified = json.loads(site.ok("--json", "log", "verify", "--lock-id", "NT-1"))
     assert verified["ok"] is True
     site.ok("log", "report", "--lock-id", "NT-1", "--format", "html", "--out", "r.html")
+    assert (root / "r.html").stat().st_mode & 0o077 == 0  # personal data: owner-only
     page = (root / "r.html").read_text()
     assert "Anna Berg" in page and "Bilal Haddad" in page and "revoked" in page
     assert "Complete from commissioning" in page and "NOT complete" not in page
