@@ -197,7 +197,7 @@ class Lock:
 
     def _write_summary(self):
         total, counts = self.budget.take()
-        self._append(events.PEER_SUMMARY, total, counts, 0)
+        return self._append(events.PEER_SUMMARY, total, counts, 0)
 
     def peer_record(self, kind, code, detail=0, key_id=NO_KEY, flags=0, n=1):
         """A record a peer caused without a verified token: under the budget
@@ -206,8 +206,7 @@ class Lock:
         if what == "write":
             return self._append(code, detail, key_id, flags)
         if what == "summary":
-            total, counts = self.budget.take()
-            return self._append(events.PEER_SUMMARY, total, counts, 0)
+            return self._write_summary()
         return 0
 
     def _append(self, code, detail, key_id, flags):
@@ -491,8 +490,7 @@ class Lock:
         """The upper bound of a read by (key_id, how): `bound` itself when it
         names this reader's LOG_READ record (a continuation), else the bound
         of its last read if nothing new came since, else a new record's seq."""
-        if (isinstance(bound, int) and not isinstance(bound, bool) and bound > 0
-                and self._is_read_of(bound, key_id, how)):
+        if clock.is_int(bound) and bound > 0 and self._is_read_of(bound, key_id, how):
             return bound
         for k, h, b in self.reads:
             if k == key_id and h == how and b > self.last_news and b < self.log.next_seq:

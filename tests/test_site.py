@@ -347,3 +347,11 @@ def test_the_site_name_is_the_issuer_a_lock_can_hold(tmp_path: Path) -> None:
     claims = tok.verify(g.token, tok.SUITE_HMAC, keys.token_mac_key(secret))
     assert tok.decide(claims, "NT-1", clock.from_unix(int(time.time())), True, None, "open",
                       issuer=name) == reasons.ALLOW
+
+
+def test_an_id_ending_in_a_newline_is_refused_by_the_service_layer(site: Site) -> None:
+    # The same rule as lockctl's arguments (one ID_RE): "$" would have let it in.
+    before = dump(site.registry.dir)
+    with pytest.raises(InvalidInput):
+        site.add_client("admin", "C9\n", "Astrid")
+    assert dump(site.registry.dir) == before

@@ -39,11 +39,10 @@ from tools.client import (
     read_hello,
 )
 from tools.registry import Registry, RegistryError
-from tools.site import Site
+from tools.site import ID_RE, Site
 from tools.transport import LinkTimeout, TransportError, connect_lock, link_for_url
 
 DOORS = ("apartment", "entrance", "waste-room", "key-box", "medicine-cabinet")
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: "$" lets a newline end it
 SERIAL_TIMEOUT = 5.0
 
 

@@ -26,8 +26,9 @@ from tools import device as device_mod
 from tools import issuer
 from tools.registry import DEFAULT_RETENTION_DAYS, DEFAULT_ZONE, Registry, RegistryError
 
-# The same rule as lockctl's check_id: ids travel in tokens and file names.
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Ids travel in tokens and file names; lockctl checks its arguments with this
+# rule too. \Z, not $: "$" would let a newline end an id.
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 
 class InvalidInput(RegistryError):
