@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tools import device, keyfile, lockctl
+from tools.lockctl import log_cmds
 from tools.site import Site
 
 LOCKCTL = str(Path(sys.executable).parent / "lockctl")
@@ -233,7 +234,7 @@ def test_sim_state_naming_a_file(world: World, capsys) -> None:
     refused(world, ["sim", "--state", "afile"], capsys, 1, "afile is a file, not a directory")
     p = subprocess.run([sys.executable, "-m", "simulator", "--state", "afile"],
                        cwd=world.root, capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "PYTHONPATH": str(Path(lockctl.__file__).parents[1])})
+                       env={**os.environ, "PYTHONPATH": str(Path(lockctl.__file__).parents[2])})
     assert p.returncode == 2 and TRACEBACK not in p.stderr
     assert "afile is a file, not a directory" in p.stderr
 
@@ -327,7 +328,7 @@ def test_unexpected_error_is_one_line_unless_debug(world: World, capsys,
     def broken(args: argparse.Namespace, out: lockctl.Output) -> int:
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(lockctl, "cmd_log_verify", broken)
+    monkeypatch.setattr(log_cmds, "cmd_log_verify", broken)
     line = refused(world, ["log", "verify", "--lock-id", "NT-1"], capsys, 1,
                    "unexpected error (RuntimeError: boom)")
     assert "--debug" in line
@@ -343,7 +344,7 @@ def test_interrupt_in_process_is_130(world: World, capsys,
     def interrupted(args: argparse.Namespace, out: lockctl.Output) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(lockctl, "cmd_log_verify", interrupted)
+    monkeypatch.setattr(log_cmds, "cmd_log_verify", interrupted)
     assert refused(world, ["log", "verify", "--lock-id", "NT-1"], capsys, 130, "interrupted")
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from tools.lockctl.main import main
+
+sys.exit(main())

@@ -1,0 +1,314 @@
+"""What every lockctl command shares: the exit-status errors, output, argument
+types, the site, times in the site's zone, the serial link and the command tree."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import re
+import sqlite3
+import stat
+import sys
+import unicodedata
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tools.client import Installer
+from tools.registry import Registry, RegistryError
+from tools.site import ID_RE
+from tools.transport import LinkTimeout, link_for_url
+
+DOORS = ("apartment", "entrance", "waste-room", "key-box", "medicine-cabinet")
+SERIAL_TIMEOUT = 5.0
+
+
+class UsageError(Exception):
+    """Bad input from the command line: exit status 2."""
+
+
+class Failed(Exception):
+    """The act was refused or failed: exit status 1."""
+
+
+# --- small helpers -------------------------------------------------------------------
+
+class Output:
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def done(self, data: dict[str, Any], text: str) -> None:
+        if self.as_json:
+            print(json.dumps(data, ensure_ascii=False, default=str))
+        else:
+            print(text)
+
+    def info(self, text: str) -> None:
+        """Progress and prompts for people: stderr, so --json stays parseable."""
+        print(text, file=sys.stderr, flush=True)
+
+    def progress(self, label: str) -> Callable[[int, int], None]:
+        tty = sys.stderr.isatty() and not self.as_json
+
+        def show(done: int, total: int) -> None:
+            if not tty:
+                return
+            width = 30
+            frac = min(1.0, done / total) if total else 1.0
+            bar = "#" * int(frac * width)
+            print(f"\r{label} [{bar:<{width}}] {done}/{total}", end="", file=sys.stderr,
+                  flush=True)
+            if done >= total:
+                print(file=sys.stderr)
+        return show
+
+
+def check_id(value: str, what: str) -> str:
+    if not ID_RE.match(value):
+        raise UsageError(f"invalid {what} {value!r}: use 1-64 letters, digits, '.', '_' or '-'")
+    return value
+
+
+# Bidirectional overrides would let a name reorder the text around it in a report.
+_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def text_arg(limit: int) -> Callable[[str], str]:
+    """An argparse type for names and addresses: they end up in the registry, in
+    reports and in the audit record, so they must be printable text (an argument
+    that is not UTF-8 arrives with surrogates, which SQLite refuses)."""
+    def check(value: str) -> str:
+        if not value.strip():
+            raise argparse.ArgumentTypeError("must not be empty")
+        if len(value) > limit:
+            raise argparse.ArgumentTypeError(f"at most {limit} characters")
+        if any(unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI for c in value):
+            raise argparse.ArgumentTypeError("control characters or bytes that are not "
+                                             "UTF-8 text are not allowed")
+        return value
+    return check
+
+
+def id_arg(what: str, many: bool = False) -> Callable[[str], str]:
+    """An argparse type for an id that is looked up: every id in a registry
+    passed check_id, so anything else names nothing (and text that is not
+    UTF-8 would fail inside SQLite instead)."""
+    def check(value: str) -> str:
+        for one in [part.strip() for part in value.split(",")] if many else [value]:
+            if many and not one:
+                continue  # "C1,,C2": the command drops the empty name
+            if not ID_RE.match(one):
+                raise argparse.ArgumentTypeError(
+                    f"invalid {what} {shorten(one)!r}: use 1-64 letters, digits, '.', '_' or '-'")
+        return value
+    return check
+
+
+def path_arg(value: str) -> str:
+    if not value:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
+
+def zone_arg(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except Exception:  # noqa: BLE001 - ValueError, OSError (a name too long), ...
+        raise argparse.ArgumentTypeError(f"unknown time zone {shorten(value)!r}") from None
+    return value
+
+
+def days_arg(value: str) -> int:
+    # Past a century the retention arithmetic leaves SQLite's integer range.
+    try:
+        days = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {shorten(value)!r}") from None
+    if not 1 <= days <= 36500:
+        raise argparse.ArgumentTypeError("must be 1 to 36500 days")
+    return days
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """A user's value as it may appear in a one-line message."""
+    return text if len(text) <= limit else text[:limit - 20] + "..." + text[-17:]
+
+
+def check_out(path_text: str) -> Path:
+    """Refuse an --out that cannot be written before anything is done: a
+    failure after the act would leave the registry changed and no file. The
+    file is written beside itself and renamed over the target, which would
+    replace a device or a link (/dev/null, as root) instead of writing to it."""
+    if not path_text:
+        raise UsageError("--out: give a file name")
+    path = Path(path_text)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise Failed(f"--out {shorten(path_text)}: {exc.strerror}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise Failed(f"--out {shorten(path_text)} is {kind}: name a file to write")
+    parent = path.parent
+    try:
+        if not parent.is_dir():
+            raise Failed(f"--out {shorten(path_text)}: the directory {shorten(str(parent))} "
+                         "does not exist")
+    except OSError as exc:
+        raise Failed(f"--out {shorten(path_text)}: {exc.strerror}") from None
+    if not os.access(parent, os.W_OK):
+        raise Failed(f"--out {shorten(path_text)}: cannot write in {shorten(str(parent))} "
+                     "(permission denied)")
+    return path
+
+
+def site_dir(args: argparse.Namespace) -> Path:
+    return Path(args.site or os.environ.get("LOCKCTL_SITE") or "./site")
+
+
+def actor(args: argparse.Namespace) -> str:
+    if args.actor:
+        return str(args.actor)
+    try:
+        return os.environ.get("LOCKCTL_ACTOR") or getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "unknown"
+
+
+def open_registry(args: argparse.Namespace) -> Registry:
+    return Registry(site_dir(args))
+
+
+def zone_of(reg: Registry) -> ZoneInfo:
+    try:
+        return ZoneInfo(reg.zone)
+    except ZoneInfoNotFoundError:
+        raise Failed(f"the site's time zone {reg.zone!r} is unknown") from None
+
+
+def parse_local(text: str, tz: ZoneInfo, what: str) -> int:
+    """ISO 8601; without an offset it is the site's local time (DST included)."""
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--{what}: not an ISO 8601 time: {text!r}") from None
+    try:
+        if dt.tzinfo is None:
+            local = dt.replace(tzinfo=tz)
+            back = datetime.fromtimestamp(local.timestamp(), tz).replace(tzinfo=None)
+            if back != dt:
+                raise UsageError(f"--{what}: {text} does not exist in {tz.key} "
+                                 "(the clock jumps at the daylight-saving change)")
+            dt = local
+        return int(dt.timestamp())
+    except (OverflowError, ValueError):  # years 1 and 9999 reach past the calendar
+        raise UsageError(f"--{what}: {text} is out of range") from None
+
+
+def parse_day(text: str | None, what: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--{what}: not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def local_str(posix: int, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(posix, tz).strftime("%Y-%m-%d %H:%M")
+
+
+def read_pin(confirm: bool) -> str:
+    pin = os.environ.get("LOCKCTL_PIN")
+    if pin is not None:
+        return pin
+    if not sys.stdin.isatty():
+        raise UsageError("no personal code: set LOCKCTL_PIN or run in a terminal")
+    try:
+        pin = getpass.getpass("Personal code: ")
+        if confirm and getpass.getpass("Personal code again: ") != pin:
+            raise UsageError("the two personal codes differ")
+    except EOFError:  # Ctrl-D at the prompt
+        print(file=sys.stderr)
+        raise Failed("no personal code entered: nothing was done") from None
+    return pin
+
+
+def serial(port: str) -> Any:
+    return link_for_url(port, timeout=SERIAL_TIMEOUT)
+
+
+def ble_url(addr: str) -> str:
+    if "://" in addr:
+        return addr
+    if re.match(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$", addr):
+        return "ble://" + addr
+    return "socket://" + addr
+
+
+def lock_hello(installer: Installer, port: str) -> Any:
+    try:
+        return installer.hello()
+    except LinkTimeout:
+        raise Failed(f"no lock answered on {port} (is it the lock's serial port?)") from None
+
+
+def known_lock(reg: Registry, lock_id: str) -> Any:
+    if not lock_id:
+        raise Failed("the lock is not commissioned")
+    try:
+        return reg.lock(lock_id)
+    except RegistryError:
+        raise Failed(f"foreign lock: {lock_id} is not registered in this site") from None
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Atomically, owner-only (grants and reports hold what is not for others)."""
+    tmp = path.with_name(path.name + ".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def registry_problem(site: Path, exc: sqlite3.Error) -> str:
+    """SQLite's own words name neither the file nor what to do about it."""
+    text = str(exc)
+    where = shorten(str(site))
+    if "readonly" in text:
+        return (f"the site registry in {where} is read-only ({text}): the site directory "
+                "and its files must be writable by whoever runs lockctl")
+    if "unable to open" in text:
+        return (f"cannot open or write the site registry in {where} ({text}): SQLite needs "
+                "to write the registry and its journal in the site directory")
+    if "locked" in text or "busy" in text:
+        return "the site registry is busy (another lockctl?): try again"
+    if "malformed" in text or "not a database" in text:
+        return f"the site registry in {where} is damaged ({text}): restore it from a backup"
+    return f"site registry in {where}: {text}"
+
+
+class Commands:
+    """The command tree. Each module of commands adds its own to it, into
+    groups (`lock`, `log`, ...) that several modules may share."""
+
+    def __init__(self, sub: Any, common: argparse.ArgumentParser) -> None:
+        self.sub = sub
+        self.common = common
+        self.groups: dict[str, Any] = {}
+
+    def group(self, name: str, help_: str) -> Any:
+        if name not in self.groups:
+            self.groups[name] = self.sub.add_parser(name, help=help_).add_subparsers(
+                dest="sub", required=True)
+        return self.groups[name]
+
+    def add(self, parent: Any, name: str, func: Callable[..., int], help_: str) -> Any:
+        sp = parent.add_parser(name, parents=[self.common], help=help_, description=help_)
+        sp.set_defaults(func=func)
+        return sp
