@@ -308,7 +308,12 @@ class Commands:
                 dest="sub", required=True)
         return self.groups[name]
 
-    def add(self, parent: Any, name: str, func: Callable[..., int], help_: str) -> Any:
-        sp = parent.add_parser(name, parents=[self.common], help=help_, description=help_)
+    def add(self, parent: Any, name: str, func: Callable[..., int], help_: str,
+            example: str | None = None) -> Any:
+        """One command. `example` is a whole command line, shown under its --help
+        (every command should have one; give every option a help= text too)."""
+        sp = parent.add_parser(name, parents=[self.common], help=help_, description=help_,
+                               epilog=f"example:\n  {example}" if example else None,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.set_defaults(func=func)
         return sp
