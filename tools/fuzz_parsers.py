@@ -262,7 +262,7 @@ def run_atheris(seconds: int, seed: int) -> int:
 
 
 def run_random(seconds: int, seed: int) -> int:
-    from tools.fuzz import Mutator
+    from tools.fuzzframes import Mutator
 
     print(f"fuzz-parsers: random mutation, NOT coverage-guided (atheris "
           f"{'not installed' if atheris is None else 'not chosen'}), {seconds} s, seed {seed}",
