@@ -112,7 +112,70 @@ MIGRATIONS: list[str] = [
                           state TEXT NOT NULL, changed_at INTEGER);
     ALTER TABLE tokens ADD COLUMN device TEXT;
     """,
+    # 4: care operations (issue #14 sections 1-3). Nothing is deleted: a
+    # client, provider or unit that is removed is deactivated (active = 0),
+    # because the log and the audit record refer to it. A staff member's state
+    # is 'active' or 'deactivated'; a device's state gains 'suspended' (its
+    # staff member was deactivated: `staff activate` restores it, never a
+    # 'revoked' one). A staff member belongs to a provider: one registered
+    # without is put under a provider named as the site (its own service).
+    # Every existing client gets every existing provider
+    # (nobody loses access by upgrading) and every existing staff member the
+    # role home-care. A client's medicine cabinet is for the roles in
+    # medicine_roles (comma-separated). A key box belongs to one provider
+    # (locks.provider). A booking lets a staff member hold keys to another
+    # unit's clients for its period. An alarm key is one per alarm id.
+    """
+    ALTER TABLE providers ADD COLUMN alarms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE providers ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE providers ADD COLUMN changed_at INTEGER;
+    CREATE TABLE units (unit_id TEXT PRIMARY KEY,
+                        provider TEXT NOT NULL REFERENCES providers(name),
+                        name TEXT, active INTEGER NOT NULL DEFAULT 1,
+                        created_at INTEGER NOT NULL, changed_at INTEGER);
+    ALTER TABLE clients ADD COLUMN unit TEXT REFERENCES units(unit_id);
+    ALTER TABLE clients ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE clients ADD COLUMN medicine_roles TEXT NOT NULL DEFAULT 'nurse';
+    ALTER TABLE clients ADD COLUMN changed_at INTEGER;
+    INSERT OR IGNORE INTO providers (name)
+        SELECT value FROM settings WHERE key = 'name'
+        AND EXISTS (SELECT 1 FROM staff WHERE provider IS NULL);
+    UPDATE staff SET provider = (SELECT value FROM settings WHERE key = 'name')
+        WHERE provider IS NULL;
+    CREATE TABLE client_providers (client_id TEXT NOT NULL REFERENCES clients(client_id),
+                                   provider TEXT NOT NULL REFERENCES providers(name),
+                                   since INTEGER NOT NULL,
+                                   PRIMARY KEY (client_id, provider));
+    INSERT INTO client_providers (client_id, provider, since)
+        SELECT c.client_id, p.name, CAST(strftime('%s', 'now') AS INTEGER)
+        FROM clients c CROSS JOIN providers p;
+    ALTER TABLE staff ADD COLUMN role TEXT NOT NULL DEFAULT 'home-care';
+    ALTER TABLE staff ADD COLUMN unit TEXT REFERENCES units(unit_id);
+    ALTER TABLE staff ADD COLUMN state TEXT NOT NULL DEFAULT 'active';
+    ALTER TABLE staff ADD COLUMN changed_at INTEGER;
+    ALTER TABLE locks ADD COLUMN provider TEXT REFERENCES providers(name);
+    CREATE TABLE bookings (booking_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                           staff_id TEXT NOT NULL REFERENCES staff(staff_id),
+                           unit TEXT NOT NULL REFERENCES units(unit_id),
+                           start INTEGER NOT NULL, end INTEGER NOT NULL,
+                           created_at INTEGER NOT NULL, created_by TEXT NOT NULL,
+                           cancelled_at INTEGER);
+    CREATE INDEX bookings_by_staff ON bookings (staff_id, unit, start);
+    CREATE TABLE alarm_keys (alarm_id TEXT PRIMARY KEY,
+                             client_id TEXT NOT NULL REFERENCES clients(client_id),
+                             staff_id TEXT NOT NULL REFERENCES staff(staff_id),
+                             reason TEXT NOT NULL, minutes INTEGER NOT NULL,
+                             start INTEGER NOT NULL, end INTEGER NOT NULL,
+                             issued_at INTEGER NOT NULL, device TEXT NOT NULL,
+                             actor TEXT NOT NULL);
+    ALTER TABLE tokens ADD COLUMN alarm_id TEXT REFERENCES alarm_keys(alarm_id);
+    ALTER TABLE tokens ADD COLUMN booking_id INTEGER REFERENCES bookings(booking_id);
+    CREATE INDEX tokens_by_lock ON tokens (lock_id, end);
+    CREATE INDEX tokens_by_staff ON tokens (staff_id, end);
+    CREATE INDEX audit_by_time ON audit (at);
+    """,
 ]
+ROLES = ("home-care", "nurse", "rehab", "night-patrol", "installer")
 # How a lock reports its previous identity's end when commissioned (firmware.lock END_*).
 PREVIOUS_END = {0: "none", 1: "decommissioned", 2: "factory-reset"}
 
@@ -142,6 +205,7 @@ class LockRow:
     log_capacity: int | None = None
     last_seq: int | None = None
     epoch: int = 1
+    provider: str | None = None  # a key box's provider
 
 
 # Files SQLite keeps beside the registry while it works (rollback journal, or
@@ -395,7 +459,7 @@ class Registry:
             if self.db.execute("SELECT 1 FROM clients WHERE client_id = ?",
                                (client_id,)).fetchone():
                 raise RegistryError(f"client {client_id} already exists")
-            self.db.execute("INSERT INTO clients VALUES (?, ?, ?)", (client_id, name, address))
+            self.db.execute("INSERT INTO clients (client_id, name, address) VALUES (?, ?, ?)", (client_id, name, address))
 
     def client(self, client_id: str) -> sqlite3.Row:
         row = self.db.execute("SELECT * FROM clients WHERE client_id = ?", (client_id,)).fetchone()
@@ -408,8 +472,8 @@ class Registry:
             if self.db.execute("SELECT 1 FROM staff WHERE staff_id = ?", (staff_id,)).fetchone():
                 raise RegistryError(f"staff member {staff_id} already exists")
             if provider:
-                self.db.execute("INSERT OR IGNORE INTO providers VALUES (?)", (provider,))
-            self.db.execute("INSERT INTO staff VALUES (?, ?, ?, ?)",
+                self.db.execute("INSERT OR IGNORE INTO providers (name) VALUES (?)", (provider,))
+            self.db.execute("INSERT INTO staff (staff_id, name, provider, key_id) VALUES (?, ?, ?, ?)",
                             (staff_id, name, provider, events.key_id_of(staff_id)))
 
     def staff(self, staff_id: str) -> sqlite3.Row:
@@ -476,13 +540,13 @@ class Registry:
     def add_token(self, cti: bytes, staff_id: str, lock_id: str, start: int, end: int,
                   scope: str, alarm: bool, device: str | None = None) -> None:
         with self.tx():
-            self.db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.db.execute("INSERT INTO tokens (cti, staff_id, lock_id, start, end, issued_at, scope, alarm, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (cti, staff_id, lock_id, start, end, int(time.time()), scope,
                              int(alarm), device))
 
     # --- staff devices -----------------------------------------------------------------
     def add_device(self, fingerprint: str, staff_id: str, public: bytes, at: int) -> None:
-        self.db.execute("INSERT INTO devices VALUES (?, ?, ?, ?, 'active', NULL)",
+        self.db.execute("INSERT INTO devices (fingerprint, staff_id, public, enrolled_at, state, changed_at) VALUES (?, ?, ?, ?, 'active', NULL)",
                         (fingerprint, staff_id, public, at))
 
     def devices(self) -> list[sqlite3.Row]:
