@@ -398,7 +398,9 @@ class Site:
         with self.act(actor, "lock decommission", {"lock": lock_id, "epoch": epoch}):
             reg.store_events(lock_id, last, epoch)
             reg.end_epoch(lock_id, epoch, "decommissioned", seq, now)
-            reg.set_lock_status(lock_id, "decommissioned")
+            # A retired lock found again may be decommissioned; it stays retired.
+            reg.set_lock_status(lock_id, "retired" if reg.retirement(lock_id) else
+                                "decommissioned")
             if status:
                 reg.record_health(lock_id, status, now)
 

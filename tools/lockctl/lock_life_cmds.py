@@ -85,15 +85,15 @@ def cmd_lock_retire(args: argparse.Namespace, out: Output) -> int:
 def _incident(site: Site, inc: Any, tz: Any) -> dict[str, Any]:
     reg = site.registry
     rows = report.rows_for(site.incident_records(inc), reg.staff_by_key_id(), reg.zone)
-    lock = reg.lock(inc["lock_id"])
+    pulled = reg.last_pull(inc["lock_id"])
     at, w = int(inc["at"]), int(inc["window_s"])
     return {"incident": int(inc["incident_no"]), "lock": inc["lock_id"], "at": at,
             "what": inc["what"], "recorded_at": int(inc["recorded_at"]),
             "recorded_by": inc["actor"], "window_from": at - w, "window_to": at + w,
             # Whether the log has been collected past the window's end: if not,
             # the lock may hold more of what happened.
-            "collected_past_window": bool(lock.last_seen and lock.last_seen >= at + w),
-            "last_collected": lock.last_seen,
+            "collected_past_window": bool(pulled and pulled >= at + w),
+            "last_collected": pulled,
             "records": [{"seq": r.seq, "time": r.time, "event": r.event, "staff": r.staff_id,
                          "name": r.staff_name, "outcome": r.outcome, "reason": r.reason,
                          "alarm": r.alarm, "clock_trusted": r.clock_trusted} for r in rows]}
