@@ -125,7 +125,7 @@ def cmd_incident_add(args: argparse.Namespace, out: Output) -> int:
     tz = zone_of(reg)
     site = Site(reg)
     now = int(time.time())
-    at = parse_local(args.at, tz, "at") if args.at else now
+    at = parse_local(args.at, tz, "at") if args.at is not None else now
     no = site.add_incident(actor(args), args.lock, args.what, at, args.window * 60, now)
     inc = next(r for r in reg.incidents(args.lock) if int(r["incident_no"]) == no)
     i = _incident(site, inc, tz)
