@@ -87,11 +87,13 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     site = Site(root)
     site.ok("site", "init", "--name", "Halmstad hemtjänst")
     site.ok("property", "add", "P-4", "--address", "Storgatan 4", "--owner", "Brf Storgatan")
-    site.ok("client", "add", "C1", "--name", "Astrid Lindqvist", "--address", "Storgatan 4",
-            "--property", "P-4")
-    site.ok("client", "add", "C2", "--name", "Karl <b>Berg</b>", "--address", "Storgatan 4",
-            "--property", "P-4")
     site.ok("staff", "add", "S1", "--name", "Åsa Öberg", "--provider", "Kommunen")
+    site.ok("client", "add", "C1", "--name", "Astrid Lindqvist", "--address", "Storgatan 4",
+            "--property", "P-4", "--providers", "Kommunen")
+    site.ok("client", "add", "C2", "--name", "Karl <b>Berg</b>", "--address", "Storgatan 4",
+            "--providers", "Kommunen")
+    # C2 moves in later: her property and the day she was told about digital locks.
+    site.ok("client", "update", "C2", "--property", "P-4", "--informed", "2026-11-02")
     made = json.loads(site.ok("--json", "device", "init", "--device", "dev-S1"))
     site.ok("device", "enrol", "--staff", "S1", "--public", "dev-S1/device.pub",
             "--fingerprint", made["fingerprint"])
@@ -272,7 +274,8 @@ def test_removing_a_lock_at_the_door(world, tmp_path: Path) -> None:
     site.refused(["lock", "remove", "--port", sim.serial], 1,
                  "still serves active client(s) C1, C2")
     assert commissioned(site, sim) == "NT-1"  # nothing was done at the lock either
-    site.sql("UPDATE clients SET active = 0 WHERE client_id IN ('C1', 'C2')")
+    site.ok("client", "remove", "C1")
+    site.ok("client", "remove", "C2")
     site.refused(["lock", "remove", "--port", sim.serial, "--to", "NOBODY"], 1,
                  "no staff member, client or property NOBODY")
     out = site.js("lock", "remove", "--port", sim.serial, "--by", "Ola Montör")
@@ -287,6 +290,7 @@ def test_removing_a_lock_at_the_door(world, tmp_path: Path) -> None:
     assert verdict.returncode == 0 and "Complete" in verdict.stdout
     # Removed once: the lock answers as uncommissioned now.
     site.refused(["lock", "remove", "--port", sim.serial], 1, "not commissioned")
+    # (Back, for the next test: there is no command to undo a client's removal.)
     site.sql("UPDATE clients SET active = 1 WHERE client_id IN ('C1', 'C2')")
 
 
@@ -326,6 +330,48 @@ def test_a_retired_lock_is_never_used_again(world) -> None:
             "retired"
     finally:
         db.close()
+
+
+def test_client_property_and_informed_day(world) -> None:
+    site, _, _ = world
+    db = sqlite3.connect(site.dir / "registry.sqlite3")
+    try:
+        row = db.execute("SELECT property_id, informed_on FROM clients WHERE client_id = 'C2'"
+                         ).fetchone()
+    finally:
+        db.close()
+    assert row == ("P-4", "2026-11-02")
+    site.refused(["client", "update", "C2", "--informed", "2999-01-01"], 1, "in the future")
+    site.refused(["client", "update", "C2", "--informed", "yesterday"], 2, "not a date")
+    site.refused(["client", "update", "C2", "--property", "P-404"], 1, "no property P-404")
+    site.refused(["client", "update", "C404", "--property", "P-4"], 1, "no client C404")
+
+
+def test_staff_deactivate_and_activate_write_receipts(world) -> None:
+    site, _, fp = world
+    site.ok("staff", "add", "S7", "--name", "Bo Ek", "--provider", "Kommunen")
+    made = json.loads(site.ok("--json", "device", "init", "--device", "dev-S7"))
+    site.ok("device", "enrol", "--staff", "S7", "--public", "dev-S7/device.pub",
+            "--fingerprint", made["fingerprint"])
+    site.ok("handout", "add", "--person", "S7", "--item", "key-box-key:KB-3", "--by", "Eva")
+    site.ok("staff", "deactivate", "S7")
+    rows = site.js("receipt", "list", "--person", "S7")
+    assert isinstance(rows, list) and [r["kind"] for r in rows] == [
+        "device enrol", "handout add", "staff deactivate"]
+    gone = rows[-1]
+    assert {(i["direction"], i["kind"]) for i in gone["items"]} == {
+        ("from", "digital-key"), ("from", "device")}
+    assert "suspended" in gone["note"]
+    # What S7 still has to hand back is on that receipt's page.
+    page = site.root / "s7.html"
+    site.ok("receipt", "show", gone["receipt"], "--out", str(page))
+    assert "KB-3" in page.read_text() and made["fingerprint"] not in page.read_text().split(
+        "Still held")[1]
+    site.ok("staff", "activate", "S7")
+    back = site.js("receipt", "list", "--person", "S7")
+    assert isinstance(back, list) and back[-1]["kind"] == "staff activate"
+    assert back[-1]["items"] == [{"direction": "to", "kind": "device",
+                                  "label": made["fingerprint"]}]
 
 
 @given(st.text(max_size=80))
