@@ -32,15 +32,9 @@ from tools.registry import (
     Registry,
     RegistryError,
 )
-from tools.site_people import PeopleActs
+from tools.site_people import ID_RE, InvalidInput, PeopleActs
 
-# Ids travel in tokens and file names; lockctl checks its arguments with this
-# rule too. \Z, not $: "$" would let a newline end an id.
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
-
-
-class InvalidInput(RegistryError):
-    """Input the act refuses before changing anything."""
+__all__ = ["ID_RE", "InvalidInput", "Site", "revocation_blob"]
 
 
 class Problem(str):

@@ -22,22 +22,26 @@ from tools.registry import ROLES, Registry, RegistryError
 if TYPE_CHECKING:
     from tools.site import Revocation
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # tools/site.py's ID_RE
+# Ids travel in tokens and file names; lockctl checks its arguments with this
+# rule too (tools/site.py's ID_RE). \Z, not $: "$" would let a newline end an id.
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 
-class PeopleError(RegistryError):
-    """Input an act refuses before changing anything (tools/site.InvalidInput's kin)."""
+class InvalidInput(RegistryError):
+    """Input the act refuses before changing anything."""
+
+
 
 
 def _id(value: str, what: str) -> str:
-    if not _ID_RE.match(value):
-        raise PeopleError(f"invalid {what} {value!r}: use 1-64 letters, digits, '.', '_' or '-'")
+    if not ID_RE.match(value):
+        raise InvalidInput(f"invalid {what} {value!r}: use 1-64 letters, digits, '.', '_' or '-'")
     return value
 
 
 def _name(value: str, what: str) -> str:
     if not value.strip() or len(value) > 200:
-        raise PeopleError(f"the {what} must be 1 to 200 characters")
+        raise InvalidInput(f"the {what} must be 1 to 200 characters")
     return value
 
 
@@ -61,15 +65,15 @@ class PeopleActs:
     def _provider(self, name: str) -> Any:
         row = access.provider_row(self.registry, name)
         if row is None:
-            raise PeopleError(f"no provider {name!r} (lockctl provider add)")
+            raise InvalidInput(f"no provider {name!r} (lockctl provider add)")
         return row
 
     def _unit(self, unit_id: str, active: bool = False) -> Any:
         row = access.unit_row(self.registry, unit_id)
         if row is None:
-            raise PeopleError(f"no unit {unit_id} (lockctl unit add)")
+            raise InvalidInput(f"no unit {unit_id} (lockctl unit add)")
         if active and not row["active"]:
-            raise PeopleError(f"unit {unit_id} is removed")
+            raise InvalidInput(f"unit {unit_id} is removed")
         return row
 
     def _providers(self, names: list[str]) -> list[str]:
@@ -77,7 +81,7 @@ class PeopleActs:
         for n in names:
             row = self._provider(n)
             if not row["active"]:
-                raise PeopleError(f"provider {n!r} is removed")
+                raise InvalidInput(f"provider {n!r} is removed")
             if n not in out:
                 out.append(n)
         return out
@@ -133,13 +137,13 @@ class PeopleActs:
                                      ("property", property_id),
                                      ("informed", informed_on)) if v is not None}
         if not changes:
-            raise PeopleError("nothing to change: give --name, --address, --unit, --providers, "
-                              "--medicine-roles, --property or --informed")
+            raise InvalidInput("nothing to change: give --name, --address, --unit, --providers, "
+                               "--medicine-roles, --property or --informed")
         with self.act(actor, "client update", {"client": client_id, **changes}) as detail:
             reg = self.registry
             row = reg.client(client_id)
             if not row["active"]:
-                raise PeopleError(f"client {client_id} is removed")
+                raise InvalidInput(f"client {client_id} is removed")
             if name is not None:
                 reg.db.execute("UPDATE clients SET name = ? WHERE client_id = ?",
                                (_name(name, "name"), client_id))
@@ -169,7 +173,7 @@ class PeopleActs:
         now = int(time.time())
         with self.act(actor, "client remove", {"client": client_id}) as detail:
             if not self.registry.client(client_id)["active"]:
-                raise PeopleError(f"client {client_id} is already removed")
+                raise InvalidInput(f"client {client_id} is already removed")
             self.registry.db.execute(
                 "UPDATE clients SET active = 0, changed_at = ? WHERE client_id = ?",
                 (now, client_id))
@@ -181,17 +185,17 @@ class PeopleActs:
         _name(name, "provider name")
         with self.act(actor, "provider add", {"provider": name, "alarms": alarms}):
             if access.provider_row(self.registry, name) is not None:
-                raise PeopleError(f"provider {name!r} already exists")
+                raise InvalidInput(f"provider {name!r} already exists")
             self.registry.db.execute("INSERT INTO providers (name, alarms) VALUES (?, ?)",
                                      (name, int(alarms)))
 
     def update_provider(self, actor: str, name: str, alarms: bool | None = None) -> list[str]:
         if alarms is None:
-            raise PeopleError("nothing to change: give --alarms yes|no")
+            raise InvalidInput("nothing to change: give --alarms yes|no")
         now = int(time.time())
         with self.act(actor, "provider update", {"provider": name, "alarms": alarms}) as detail:
             if not self._provider(name)["active"]:
-                raise PeopleError(f"provider {name!r} is removed")
+                raise InvalidInput(f"provider {name!r} is removed")
             self.registry.db.execute(
                 "UPDATE providers SET alarms = ?, changed_at = ? WHERE name = ?",
                 (int(alarms), now, name))
@@ -204,7 +208,7 @@ class PeopleActs:
         now = int(time.time())
         with self.act(actor, "provider remove", {"provider": name}) as detail:
             if not self._provider(name)["active"]:
-                raise PeopleError(f"provider {name!r} is already removed")
+                raise InvalidInput(f"provider {name!r} is already removed")
             self.registry.db.execute(
                 "UPDATE providers SET active = 0, changed_at = ? WHERE name = ?", (now, name))
             detail["blocked"] = self.enforce(now)
@@ -214,7 +218,7 @@ class PeopleActs:
         _id(unit_id, "unit id")
         with self.act(actor, "unit add", {"unit": unit_id, "provider": provider}):
             if access.unit_row(self.registry, unit_id) is not None:
-                raise PeopleError(f"unit {unit_id} already exists")
+                raise InvalidInput(f"unit {unit_id} already exists")
             self._providers([provider])
             self.registry.db.execute(
                 "INSERT INTO units (unit_id, provider, name, created_at) VALUES (?, ?, ?, ?)",
@@ -223,11 +227,11 @@ class PeopleActs:
     def update_unit(self, actor: str, unit_id: str, provider: str | None = None,
                     name: str | None = None) -> None:
         if provider is None and name is None:
-            raise PeopleError("nothing to change: give --provider or --name")
+            raise InvalidInput("nothing to change: give --provider or --name")
         with self.act(actor, "unit update", {"unit": unit_id, "provider": provider,
                                              "name": name}):
             if not self._unit(unit_id)["active"]:
-                raise PeopleError(f"unit {unit_id} is removed")
+                raise InvalidInput(f"unit {unit_id} is removed")
             if provider is not None:
                 self._providers([provider])
             self.registry.db.execute(
@@ -240,7 +244,7 @@ class PeopleActs:
         now = int(time.time())
         with self.act(actor, "unit remove", {"unit": unit_id}) as detail:
             if not self._unit(unit_id)["active"]:
-                raise PeopleError(f"unit {unit_id} is already removed")
+                raise InvalidInput(f"unit {unit_id} is already removed")
             self.registry.db.execute(
                 "UPDATE units SET active = 0, changed_at = ? WHERE unit_id = ?", (now, unit_id))
             detail["blocked"] = self.enforce(now)
@@ -253,19 +257,19 @@ class PeopleActs:
         _id(staff_id, "staff id")
         _name(name, "name")
         if not provider:
-            raise PeopleError("a staff member belongs to a provider: give --provider")
+            raise InvalidInput("a staff member belongs to a provider: give --provider")
         _name(provider, "provider name")
         if role not in ROLES:
-            raise PeopleError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
+            raise InvalidInput(f"unknown role {role!r}: one of {', '.join(ROLES)}")
         with self.act(actor, "staff add", {"staff": staff_id, "provider": provider,
                                            "unit": unit, "role": role}):
             prov = access.provider_row(self.registry, provider)
             if prov is not None and not prov["active"]:
-                raise PeopleError(f"provider {provider!r} is removed")
+                raise InvalidInput(f"provider {provider!r} is removed")
             if unit is not None:
                 urow = self._unit(unit, active=True)
                 if urow["provider"] != provider:
-                    raise PeopleError(f"unit {unit} belongs to {urow['provider']}, "
+                    raise InvalidInput(f"unit {unit} belongs to {urow['provider']}, "
                                       f"not {provider}")
             self.registry.add_staff(staff_id, name, provider)
             self.registry.db.execute("UPDATE staff SET role = ?, unit = ? WHERE staff_id = ?",
@@ -282,7 +286,7 @@ class PeopleActs:
         now = until - 1
         with self.act(actor, "staff deactivate", {"staff": staff_id, "until": until}) as detail:
             if reg.staff(staff_id)["state"] != "active":
-                raise PeopleError(f"{staff_id} is already deactivated")
+                raise InvalidInput(f"{staff_id} is already deactivated")
             reg.db.execute("UPDATE staff SET state = 'deactivated', changed_at = ? "
                            "WHERE staff_id = ?", (now, staff_id))
             suspended = [r["fingerprint"] for r in reg.db.execute(
@@ -313,7 +317,7 @@ class PeopleActs:
         now = int(time.time())
         with self.act(actor, "staff activate", {"staff": staff_id}) as detail:
             if reg.staff(staff_id)["state"] == "active":
-                raise PeopleError(f"{staff_id} is already active")
+                raise InvalidInput(f"{staff_id} is already active")
             reg.db.execute("UPDATE staff SET state = 'active', changed_at = ? "
                            "WHERE staff_id = ?", (now, staff_id))
             row = reg.db.execute(
@@ -335,17 +339,17 @@ class PeopleActs:
         """The staffing unit books a staff member to a unit for a period: keys
         for that unit's clients within it (providers and doors still apply)."""
         if end <= start:
-            raise PeopleError("a booking must end after it starts")
+            raise InvalidInput("a booking must end after it starts")
         if end - start > 366 * 86400:
-            raise PeopleError("a booking lasts at most a year")
+            raise InvalidInput("a booking lasts at most a year")
         with self.act(actor, "booking add", {"staff": staff_id, "unit": unit, "start": start,
                                              "end": end}) as detail:
             staff = self.registry.staff(staff_id)
             if staff["state"] != "active":
-                raise PeopleError(f"{staff_id} is deactivated")
+                raise InvalidInput(f"{staff_id} is deactivated")
             self._unit(unit, active=True)
             if staff["unit"] == unit:
-                raise PeopleError(f"{staff_id} works in {unit}: no booking needed")
+                raise InvalidInput(f"{staff_id} works in {unit}: no booking needed")
             cur = self.registry.db.execute(
                 "INSERT INTO bookings (staff_id, unit, start, end, created_at, created_by) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -359,9 +363,9 @@ class PeopleActs:
             row = self.registry.db.execute("SELECT * FROM bookings WHERE booking_id = ?",
                                            (booking_id,)).fetchone()
             if row is None:
-                raise PeopleError(f"no booking {booking_id}")
+                raise InvalidInput(f"no booking {booking_id}")
             if row["cancelled_at"] is not None:
-                raise PeopleError(f"booking {booking_id} is already cancelled")
+                raise InvalidInput(f"booking {booking_id} is already cancelled")
             self.registry.db.execute("UPDATE bookings SET cancelled_at = ? WHERE booking_id = ?",
                                      (now, booking_id))
             detail["blocked"] = self.enforce(now)

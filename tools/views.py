@@ -185,6 +185,16 @@ def alarm_keys(reg: Registry, start: int | None = None, end: int | None = None,
     return out
 
 
+def booked_keys(reg: Registry, lock_id: str) -> list[dict[str, Any]]:
+    """The keys for a lock issued under a booking (a staff member of another unit)."""
+    return [{"token": bytes(r["cti"]).hex(), "staff": r["staff_id"], "booking": r["booking_id"],
+             "unit": r["unit"], "start": r["start"], "end": r["end"]}
+            for r in reg.db.execute(
+                "SELECT t.cti, t.staff_id, t.booking_id, b.unit, t.start, t.end FROM tokens t "
+                "JOIN bookings b USING (booking_id) WHERE t.lock_id = ? ORDER BY t.start",
+                (lock_id,))]
+
+
 def audit(reg: Registry, start: int | None = None, end: int | None = None,
           actor: str | None = None, lock_id: str | None = None,
           staff_id: str | None = None) -> list[dict[str, Any]]:

@@ -29,11 +29,12 @@ from tools.site import Site
 def names_arg(value: str) -> str:
     """P1,P2: provider names (they may hold spaces, not commas)."""
     parts = [p.strip() for p in value.split(",")]
-    if any(not p for p in parts) and value.strip():
+    if not value.strip():
+        raise argparse.ArgumentTypeError("name at least one provider")
+    if any(not p for p in parts):
         raise argparse.ArgumentTypeError("an empty name between commas")
     for p in parts:
-        if p:
-            text_arg(200)(p)
+        text_arg(200)(p)
     return value
 
 
@@ -114,6 +115,7 @@ def cmd_client_show(args: argparse.Namespace, out: Output) -> int:
 # --- staff -----------------------------------------------------------------------------
 
 def cmd_staff_add(args: argparse.Namespace, out: Output) -> int:
+    check_id(args.staff_id, "staff id")
     if not args.provider:
         raise UsageError("staff add needs --provider PROVIDER (created if the site does not "
                          "know it)")
