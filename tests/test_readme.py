@@ -5,8 +5,9 @@ simulated lock the README starts.
 Only what must differ per run is replaced: the simulator's state path
 (/tmp/lock1, so that runs do not collide), the serial port (/dev/ttyACM0 -> the
 simulator's serial link), the BLE port it printed (127.0.0.1:PORT), the token id
-`shift issue` printed (3f2a...), the fingerprint `device init` printed, and the four example dates (a shift around now,
-the report's days -> today). The personal code comes from LOCKCTL_PIN, as a
+`shift issue` printed (3f2a...), the fingerprint `device init` printed, and the example
+dates (a shift around now; the report's days and the day the clients were informed ->
+today). The personal code comes from LOCKCTL_PIN, as a
 script gives it; a person types it at the prompt. A command whose comment says
 "exit status 1" must fail with 1; one marked "hardware only" is skipped, with
 the reason printed.
@@ -66,7 +67,8 @@ def test_the_walkthrough_is_what_the_test_expects() -> None:
     assert all(c.startswith("lockctl ") for c in commands), commands
     text = "\n".join(commands)
     for placeholder in ("/tmp/lock1", "/dev/ttyACM0", "127.0.0.1:PORT", "3f2a...", FINGERPRINT,
-                        "2026-11-23T07:00", "2026-11-23T15:30", "2026-11-01", "2026-11-30"):
+                        "2026-11-23T07:00", "2026-11-23T15:30", "2026-11-01", "2026-11-30",
+                        "2026-11-20"):
         assert placeholder in text, f"{placeholder} is no longer in the README: update the test"
 
 
@@ -89,7 +91,7 @@ class Walk:
                       "/dev/ttyACM0": str(work / "lock1.tty"),
                       "2026-11-23T07:00": local(now - timedelta(hours=1)),
                       "2026-11-23T15:30": local(now + timedelta(hours=6)),
-                      "2026-11-01": day, "2026-11-30": day}
+                      "2026-11-01": day, "2026-11-30": day, "2026-11-20": day}
         bindir = str(Path(sys.executable).parent)
         self.env = {k: v for k, v in os.environ.items()
                     if k not in ("LOCKCTL_SITE", "LOCKCTL_ACTOR")}
@@ -165,4 +167,4 @@ def test_the_readme_runs_as_written(tmp_path: Path) -> None:
     report = (tmp_path / "november.html").read_text(encoding="utf-8")
     assert "Anna Berg" in report and "opened" in report
     assert "Complete from commissioning" in report and "NOT complete" not in report
-    assert done[-1] == "lockctl lock decommission"
+    assert done[-1] == "lockctl lock remove"
