@@ -4,7 +4,8 @@ consent before a shared door gets a lock, lock removal at the door and
 retirement of a lock out of reach, incidents linked to the lock's log.
 The installed lockctl against a simulated lock on its serial pty and BLE;
 every refusal checks its one line, its exit status and that the registry is
-byte-for-byte what it was."""
+byte-for-byte what it was. The tests run in the order written, against one lock
+(as a day at the alarm centre does): each leaves it as the next expects."""
 
 from __future__ import annotations
 
@@ -263,6 +264,9 @@ def test_an_incident_shows_the_log_around_it(world) -> None:
     assert ("door unlocked", "S1") in events and ("lock commissioned", "") in events
     opened = next(r for r in this["records"] if r["event"] == "door unlocked")
     assert opened["name"] == "Åsa Öberg"
+    # POSIX seconds, within the window and at most a minute before now.
+    assert this["window_from"] <= opened["time"] <= this["at"] + 60
+    assert datetime.fromisoformat(opened["local_time"]).timestamp() == opened["time"]
     assert this["window_from"] == this["at"] - 1800 and this["window_to"] == this["at"] + 1800
     text = site.ok("incident", "list")
     assert "door unlocked Åsa Öberg" in text and "räddningstjänsten" in text

@@ -9,6 +9,7 @@ import argparse
 import time
 from typing import Any
 
+from protocol import clock
 from protocol import messages as msg
 from tools import issuer, report
 from tools.client import Installer, Refused
@@ -84,7 +85,9 @@ def cmd_lock_retire(args: argparse.Namespace, out: Output) -> int:
 
 def _incident(site: Site, inc: Any, tz: Any) -> dict[str, Any]:
     reg = site.registry
-    rows = report.rows_for(site.incident_records(inc), reg.staff_by_key_id(), reg.zone)
+    held = site.incident_records(inc)
+    rows = report.rows_for(held, reg.staff_by_key_id(), reg.zone)
+    times = [clock.to_unix(int(r["time"])) for r in held]
     pulled = reg.last_pull(inc["lock_id"])
     at, w = int(inc["at"]), int(inc["window_s"])
     return {"incident": int(inc["incident_no"]), "lock": inc["lock_id"], "at": at,
@@ -94,9 +97,10 @@ def _incident(site: Site, inc: Any, tz: Any) -> dict[str, Any]:
             # the lock may hold more of what happened.
             "collected_past_window": bool(pulled and pulled >= at + w),
             "last_collected": pulled,
-            "records": [{"seq": r.seq, "time": r.time, "event": r.event, "staff": r.staff_id,
-                         "name": r.staff_name, "outcome": r.outcome, "reason": r.reason,
-                         "alarm": r.alarm, "clock_trusted": r.clock_trusted} for r in rows]}
+            "records": [{"seq": r.seq, "time": t, "local_time": r.time, "event": r.event,
+                         "staff": r.staff_id, "name": r.staff_name, "outcome": r.outcome,
+                         "reason": r.reason, "alarm": r.alarm, "clock_trusted": r.clock_trusted}
+                        for r, t in zip(rows, times, strict=True)]}
 
 
 def _incident_text(i: dict[str, Any], tz: Any) -> str:
@@ -109,8 +113,9 @@ def _incident_text(i: dict[str, Any], tz: Any) -> str:
             who = f" {r['name'] or r['staff']}" if (r["name"] or r["staff"]) else ""
             why = f" ({r['reason']})" if r["reason"] else ""
             flag = " [alarm]" if r["alarm"] else ""
-            clock = " [clock not trusted]" if not r["clock_trusted"] else ""
-            lines.append(f"    #{r['seq']} {r['time'][11:19]} {r['event']}{who}{why}{flag}{clock}")
+            untrusted = " [clock not trusted]" if not r["clock_trusted"] else ""
+            lines.append(f"    #{r['seq']} {r['local_time'][11:19]} {r['event']}{who}{why}{flag}"
+                         f"{untrusted}")
     else:
         lines.append(f"  no log records held from {span}")
     if not i["collected_past_window"]:
