@@ -785,6 +785,9 @@ class Site(PeopleActs):
         with self.act(actor, "lock remove", {"lock": lock_id, "to": receiver}) as detail:
             self.record_decommission(actor, lock_id, epoch, seq, last, status, now)
             reg.set_lock_status(lock_id, "removed")
+            # Its outstanding keys open nothing now; blocked here, in this act,
+            # rather than by whichever act enforces the rule next.
+            detail["blocked"] = self.enforce(now)
             detail["receipt"] = self.write_receipt(
                 actor, "lock remove", receiver,
                 [("to", "lock-parts", f"the original lock parts of the {row.door} door"),

@@ -9,7 +9,7 @@ import argparse
 import time
 from typing import Any
 
-from protocol import clock
+from protocol import clock, reasons
 from protocol import messages as msg
 from tools import issuer, report
 from tools.client import Installer, Refused
@@ -55,8 +55,10 @@ def cmd_lock_remove(args: argparse.Namespace, out: Output) -> int:
                 admin_key, "decommission", expect_lock=row.lock_id,
                 on_press=lambda s: out.info(f"Press the button on the lock now (within {s} s)..."))
         except Refused as exc:
-            raise Failed(f"the lock refused to end its identity ({exc}): it is still in "
-                         "service and nothing was removed (its log was collected)") from None
+            why = ("the button was not pressed in time" if exc.reason == reasons.BUTTON_REQUIRED
+                   else f"the lock refused to end its identity ({exc})")
+            raise Failed(f"{why}: the lock is still in service and nothing was removed "
+                         "(its log was collected); run lock remove again") from None
     last = [bytes(r) for r in (data.get(msg.DECOMMISSIONED_RECORD) or [])]
     rid = site.record_removal(actor(args), row.lock_id, row.epoch,
                               int(data.get(msg.DECOMMISSIONED_SEQ) or 0), last, status, now,
