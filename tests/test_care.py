@@ -201,6 +201,10 @@ def test_a_refused_change_changes_nothing(site: Site) -> None:
                        (lambda: site.add_staff("admin", "X1", "X", "Kommunen", role="boss"),
                         "unknown role"),
                        (lambda: site.add_provider("admin", "Kommunen"), "already exists"),
+                       (lambda: site.add_provider("admin", "A, B"), "cannot hold a comma"),
+                       (lambda: site.add_staff("admin", "X1", "X", "A,B"), "cannot hold a comma"),
+                       (lambda: site.update_unit("admin", "Norr", provider="Omsorg AB"),
+                        "staff of another provider"),
                        (lambda: site.activate_staff("admin", "HC"), "already active"),
                        (lambda: site.cancel_booking("admin", 99), "no booking 99"),
                        (lambda: site.add_booking("admin", "HC", "Syd", 10, 5), "must end after")):
