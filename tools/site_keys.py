@@ -287,6 +287,8 @@ class KeyActs:
                 lk = reg.lock(t["lock_id"])
             except RegistryError:
                 continue
+            if lk.status != "active":
+                continue  # a decommissioned lock opens for nobody: no entry to send it
             staff = reg.staff(t["staff_id"])
             clients = None
             if t["alarm_id"]:
