@@ -106,6 +106,22 @@ def test_the_care_plan_decides_the_medicine_cabinet(site: Site) -> None:
     assert "MED" not in doors(site, "RN", ["C1"])
 
 
+def test_commissioning_door_kinds(site: Site) -> None:
+    assert site.commission_problem("laundry-room", ["C1", "C2"]) is None
+    for door, clients, provider, words, usage in (
+            ("medicine-cabinet", ["C1", "C2"], None, "serves one client", True),
+            ("garage", ["C1"], None, "unknown door kind", True),
+            ("key-box", ["C1"], None, "give --provider", True),
+            ("apartment", ["C1"], "Kommunen", "only for --door key-box", True),
+            ("key-box", ["C1"], "Omsorg AB", "C1 has not chosen Omsorg AB", False),
+            ("key-box", ["C1"], "Nope", "no active provider", False),
+            ("apartment", ["C9"], None, "no client C9", False)):
+        problem = site.commission_problem(door, clients, provider)
+        assert problem is not None and words in problem and problem.usage is usage, door
+    with pytest.raises(InvalidInput, match="serves one client"):
+        site.record_commissioning("admin", "X", "apartment", "hmac", ["C1", "C2"], 0, {})
+
+
 def test_a_key_box_only_for_its_provider(site: Site) -> None:
     site.update_client("admin", "C1", providers=["Kommunen", "Omsorg AB"])
     assert doors(site, "OM", ["C1"]) == ["APT", "LAU"]

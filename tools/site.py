@@ -238,6 +238,9 @@ class Site(PeopleActs, KeyActs):
                 row = access.provider_row(self.registry, provider)
                 if row is None or not row["active"]:
                     return Problem(f"no active provider {provider!r} (lockctl provider add)")
+                if provider not in access.chosen_providers(self.registry, clients[0]):
+                    return Problem(f"{clients[0]} has not chosen {provider}: a key box is for "
+                                   "the staff of a provider the client chose")
         except RegistryError as exc:
             return Problem(str(exc))
         return None
