@@ -441,7 +441,16 @@ def test_read_only_site(world: World, unprivileged: tuple[Path, list[str]]) -> N
                   local(now), "--end", local(now + timedelta(hours=2)), "--out",
                   str(out / "k.grant")],
                  ["shift", "issue", "--roster", str(roster), "--out-dir", str(out / "unit")],
-                 ["log", "report", "--lock-id", "NT-1", "--format", "csv"]):
+                 ["log", "report", "--lock-id", "NT-1", "--format", "csv"],
+                 ["client", "update", "C1", "--providers", "Kommunen", "--unit", "U1"],
+                 ["client", "remove", "C1"],
+                 ["provider", "add", "Omsorg AB"],
+                 ["unit", "remove", "U1"],
+                 ["staff", "deactivate", "S1"],
+                 ["booking", "add", "--staff", "S1", "--unit", "U2", "--from",
+                  now.date().isoformat(), "--to", now.date().isoformat()],
+                 ["alarm", "issue", "--client", "C1", "--staff", "S4", "--reason", "fall",
+                  "--alarm-id", "TL-1", "--out", str(out / "alarm.grant")]):
         p = spawn(argv, env, base, how)
         assert p.returncode == 1, (argv, p.stderr)
         assert TRACEBACK not in p.stderr

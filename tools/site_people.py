@@ -42,6 +42,9 @@ def _id(value: str, what: str) -> str:
 def _name(value: str, what: str) -> str:
     if not value.strip() or len(value) > 200:
         raise InvalidInput(f"the {what} must be 1 to 200 characters")
+    if what == "provider name" and "," in value:
+        # --providers P1,P2 separates them with commas.
+        raise InvalidInput("a provider name cannot hold a comma")
     return value
 
 
@@ -234,6 +237,12 @@ class PeopleActs:
                 raise InvalidInput(f"unit {unit_id} is removed")
             if provider is not None:
                 self._providers([provider])
+                other = self.registry.db.execute(
+                    "SELECT staff_id FROM staff WHERE unit = ? AND provider != ? LIMIT 1",
+                    (unit_id, provider)).fetchone()
+                if other is not None:
+                    raise InvalidInput(f"unit {unit_id} has staff of another provider "
+                                       f"({other[0]}): a unit's staff are its provider's")
             self.registry.db.execute(
                 "UPDATE units SET provider = coalesce(?, provider), name = coalesce(?, name), "
                 "changed_at = ? WHERE unit_id = ?", (provider, name, int(time.time()), unit_id))
