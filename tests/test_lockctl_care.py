@@ -338,13 +338,9 @@ def test_a_retired_lock_is_never_used_again(world) -> None:
 
 def test_client_property_and_informed_day(world) -> None:
     site, _, _ = world
-    db = sqlite3.connect(site.dir / "registry.sqlite3")
-    try:
-        row = db.execute("SELECT property_id, informed_on FROM clients WHERE client_id = 'C2'"
-                         ).fetchone()
-    finally:
-        db.close()
-    assert row == ("P-4", "2026-11-02")
+    shown = site.js("client", "show", "C2")
+    assert isinstance(shown, dict)
+    assert (shown["property"], shown["informed"]) == ("P-4", "2026-11-02")
     site.refused(["client", "update", "C2", "--informed", "2999-01-01"], 1, "in the future")
     site.refused(["client", "update", "C2", "--informed", "yesterday"], 2, "not a date")
     site.refused(["client", "update", "C2", "--property", "P-404"], 1, "no property P-404")

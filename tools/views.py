@@ -33,7 +33,10 @@ def client(reg: Registry, row: sqlite3.Row) -> dict[str, Any]:
     return {"client": cid, "name": row["name"], "address": row["address"], "unit": row["unit"],
             "providers": access.chosen_providers(reg, cid),
             "medicine_roles": access.roles_of(row["medicine_roles"]),
-            "active": bool(row["active"]), "locks": locks}
+            "active": bool(row["active"]), "locks": locks,
+            # issue #14 section 4: the property (its owner consents to shared doors)
+            # and the day the client acknowledged the information about digital locks
+            "property": row["property_id"], "informed": row["informed_on"]}
 
 
 def clients(reg: Registry, include_removed: bool = False) -> list[dict[str, Any]]:
