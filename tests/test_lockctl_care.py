@@ -230,12 +230,16 @@ def test_a_shared_door_needs_the_owners_consent(world) -> None:
                          "C1,C2", "--door", "entrance"], 1, "needs its owner's consent")
     assert "lockctl consent add --property P-4" in line
     assert commissioned(site, sim) == ""  # the lock was not touched
-    # The client's own door needs no owner's consent.
+    assert "NO consent" in site.ok("property", "list")
     site.ok("consent", "add", "--property", "P-4", "--by", "Brf Storgatan, Lena Ek",
             "--date", "2026-11-20")
     out = site.js("commission", "--port", sim.serial, "--lock-id", "NT-1", "--client", "C1,C2",
                   "--door", "entrance")
     assert isinstance(out, dict) and out["door"] == "entrance"
+    props = site.js("property", "list")
+    assert props == [{"property": "P-4", "address": "Storgatan 4", "owner": "Brf Storgatan",
+                      "consents": [{"by": "Brf Storgatan, Lena Ek", "date": "2026-11-20"}],
+                      "clients": ["C1", "C2"]}]
 
 
 def test_an_incident_shows_the_log_around_it(world) -> None:

@@ -628,6 +628,7 @@ def valid_arguments(world: World) -> dict[tuple[str, ...], list[dict[str, str]]]
         ("receipt", "show"): [{"receipt_id": "R-000001", "--format": "html",
                                "--out": "r.html"}],
         ("property", "add"): [{"property_id": "P-9", "--address": "A", "--owner": "O"}],
+        ("property", "list"): [{}],
         ("consent", "add"): [{"--property": "P-1", "--by": "O", "--date": "2026-11-01"}],
         ("lock", "remove"): [{"--port": "/dev/ttyACM-none", "--by": "Ola", "--to": "C1"}],
         ("lock", "retire"): [{"lock_id": "NT-1", "--reason": "stolen"}],

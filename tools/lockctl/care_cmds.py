@@ -109,6 +109,26 @@ def cmd_property_add(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def cmd_property_list(args: argparse.Namespace, out: Output) -> int:
+    reg = open_registry(args)
+    rows = []
+    for p in reg.db.execute("SELECT * FROM properties ORDER BY property_id"):
+        pid = p["property_id"]
+        rows.append({
+            "property": pid, "address": p["address"], "owner": p["owner"],
+            "consents": [{"by": c["given_by"], "date": c["given_on"]}
+                         for c in reg.consents(pid)],
+            "clients": [r[0] for r in reg.db.execute(
+                "SELECT client_id FROM clients WHERE property_id = ? AND active = 1 "
+                "ORDER BY client_id", (pid,))]})
+    lines = [f"{r['property']}  {r['address']}, owner {r['owner']}: " + (
+        "consent " + "; ".join(f"{c['by']} ({c['date']})" for c in r["consents"])
+        if r["consents"] else "NO consent for shared doors yet")
+        + (f"; clients {', '.join(r['clients'])}" if r["clients"] else "") for r in rows]
+    emit(out, rows, "\n".join(lines) or "No properties.")
+    return 0
+
+
 def cmd_consent_add(args: argparse.Namespace, out: Output) -> int:
     reg = open_registry(args)
     now_day = today(reg)
@@ -161,6 +181,9 @@ def register(c: Commands) -> None:
     sp.add_argument("--address", required=True, type=text_arg(200), help="its street address")
     sp.add_argument("--owner", required=True, type=text_arg(200),
                     help="the owner (landlord or housing association) who consents")
+
+    c.add(prop, "list", cmd_property_list, "list properties, their owners' consent and clients",
+          example="lockctl property list")
 
     consent = c.group("consent", "property owners' consent to locks on shared doors")
     sp = c.add(consent, "add", cmd_consent_add,
