@@ -166,7 +166,7 @@ def register(c: Commands) -> None:
              "care plan (takes effect at once)",
              "lockctl client update C-1001 --medicine-roles nurse,rehab")):
         sp = c.add(client, name, func, help_, example)
-        sp.add_argument("client_id", metavar="CLIENT_ID",
+        sp.add_argument("client_id", metavar="CLIENT_ID", help="the client's id",
                         **({} if name == "add" else {"type": id_arg("client id")}))
         sp.add_argument("--name", required=name == "add", type=text_arg(200),
                         help="the client's name")
@@ -181,17 +181,19 @@ def register(c: Commands) -> None:
     sp = c.add(client, "remove", cmd_client_remove,
                "deactivate a client (history kept; keys to their doors blocked)",
                "lockctl client remove C-1002")
-    sp.add_argument("client_id", metavar="CLIENT_ID", type=id_arg("client id"))
+    sp.add_argument("client_id", metavar="CLIENT_ID", type=id_arg("client id"),
+                    help="the client's id")
     sp = c.add(client, "list", cmd_client_list, "list clients", "lockctl client list")
     sp.add_argument("--all", action="store_true", help="removed clients too")
     sp = c.add(client, "show", cmd_client_show, "one client", "lockctl client show C-1001")
-    sp.add_argument("client_id", metavar="CLIENT_ID", type=id_arg("client id"))
+    sp.add_argument("client_id", metavar="CLIENT_ID", type=id_arg("client id"),
+                    help="the client's id")
 
     staff = c.group("staff", "staff")
     sp = c.add(staff, "add", cmd_staff_add, "register a staff member",
                "lockctl staff add S-1 --name 'Anna Berg' --provider Kommunen --unit Norr "
                "--role nurse")
-    sp.add_argument("staff_id", metavar="STAFF_ID")
+    sp.add_argument("staff_id", metavar="STAFF_ID", help="the staff member's id")
     sp.add_argument("--name", required=True, type=text_arg(200), help="the staff member's name")
     sp.add_argument("--provider", type=text_arg(200),
                     help="their care provider (created if the site does not know it)")
@@ -207,4 +209,5 @@ def register(c: Commands) -> None:
             ("activate", cmd_staff_activate,
              "back from leave: active again, a suspended device restored")):
         sp = c.add(staff, name, func, help_, f"lockctl staff {name} S-1")
-        sp.add_argument("staff_id", metavar="STAFF_ID", type=id_arg("staff id"))
+        sp.add_argument("staff_id", metavar="STAFF_ID", type=id_arg("staff id"),
+                        help="the staff member's id")
