@@ -118,6 +118,16 @@ def cmd_staff_add(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def cmd_staff_update(args: argparse.Namespace, out: Output) -> int:
+    if args.name is None and args.unit is None and args.role is None:
+        raise UsageError("nothing to change: give --name, --unit or --role")
+    blocked = Site(open_registry(args)).update_staff(actor(args), args.staff_id, args.name,
+                                                     args.unit, args.role)
+    out.done({"staff": args.staff_id, "blocked": blocked},
+             f"Staff member {args.staff_id} updated.{_blocked_text(blocked)}")
+    return 0
+
+
 def cmd_staff_list(args: argparse.Namespace, out: Output) -> int:
     reg = open_registry(args)
     print_rows(out, views.staff(reg, args.all),
@@ -200,6 +210,15 @@ def register(c: Commands) -> None:
     sp.add_argument("--unit", metavar="UNIT", type=id_arg("unit id"),
                     help="their unit (of that provider)")
     sp.add_argument("--role", choices=ROLES, default="home-care", help="their role")
+    sp = c.add(staff, "update", cmd_staff_update,
+               "change a staff member's name, unit or role (takes effect at once)",
+               "lockctl staff update S-1 --role nurse")
+    sp.add_argument("staff_id", metavar="STAFF_ID", type=id_arg("staff id"),
+                    help="the staff member's id")
+    sp.add_argument("--name", type=text_arg(200), help="their name")
+    sp.add_argument("--unit", metavar="UNIT", type=id_arg("unit id"),
+                    help="their unit (of their provider)")
+    sp.add_argument("--role", choices=ROLES, help="their role")
     sp = c.add(staff, "list", cmd_staff_list, "list staff", "lockctl staff list")
     sp.add_argument("--all", action="store_true", help="deactivated staff too")
     for name, func, help_ in (
