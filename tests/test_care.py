@@ -268,6 +268,25 @@ def test_entries_of_keys_older_than_a_day_stay_home(site: Site) -> None:
     assert len(entries(site, "APT", now + 3600 + tok.MAX_LIFETIME + tok.SKEW + 1)) == 0
 
 
+def test_a_new_role_or_unit_takes_effect_at_once(site: Site) -> None:
+    now = int(time.time())
+    _, rn, _ = site.issue_shift("admin", "RN", ["C1"], now - 60, now + 3600)
+    # The nurse becomes a home-care worker: the cabinet key is blocked, the rest stay.
+    blocked = site.update_staff("admin", "RN", role="home-care")
+    assert blocked == [g.cti.hex() for g in rn if g.lock_id == "MED"]
+    # Into unit Syd: Astrid (Norr) is another unit's client now, with no booking.
+    # Her door and key box are blocked; the laundry room she shares with Karl (Syd)
+    # stays (a shared door stays open while the staff member may serve one of its
+    # clients: a token does not say whose visit it was for).
+    blocked = site.update_staff("admin", "RN", unit="Syd")
+    assert sorted(blocked) == sorted(g.cti.hex() for g in rn if g.lock_id in ("APT", "BOX"))
+    assert "needs a booking" in refusal(site, "RN", ["C1"])
+    with pytest.raises(InvalidInput, match="belongs to Kommunen, not Omsorg AB"):
+        site.update_staff("admin", "OM", unit="Norr")
+    with pytest.raises(InvalidInput, match="nothing to change"):
+        site.update_staff("admin", "OM")
+
+
 # --- staff leaving and coming back -----------------------------------------------------------
 
 def test_deactivate_blocks_at_once_and_activate_restores_a_suspended_device(

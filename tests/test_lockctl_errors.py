@@ -594,6 +594,8 @@ def valid_arguments(world: World) -> dict[tuple[str, ...], list[dict[str, str]]]
         ("client", "show"): [{"client_id": "C1"}],
         ("staff", "list"): [{}],
         ("staff", "show"): [{"staff_id": "S1"}],
+        ("staff", "update"): [{"staff_id": "S1", "--name": "N", "--unit": "U1",
+                               "--role": "nurse"}],
         ("staff", "deactivate"): [{"staff_id": "S1"}],
         ("staff", "activate"): [{"staff_id": "S1"}],
         ("provider", "add"): [{"provider": "Omsorg AB", "--alarms": "no"}],

@@ -284,6 +284,35 @@ class PeopleActs:
             self.registry.db.execute("UPDATE staff SET role = ?, unit = ? WHERE staff_id = ?",
                                      (role, unit, staff_id))
 
+    def update_staff(self, actor: str, staff_id: str, name: str | None = None,
+                     unit: str | None = None, role: str | None = None) -> list[str]:
+        """A staff member's new name, unit (of their provider) or role; takes effect
+        at once (the keys the rule no longer allows are blocked). Returns them."""
+        changes = {k: v for k, v in (("name", name), ("unit", unit), ("role", role))
+                   if v is not None}
+        if not changes:
+            raise InvalidInput("nothing to change: give --name, --unit or --role")
+        if role is not None and role not in ROLES:
+            raise InvalidInput(f"unknown role {role!r}: one of {', '.join(ROLES)}")
+        now = int(time.time())
+        with self.act(actor, "staff update", {"staff": staff_id, **changes}) as detail:
+            reg = self.registry
+            row = reg.staff(staff_id)
+            if name is not None:
+                reg.db.execute("UPDATE staff SET name = ? WHERE staff_id = ?",
+                               (_name(name, "name"), staff_id))
+            if unit is not None:
+                urow = self._unit(unit, active=True)
+                if urow["provider"] != row["provider"]:
+                    raise InvalidInput(f"unit {unit} belongs to {urow['provider']}, "
+                                       f"not {row['provider']}")
+                reg.db.execute("UPDATE staff SET unit = ? WHERE staff_id = ?", (unit, staff_id))
+            if role is not None:
+                reg.db.execute("UPDATE staff SET role = ? WHERE staff_id = ?", (role, staff_id))
+            reg.db.execute("UPDATE staff SET changed_at = ? WHERE staff_id = ?", (now, staff_id))
+            detail["blocked"] = self.enforce(now)
+        return list(detail["blocked"])
+
     def deactivate_staff(self, actor: str, staff_id: str) -> tuple[Revocation, list[str]]:
         """A staff member leaves or goes on long leave: blocked at once in the
         registry (every key issued to them until now, as `revoke --staff`; the

@@ -126,6 +126,16 @@ def cmd_staff_add(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def cmd_staff_update(args: argparse.Namespace, out: Output) -> int:
+    if args.name is None and args.unit is None and args.role is None:
+        raise UsageError("nothing to change: give --name, --unit or --role")
+    blocked = Site(open_registry(args)).update_staff(actor(args), args.staff_id, args.name,
+                                                     args.unit, args.role)
+    out.done({"staff": args.staff_id, "blocked": blocked},
+             f"Staff member {args.staff_id} updated.{_blocked_text(blocked)}")
+    return 0
+
+
 def cmd_staff_list(args: argparse.Namespace, out: Output) -> int:
     reg = open_registry(args)
     print_rows(out, views.staff(reg, args.all),
@@ -174,7 +184,7 @@ def register(c: Commands) -> None:
              "care plan (takes effect at once)",
              "lockctl client update C-1001 --medicine-roles nurse,rehab")):
         sp = c.add(client, name, func, help_, example)
-        sp.add_argument("client_id", metavar="CLIENT_ID",
+        sp.add_argument("client_id", metavar="CLIENT_ID", help="the client's id",
                         **({} if name == "add" else {"type": id_arg("client id")}))
         sp.add_argument("--name", required=name == "add", type=text_arg(200),
                         help="the client's name")
@@ -195,23 +205,34 @@ def register(c: Commands) -> None:
     sp = c.add(client, "remove", cmd_client_remove,
                "deactivate a client (history kept; keys to their doors blocked)",
                "lockctl client remove C-1002")
-    sp.add_argument("client_id", metavar="CLIENT_ID", type=id_arg("client id"))
+    sp.add_argument("client_id", metavar="CLIENT_ID", type=id_arg("client id"),
+                    help="the client's id")
     sp = c.add(client, "list", cmd_client_list, "list clients", "lockctl client list")
     sp.add_argument("--all", action="store_true", help="removed clients too")
     sp = c.add(client, "show", cmd_client_show, "one client", "lockctl client show C-1001")
-    sp.add_argument("client_id", metavar="CLIENT_ID", type=id_arg("client id"))
+    sp.add_argument("client_id", metavar="CLIENT_ID", type=id_arg("client id"),
+                    help="the client's id")
 
     staff = c.group("staff", "staff")
     sp = c.add(staff, "add", cmd_staff_add, "register a staff member",
                "lockctl staff add S-1 --name 'Anna Berg' --provider Kommunen --unit Norr "
                "--role nurse")
-    sp.add_argument("staff_id", metavar="STAFF_ID")
+    sp.add_argument("staff_id", metavar="STAFF_ID", help="the staff member's id")
     sp.add_argument("--name", required=True, type=text_arg(200), help="the staff member's name")
     sp.add_argument("--provider", type=text_arg(200),
                     help="their care provider (created if the site does not know it)")
     sp.add_argument("--unit", metavar="UNIT", type=id_arg("unit id"),
                     help="their unit (of that provider)")
     sp.add_argument("--role", choices=ROLES, default="home-care", help="their role")
+    sp = c.add(staff, "update", cmd_staff_update,
+               "change a staff member's name, unit or role (takes effect at once)",
+               "lockctl staff update S-1 --role nurse")
+    sp.add_argument("staff_id", metavar="STAFF_ID", type=id_arg("staff id"),
+                    help="the staff member's id")
+    sp.add_argument("--name", type=text_arg(200), help="their name")
+    sp.add_argument("--unit", metavar="UNIT", type=id_arg("unit id"),
+                    help="their unit (of their provider)")
+    sp.add_argument("--role", choices=ROLES, help="their role")
     sp = c.add(staff, "list", cmd_staff_list, "list staff", "lockctl staff list")
     sp.add_argument("--all", action="store_true", help="deactivated staff too")
     for name, func, help_ in (
@@ -221,4 +242,5 @@ def register(c: Commands) -> None:
             ("activate", cmd_staff_activate,
              "back from leave: active again, a suspended device restored")):
         sp = c.add(staff, name, func, help_, f"lockctl staff {name} S-1")
-        sp.add_argument("staff_id", metavar="STAFF_ID", type=id_arg("staff id"))
+        sp.add_argument("staff_id", metavar="STAFF_ID", type=id_arg("staff id"),
+                        help="the staff member's id")
