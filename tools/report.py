@@ -67,6 +67,35 @@ class Row:
     reason: str
     alarm: bool
     clock_trusted: bool
+    alarm_id: str = ""  # the alarm key's (alarm access), with its reason
+    alarm_reason: str = ""
+    booking: str = ""  # the booking that let a staff member of another unit in
+
+
+def mark_keys(rows: list[Row], alarm_keys: list[dict[str, Any]],
+              booked: list[dict[str, Any]]) -> None:
+    """Name the alarm (id, reason) of each alarm-access row and the booking of
+    each attempt made with a key issued under one: the key that was in force
+    for that staff member at that time (views.alarm_keys, views.booked_keys)."""
+    skew = 120  # protocol.token.SKEW: a key opens this early and late
+    for r in rows:
+        if not r.staff_id or not r.outcome:
+            continue
+        t = datetime.fromisoformat(r.time).timestamp()
+        if r.alarm:
+            for a in alarm_keys:
+                if a["staff"] == r.staff_id and a["start"] - skew <= t <= a["end"] + skew:
+                    r.alarm_id, r.alarm_reason = a["alarm_id"], a["reason"]
+        for b in booked:
+            if b["staff"] == r.staff_id and b["start"] - skew <= t <= b["end"] + skew:
+                r.booking = str(b["booking"])
+
+
+def alarm_openings(rows: list[Row]) -> list[dict[str, Any]]:
+    """The report's section of alarm openings, so that abuse is visible."""
+    return [{"time": r.time, "staff_id": r.staff_id, "staff_name": r.staff_name,
+             "outcome": r.outcome, "alarm_id": r.alarm_id, "reason": r.alarm_reason}
+            for r in rows if r.alarm and r.outcome]
 
 
 def rows_for(records: list[Any], staff: dict[bytes, Any], zone: str) -> list[Row]:
@@ -132,7 +161,8 @@ def to_html(rows: list[Row], meta: dict[str, Any]) -> str:
         table = "".join(
             f"<tr class='{esc(r.outcome or 'other')}'><td>{esc(r.time[11:19])}</td>"
             f"<td>{esc(r.staff_name or '-')}</td><td>{esc(r.event)}</td>"
-            f"<td>{esc(r.reason)}{' (alarm)' if r.alarm else ''}"
+            f"<td>{esc(r.reason)}{' (alarm ' + esc(r.alarm_id) + ')' if r.alarm else ''}"
+            f"{' (booking ' + esc(r.booking) + ')' if r.booking else ''}"
             f"{' (lock clock not trusted)' if not r.clock_trusted else ''}</td></tr>"
             for r in day_rows)
         visits = sum(1 for r in day_rows if r.outcome == "opened")
@@ -163,4 +193,17 @@ def to_html(rows: list[Row], meta: dict[str, Any]) -> str:
         f"{esc(meta.get('to', 'now'))}. Times are local ({esc(meta.get('zone', ''))}).</p>"
         f"<p class='verdict{'' if meta.get('complete', meta.get('chain_ok')) else ' bad'}'>"
         f"{esc(verdict)}</p>"
+        f"{_alarm_html(meta.get('alarm_openings') or [])}"
         f"{''.join(parts) or '<p>No events in this period.</p>'}</html>")
+
+
+def _alarm_html(openings: list[dict[str, Any]]) -> str:
+    if not openings:
+        return "<section><h2>Alarm openings</h2><p>None in this period.</p></section>"
+    esc = html.escape
+    rows = "".join(f"<tr><td>{esc(o['time'][:16].replace('T', ' '))}</td>"
+                   f"<td>{esc(o['staff_name'] or o['staff_id'])}</td><td>{esc(o['outcome'])}</td>"
+                   f"<td>{esc(o['alarm_id'] or '?')}</td><td>{esc(o['reason'])}</td></tr>"
+                   for o in openings)
+    return ("<section><h2>Alarm openings</h2><table><tr><th>Time</th><th>Staff</th>"
+            f"<th>Outcome</th><th>Alarm</th><th>Reason</th></tr>{rows}</table></section>")

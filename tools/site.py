@@ -13,7 +13,6 @@ a larger act may be made of smaller ones and still be all or nothing.
 
 from __future__ import annotations
 
-import re
 import time
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -22,17 +21,27 @@ from typing import Any, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from protocol import token as tok
+from tools import access, issuer
 from tools import device as device_mod
-from tools import issuer
-from tools.registry import DEFAULT_RETENTION_DAYS, DEFAULT_ZONE, Registry, RegistryError
+from tools.registry import (
+    DEFAULT_RETENTION_DAYS,
+    DEFAULT_ZONE,
+    Registry,
+    RegistryError,
+)
+from tools.site_care import (  # noqa: F401 - re-exported for lockctl
+    CONSENT_DOORS,
+    RETIRE_REASONS,
+    CareActs,
+    parse_item,
+    parse_receipt_id,
+    receipt_id,
+)
+from tools.site_keys import AlarmKey, KeyActs, Problem, ShiftPlan
+from tools.site_people import ID_RE, InvalidInput, PeopleActs
 
-# Ids travel in tokens and file names; lockctl checks its arguments with this
-# rule too. \Z, not $: "$" would let a newline end an id.
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
-
-
-class InvalidInput(RegistryError):
-    """Input the act refuses before changing anything."""
+__all__ = ["ID_RE", "AlarmKey", "InvalidInput", "Problem", "ShiftPlan", "Site",
+           "revocation_blob"]
 
 
 @dataclass(frozen=True)
@@ -47,20 +56,29 @@ MAX_CARRIED_UPDATE = 560
 
 
 def revocation_blob(reg: Registry, lock_id: str, now: int) -> bytes | None:
-    """The lock's current revocation update. A list too long to travel with a key
-    becomes a site-wide cut-off instead (never fail open): every key issued before
-    the newest block is refused, so staff need keys issued after it. The cut-off
-    stays put as later keys are issued; it moves only with a new block."""
+    """The lock's current revocation update. Entries travel per lock: the lock
+    gets only those for staff or tokens that held a token for it within the
+    last 24 hours (a token expires within 24 h of its issue, so no other entry
+    can cover a key the lock could still accept). A list too long to travel
+    with a key becomes a site-wide cut-off instead (never fail open): every key
+    issued before the newest block is refused, so staff need keys issued after
+    it. The cut-off stays put as later keys are issued; it moves only with a
+    new block."""
     version, staff, tokens = reg.revocation_state(now)
     if version == 0:
         return None
+    held = reg.db.execute("SELECT cti, staff_id FROM tokens WHERE lock_id = ? AND end >= ?",
+                          (lock_id, now - tok.MAX_LIFETIME - tok.SKEW)).fetchall()
+    holders = {r["staff_id"] for r in held}
+    ctis = {bytes(r["cti"]) for r in held}
+    staff = {k: v for k, v in staff.items() if k in holders}
+    tokens = {k: v for k, v in tokens.items() if k in ctis}
     secret = reg.site_secret()
     blob = issuer.revocation_update(secret, lock_id, version, now, 0, staff, tokens)
     if len(blob) > MAX_CARRIED_UPDATE:
         cutoff = max([*staff.values(), reg.newest_block_time()]) + 1
         blob = issuer.revocation_update(secret, lock_id, version, now, cutoff, {}, {})
     return blob
-
 
 
 def _check_id(value: str, what: str) -> str:
@@ -70,7 +88,7 @@ def _check_id(value: str, what: str) -> str:
     return value
 
 
-class Site:
+class Site(PeopleActs, KeyActs, CareActs):
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
@@ -128,18 +146,6 @@ class Site:
             raise
         return site
 
-    def add_client(self, actor: str, client_id: str, name: str,
-                   address: str | None = None) -> None:
-        _check_id(client_id, "client id")
-        with self.act(actor, "client add", {"client": client_id}):
-            self.registry.add_client(client_id, name, address)
-
-    def add_staff(self, actor: str, staff_id: str, name: str,
-                  provider: str | None = None) -> None:
-        _check_id(staff_id, "staff id")
-        with self.act(actor, "staff add", {"staff": staff_id, "provider": provider}):
-            self.registry.add_staff(staff_id, name, provider)
-
     def revoke_staff(self, actor: str, staff_id: str) -> Revocation:
         """Block every key issued to a staff member up to now ("spärr").
 
@@ -196,6 +202,12 @@ class Site:
                 detail["replaced"] = old["fingerprint"]
                 self._revoke_device(old["fingerprint"], now)
             reg.add_device(actual, staff_id, public, now)
+            # The receipt the staff member signs for the digital key.
+            detail["receipt"] = self.write_receipt(
+                actor, "device enrol", staff_id, [("to", "device", actual)], actor or "unknown",
+                now, note=(f"Device {actual} enrolled as the digital key of {staff_id}"
+                           + (f"; it replaces device {detail['replaced']}, revoked."
+                              if "replaced" in detail else ".")))
         return actual
 
     def revoke_device(self, actor: str, prefix: str) -> tuple[str, Revocation | None]:
@@ -220,86 +232,59 @@ class Site:
             version = reg.revoke("token", bytes(t["cti"]).hex(), int(t["end"]))
         return None if version is None else Revocation(version, now)
 
-    # --- shifts --------------------------------------------------------------------
-    def shift_problem(self, staff_id: str, clients: list[str], start: int, end: int,
-                      now: int) -> str | None:
-        """Why this shift cannot be issued now (None: it can). Checked before
-        anything changes; the lock's own rules are among them."""
-        reg = self.registry
-        try:
-            reg.staff(staff_id)
-            for c in clients:
-                reg.client(c)
-        except RegistryError as exc:
-            return str(exc)
-        if not clients:
-            return "name at least one client"
-        if end <= start:
-            return "the shift must end after it starts"
-        if end - start > tok.MAX_LIFETIME:
-            return "a shift key lasts at most 24 hours"
-        if end <= now:
-            return "that shift has already ended"
-        if reg.active_device(staff_id) is None:
-            return (f"{staff_id} has no active device: enrol one first "
-                    "(lockctl device enrol)")
-        if not reg.locks_for_clients(clients):
-            return "no commissioned lock serves these clients"
-        return None
-
-    def issue_shift(self, actor: str, staff_id: str, clients: list[str], start: int, end: int,
-                    scope: str = "open", alarm: bool = False, now: int | None = None
-                    ) -> tuple[bytes, list[issuer.Grant], str]:
-        """Issue a shift: a token per door, encrypted to the staff member's
-        active device. Returns (grant file bytes, grants, device fingerprint)."""
-        now = int(time.time()) if now is None else now
-        problem = self.shift_problem(staff_id, clients, start, end, now)
-        if problem is None and end - now > tok.MAX_LIFETIME:
-            problem = "a key can be issued at most 24 hours before its shift ends"
-        if problem is not None:
-            raise InvalidInput(problem)
-        reg = self.registry
-        dev = reg.active_device(staff_id)
-        assert dev is not None  # shift_problem checked it
-        locks = reg.locks_for_clients(clients)
-        secret = reg.site_secret()
-        signing = reg.signing_key() if any(lk.suite == tok.SUITE_ED25519 for lk in locks) else None
-        grants = []
-        for lk in locks:
-            g = issuer.issue_token(secret, lk.lock_id, iss=reg.name, sub=staff_id, start=start,
-                                   end=end, scope=scope, alarm=alarm, suite=lk.suite,
-                                   signing_key=signing, iat=now)
-            g.updates = [issuer.time_update(secret, lk.lock_id, now)]
-            blob = revocation_blob(reg, lk.lock_id, now)
-            if blob is not None:
-                g.updates.append(blob)
-            grants.append(g)
-        data = device_mod.seal_grant(bytes(dev["public"]), device_mod.grant_content(
-            staff_id, reg.name, start, end, grants))
-        with self.act(actor, "shift issue", {
-                "staff": staff_id, "clients": clients, "start": start, "end": end,
-                "alarm": alarm, "device": dev["fingerprint"],
-                "tokens": [g.cti.hex() for g in grants]}):
-            for g in grants:
-                reg.add_token(g.cti, staff_id, g.lock_id, start, end, scope, alarm,
-                              dev["fingerprint"])
-        return data, grants, str(dev["fingerprint"])
-
     # --- what the installer's tool and the keys bring back -----------------------------
     # The lock is talked to by lockctl (transport); what it answered changes
     # the registry here, each as one act with its audit record.
+    def commission_problem(self, door: str, clients: list[str],
+                           provider: str | None = None,
+                           lock_id: str | None = None) -> Problem | None:
+        """Why a door of this kind cannot be commissioned for these clients
+        (under this lock id, if given)."""
+        problem = access.door_clients_problem(door, clients)
+        if problem is not None:
+            return Problem(problem, usage=True)
+        try:
+            care = self.consent_problem(door, clients, lock_id)
+        except RegistryError as exc:
+            return Problem(str(exc))
+        if care is not None:
+            return Problem(care)
+        if (door == "key-box") != (provider is not None):
+            return Problem("a key box belongs to a provider: give --provider (and only for "
+                           "--door key-box)", usage=True)
+        try:
+            for c in clients:
+                if not self.registry.client(c)["active"]:
+                    return Problem(f"client {c} is removed")
+            if provider is not None:
+                row = access.provider_row(self.registry, provider)
+                if row is None or not row["active"]:
+                    return Problem(f"no active provider {provider!r} (lockctl provider add)")
+                if provider not in access.chosen_providers(self.registry, clients[0]):
+                    return Problem(f"{clients[0]} has not chosen {provider}: a key box is for "
+                                   "the staff of a provider the client chose")
+        except RegistryError as exc:
+            return Problem(str(exc))
+        return None
+
     def record_commissioning(self, actor: str, lock_id: str, door: str, suite: str,
-                             clients: list[str], now: int, answer: dict[int, Any]) -> int:
+                             clients: list[str], now: int, answer: dict[int, Any],
+                             provider: str | None = None) -> int:
         """The lock took its identity: its registry row and a new epoch."""
         from protocol import messages as msg
+        problem = self.commission_problem(door, clients, provider, lock_id)
+        if problem is not None:
+            raise InvalidInput(problem)
         with self.act(actor, "commission", {"lock": lock_id, "clients": clients, "door": door,
-                                             "suite": suite}) as detail:
+                                             "suite": suite, "provider": provider}) as detail:
             epoch = self.registry.add_lock(
                 lock_id, door, suite, clients, now,
                 first_seq=answer.get(msg.COMMISSIONED_SEQ),
                 previous_end=int(answer.get(msg.COMMISSIONED_ENDED) or 0),
                 previous_after=int(answer.get(msg.COMMISSIONED_AFTER) or 1))
             self.registry.record_health(lock_id, answer.get(msg.COMMISSIONED_STATUS) or {}, now)
+            self.registry.db.execute("UPDATE locks SET provider = ? WHERE lock_id = ?",
+                                     (provider, lock_id))
             detail["epoch"] = epoch
         return epoch
 
@@ -332,6 +317,8 @@ class Site:
         with self.act(actor, "lock decommission", {"lock": lock_id, "epoch": epoch}):
             reg.store_events(lock_id, last, epoch)
             reg.end_epoch(lock_id, epoch, "decommissioned", seq, now)
-            reg.set_lock_status(lock_id, "decommissioned")
+            # A retired lock found again may be decommissioned; it stays retired.
+            reg.set_lock_status(lock_id, "retired" if reg.retirement(lock_id) else
+                                "decommissioned")
             if status:
                 reg.record_health(lock_id, status, now)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol import messages as msg
-from tools import issuer, logcheck, report
+from tools import issuer, logcheck, report, views
 from tools.client import Installer, pull_log_ble, read_hello
 from tools.lockctl.cli import (
     Commands,
@@ -133,6 +133,8 @@ def cmd_log_report(args: argparse.Namespace, out: Output) -> int:
     rows = report.rows_for(reg.events(args.lock_id), reg.staff_by_key_id(), reg.zone)
     rows = [r for r in rows if (not day_from or r.day >= day_from.isoformat())
             and (not day_to or r.day <= day_to.isoformat())]
+    report.mark_keys(rows, views.alarm_keys(reg, lock_id=lk.lock_id),
+                     views.booked_keys(reg, lk.lock_id))
     names = [reg.client(c)["name"] for c in lk.clients]
     lines = verdict_lines(verdicts)
     meta = {"lock_id": lk.lock_id, "door": lk.door, "clients": ", ".join(names),
@@ -140,7 +142,8 @@ def cmd_log_report(args: argparse.Namespace, out: Output) -> int:
             "from": day_from.isoformat() if day_from else "start",
             "to": day_to.isoformat() if day_to else "now",
             "generated": datetime.now(tz).isoformat(timespec="seconds"),
-            "verdict": " ".join(lines), "verdicts": [v.as_json() for v in verdicts]}
+            "verdict": " ".join(lines), "verdicts": [v.as_json() for v in verdicts],
+            "alarm_openings": report.alarm_openings(rows)}
     text = {"csv": lambda: report.to_csv(rows), "json": lambda: report.to_json(rows, meta),
             "html": lambda: report.to_html(rows, meta)}[args.format]()
     reg.audit(actor(args), "log report", {"lock": lk.lock_id, "format": args.format,
