@@ -453,6 +453,22 @@ class Registry:
             "WHERE lc.client_id = ? AND l.status = 'active'", (c,))}
         return [self.lock(i) for i in sorted(ids)]
 
+    def locks_of_client(self, client_id: str) -> list[LockRow]:
+        """Every lock serving the client now, decommissioned ones included (their
+        history stays reportable)."""
+        return [self.lock(r[0]) for r in self.db.execute(
+            "SELECT lock_id FROM lock_clients WHERE client_id = ? ORDER BY lock_id",
+            (client_id,))]
+
+    def locks_of_staff(self, staff_id: str) -> list[LockRow]:
+        """Every lock the staff member was issued a key for or left a record at."""
+        key_id = self.staff(staff_id)["key_id"]
+        ids = {r[0] for r in self.db.execute(
+            "SELECT DISTINCT lock_id FROM tokens WHERE staff_id = ? UNION "
+            "SELECT DISTINCT lock_id FROM events WHERE key_id = ?", (staff_id, key_id))}
+        known = {r[0] for r in self.db.execute("SELECT lock_id FROM locks")}
+        return [self.lock(i) for i in sorted(ids & known)]
+
     def set_lock_status(self, lock_id: str, status: str) -> None:
         with self.tx():
             self.db.execute("UPDATE locks SET status = ? WHERE lock_id = ?", (status, lock_id))

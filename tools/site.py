@@ -320,6 +320,11 @@ class Site:
             detail.update(new=added, pruned=pruned)
         return added, pruned
 
+    def record_report(self, actor: str, detail: dict[str, Any]) -> None:
+        """A log report was made: who read whose visits is itself recorded."""
+        with self.act(actor, "log report", detail):
+            pass
+
     def record_sync(self, actor: str, lock_id: str, status: dict[int, Any], now: int,
                     forced: bool) -> None:
         with self.act(actor, "lock sync", {"lock": lock_id, "forced": forced}):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tools import siteconfig
 from tools.client import Installer
 from tools.registry import Registry, RegistryError
 from tools.site import ID_RE
@@ -169,6 +170,14 @@ def check_out(path_text: str) -> Path:
 
 def site_dir(args: argparse.Namespace) -> Path:
     return Path(args.site or os.environ.get("LOCKCTL_SITE") or "./site")
+
+
+def site_config(args: argparse.Namespace) -> siteconfig.SiteConfig:
+    """The site's CLI defaults (SITE/site.toml); a bad file is a clear error."""
+    try:
+        return siteconfig.load(site_dir(args))
+    except siteconfig.ConfigError as exc:
+        raise Failed(str(exc)) from None
 
 
 def actor(args: argparse.Namespace) -> str:
