@@ -558,7 +558,9 @@ def valid_arguments(world: World) -> dict[tuple[str, ...], list[dict[str, str]]]
         ("log", "verify"): [{"--lock-id": "NT-1"}],
         ("log", "report"): [{"--lock-id": "NT-1", "--from": now.date().isoformat(),
                              "--to": now.date().isoformat(), "--format": "csv",
-                             "--out": "report.csv"}],
+                             "--lang": "sv", "--out": "report.csv"},
+                            {"--client": "C1", "--format": "html"},
+                            {"--staff": "S1", "--format": "json"}],
         ("flash",): [{"--board": "sim", "--port": "/dev/ttyACM-none"}],
     }
 

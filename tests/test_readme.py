@@ -163,6 +163,7 @@ def test_the_readme_runs_as_written(tmp_path: Path) -> None:
     # The story the guides tell happened: Anna opened, was blocked, and the report
     # shows both.
     report = (tmp_path / "november.html").read_text(encoding="utf-8")
-    assert "Anna Berg" in report and "opened" in report
-    assert "Complete from commissioning" in report and "NOT complete" not in report
+    assert "<html lang='sv'>" in report
+    assert "Anna Berg" in report and "dörren låstes upp" in report and "nyckeln är spärrad" in report
+    assert "Komplett från driftsättningen" in report and "INTE komplett" not in report
     assert done[-1] == "lockctl lock decommission"

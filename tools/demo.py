@@ -137,13 +137,14 @@ def main() -> int:
         demo.lockctl("log", "report", "--lock-id", LOCK_ID, "--format", "html", "--out",
                      str(report))
         rows = json.loads(subprocess.run(
-            [LOCKCTL, "log", "report", "--lock-id", LOCK_ID, "--format", "json"], env=demo.env,
+            [LOCKCTL, "log", "report", "--lock-id", LOCK_ID, "--format", "json", "--lang", "en"],
+            env=demo.env,
             cwd=work, capture_output=True, text=True, timeout=60).stdout or "{}")
         say("    Visits today:")
         for e in rows.get("events", []):
             if e["outcome"]:
-                say(f"      {e['time'][11:19]}  {e['staff_name']:<14} {e['outcome']}"
-                    + (f" ({e['reason']})" if e["reason"] else ""))
+                say(f"      {e['local'][11:19]}  {e['staff_name']:<14} {e['outcome']}"
+                    + (f" ({e['reason_text']})" if e["reason_text"] else ""))
         say(f"    The report is in {report}")
     finally:
         sim.stop()

@@ -170,7 +170,7 @@ def _lock_verdict(reg: Registry, lock: LockRow, lang: str) -> dict[str, Any]:
     texts = [words.verdict_text(lang, v) for v in found]
     if len(found) > 1:
         prefix = "Driftsättning" if lang == "sv" else "Commissioning"
-        texts = [f"{prefix} {v.epoch}: {t}" for v, t in zip(found, texts)]
+        texts = [f"{prefix} {v.epoch}: {t}" for v, t in zip(found, texts, strict=True)]
     return {"lock": lock.lock_id, "door": lock.door,
             "complete": all(v.complete for v in found), "verdict": " ".join(texts),
             "epochs": [v.as_json() for v in found]}
@@ -189,7 +189,7 @@ def _days(day_from: date | None, day_to: date | None, seen: list[str]) -> list[s
 
 def summaries(rows: list[Row], day_from: date | None, day_to: date | None
               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    per_day = {d: {"day": d, "openings": 0, "refusals": 0, "alarms": 0, "forced": 0}
+    per_day: dict[str, dict[str, Any]] = {d: {"day": d, "openings": 0, "refusals": 0, "alarms": 0, "forced": 0}
                for d in _days(day_from, day_to, [r.day for r in rows])}
     people: dict[str, dict[str, Any]] = {}
     doors: dict[str, set[str]] = {}
