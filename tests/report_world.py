@@ -110,4 +110,15 @@ def build(root: Path) -> tuple[Site, Expected]:
             w["NT-1"].add(day.replace(hour=3, minute=4), events.DOOR_LEFT_OPEN)
     for lk, writer in w.items():
         reg.store_events(lk, writer.records)
+    # The unit and the alarm key of the night alarm, as the care-operations acts
+    # (branch careops) write them: their tables, filled here directly.
+    night = (START + timedelta(days=5)).replace(hour=2, minute=5)
+    with reg.tx():
+        reg.db.execute("INSERT INTO units (unit_id, provider, name, created_at) "
+                       "VALUES ('U-NORR', 'Kommunen', 'Hemtjänst Norr', 0)")
+        reg.db.execute("UPDATE clients SET unit = 'U-NORR' WHERE client_id = 'C1'")
+        reg.db.execute("INSERT INTO alarm_keys VALUES ('A-1', 'C1', 'S3', 'trygghetslarm', 30, "
+                       "?, ?, ?, 'dev', 'larmcentralen')",
+                       (int(night.timestamp()), int(night.timestamp()) + 1800,
+                        int(night.timestamp())))
     return site, exp

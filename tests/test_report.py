@@ -289,3 +289,28 @@ def test_site_toml_sets_the_language(tmp_path: Path, capsysbinary) -> None:
     status, out, err = run(tmp_path, "log", "report", "--lock-id", "NT-2", "--format", "csv",
                            capsys=capsysbinary)
     assert status == 1 and "language must be one of sv, en" in err and out == b""
+
+
+def test_unit_report_covers_its_clients_doors_and_alarm_keys(world, capsysbinary) -> None:
+    root, exp = world
+    status, out, err = run(root, "log", "report", "--unit", "U-NORR", "--format", "json",
+                           capsys=capsysbinary)
+    assert status == 0, err
+    data = json.loads(out)
+    assert data["subject"]["name"] == "Hemtjänst Norr"
+    assert [lk["lock"] for lk in data["locks"]] == ["NT-1", "NT-2"]
+    opened = sum(e["count"] for e in data["events"] if e["outcome"] == "opened")
+    assert opened == sum(exp.openings.values())
+    [key] = data["alarm_keys"]
+    # The patrol opened both doors with it (the entrance and the apartment).
+    assert key["alarm_id"] == "A-1" and key["staff_id"] == "S3" and key["alarm_openings"] == 2
+    t = page(root, capsysbinary, "--unit", "U-NORR")
+    [row] = t.root.all("tr", "alarm-key")
+    assert row.attrs["data-used"] == "2" and "trygghetslarm" in row.text()
+    # C2 is not in the unit: the entrance serves her too, but her alarm keys are not listed.
+    status, out, _ = run(root, "log", "report", "--client", "C2", "--format", "json",
+                         capsys=capsysbinary)
+    assert json.loads(out)["alarm_keys"] == []
+    status, out, err = run(root, "log", "report", "--unit", "U-NONE", "--format", "json",
+                           capsys=capsysbinary)
+    assert status == 1 and "no unit U-NONE" in err

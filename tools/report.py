@@ -43,6 +43,7 @@ class Subject:
     name: str
     locks: list[LockRow]
     key_id: bytes | None = None
+    clients: list[str] = field(default_factory=list)  # whose alarm keys the report lists
 
 
 @dataclass
@@ -85,6 +86,7 @@ class Report:
     rows: list[Row]
     per_day: list[dict[str, Any]]
     per_staff: list[dict[str, Any]]
+    alarm_keys: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -107,14 +109,19 @@ def _kind(code: int, detail: int) -> str:
                                                                                          "-")
 
 
-def rows_for(lock: LockRow, records: list[Any], staff: dict[bytes, Any], zone: str,
-             lang: str) -> list[Row]:
-    """One lock's records as report rows, identical events in a row folded."""
+def rows_for(records: list[Any], staff: dict[bytes, Any], zone: str, lang: str = "en",
+             lock: LockRow | None = None, fold: bool = True) -> list[Row]:
+    """Records (registry rows, or raw 32-byte records) as report rows; with
+    `fold`, identical events in a row become one row with their count."""
     tz = ZoneInfo(zone)
     unknown = words.LABELS[lang]["unknown_key"]
     out: list[Row] = []
     for r in records:
-        e = events.decode(bytes(r["record"]))
+        raw = bytes(r) if isinstance(r, (bytes, bytearray)) else bytes(r["record"])
+        e = events.decode(raw)
+        epoch = 1 if isinstance(r, (bytes, bytearray)) else int(r["epoch"])
+        lock_id = (lock.lock_id if lock is not None else
+                   "" if isinstance(r, (bytes, bytearray)) else str(r["lock_id"]))
         posix = clock.to_unix(e.time)
         when = datetime.fromtimestamp(posix, tz)
         person = staff.get(e.key_id)
@@ -140,19 +147,19 @@ def rows_for(lock: LockRow, records: list[Any], staff: dict[bytes, Any], zone: s
         forced = e.code == events.DOOR_OPENED and e.detail == events.DOOR_FORCED
         attention = ("alarm" if alarm else "forced" if forced else
                      "fault" if e.code in FAULTS else "")
-        fold = (e.code, e.detail, bytes(e.key_id), e.flags, when.date())
+        key = (e.code, e.detail, bytes(e.key_id), e.flags, when.date())
         prev = out[-1] if out else None
-        if (prev is not None and prev._fold == fold and prev.epoch == r["epoch"]
-                and e.seq == prev.last_seq + 1):
+        if (fold and prev is not None and prev._fold == key and prev.epoch == epoch
+                and prev.lock_id == lock_id and e.seq == prev.last_seq + 1):
             prev.count += 1
             prev.last_seq, prev.last_time = e.seq, posix
             continue
-        out.append(Row(lock.lock_id, lock.door, int(r["epoch"]), e.seq, e.seq, 1, posix, posix,
+        out.append(Row(lock_id, lock.door if lock is not None else "", epoch, e.seq, e.seq, 1, posix, posix,
                        when.isoformat(timespec="seconds"), when.date().isoformat(), sid, name,
                        provider, _kind(e.code, e.detail),
                        words.event_text(lang, e.code, e.detail), outcome, reason, reason_text,
                        alarm, forced, attention,
-                       not e.flags & events.FLAG_CLOCK_UNTRUSTED, fold))
+                       not e.flags & events.FLAG_CLOCK_UNTRUSTED, key))
     return out
 
 
@@ -227,7 +234,7 @@ def build(reg: Registry, subject: Subject, day_from: date | None, day_to: date |
         records = reg.events(lock.lock_id)
         if subject.key_id is not None:
             records = [r for r in records if bytes(r["key_id"]) == subject.key_id]
-        rows += rows_for(lock, records, staff, reg.zone, lang)
+        rows += rows_for(records, staff, reg.zone, lang, lock)
         verdicts.append(_lock_verdict(reg, lock, lang))
     rows = [r for r in rows if (not day_from or r.day >= day_from.isoformat())
             and (not day_to or r.day <= day_to.isoformat())]
@@ -235,7 +242,38 @@ def build(reg: Registry, subject: Subject, day_from: date | None, day_to: date |
         rows.sort(key=lambda r: (r.time, r.lock_id, r.epoch, r.seq))
     per_day, per_staff = summaries(rows, day_from, day_to)
     return Report(lang, subject, reg.name, reg.zone, day_from, day_to, now, verdicts, rows,
-                  per_day, per_staff)
+                  per_day, per_staff, alarm_keys(reg, subject, rows, day_from, day_to))
+
+
+def _bounds(reg: Registry, day_from: date | None, day_to: date | None) -> tuple[int, int]:
+    tz = ZoneInfo(reg.zone)
+    start = (int(datetime.combine(day_from, datetime.min.time(), tz).timestamp())
+             if day_from else 0)
+    end = (int(datetime.combine(day_to + timedelta(days=1), datetime.min.time(), tz)
+               .timestamp()) if day_to else 2 ** 62)
+    return start, end
+
+
+def alarm_keys(reg: Registry, subject: Subject, rows: list[Row], day_from: date | None,
+               day_to: date | None) -> list[dict[str, Any]]:
+    """The alarm keys issued in the period for the report's clients (or to its
+    staff member), each with the alarm openings its holder made at the
+    report's doors while it was valid: a key issued and never used shows 0."""
+    start, end = _bounds(reg, day_from, day_to)
+    staff_id = subject.id if subject.kind == "staff" else None
+    out = []
+    for k in reg.alarm_keys_for(subject.clients, staff_id, start, end):
+        used = sum(r.count for r in rows if r.alarm and r.outcome == "opened"
+                   and r.staff_id == k["staff_id"] and k["start"] - 120 <= r.time
+                   <= k["end"] + 120)
+        person = reg.staff(k["staff_id"])
+        out.append({"alarm_id": k["alarm_id"], "client_id": k["client_id"],
+                    "client_name": reg.client(k["client_id"])["name"],
+                    "staff_id": k["staff_id"], "staff_name": person["name"],
+                    "reason": k["reason"], "minutes": k["minutes"], "start": k["start"],
+                    "end": k["end"], "issued_at": k["issued_at"], "issued_by": k["actor"],
+                    "alarm_openings": used})
+    return out
 
 
 # --- CSV (Swedish Excel) and JSON ------------------------------------------------------
@@ -301,7 +339,7 @@ def to_json(rep: Report) -> bytes:
         "verdicts": rep.verdicts,
         "locks": [{"lock": lk.lock_id, "door": lk.door, "clients": lk.clients,
                    "status": lk.status} for lk in s.locks],
-        "per_day": rep.per_day, "per_staff": rep.per_staff,
+        "per_day": rep.per_day, "per_staff": rep.per_staff, "alarm_keys": rep.alarm_keys,
         "events": [_row_json(r) for r in rep.rows],
     }
     return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
@@ -312,9 +350,13 @@ def subject_for(reg: Registry, kind: str, ident: str) -> Subject:
     if kind == "lock":
         lk = reg.lock(ident)
         names = [reg.client(c)["name"] for c in lk.clients]
-        return Subject(kind, ident, ", ".join(names) or ident, [lk])
+        return Subject(kind, ident, ", ".join(names) or ident, [lk], clients=lk.clients)
     if kind == "client":
-        return Subject(kind, ident, str(reg.client(ident)["name"]), reg.locks_of_client(ident))
+        return Subject(kind, ident, str(reg.client(ident)["name"]), reg.locks_of_client(ident),
+                       clients=[ident])
+    if kind == "unit":
+        name, clients, locks = reg.locks_of_unit(ident)
+        return Subject(kind, ident, name, locks, clients=clients)
     if kind == "staff":
         person = reg.staff(ident)
         return Subject(kind, ident, str(person["name"]), reg.locks_of_staff(ident),

@@ -151,6 +151,19 @@ def to_html(rep: Report) -> str:
     parts.append(f"<section class='attention'><h2>{_e(L('attention'))}</h2>"
                  + (f"<ul class='attention'>{items}</ul>" if att else
                     f"<p>{_e(L('no_attention'))}</p>") + "</section>")
+    keys = "".join(
+        f"<tr class='alarm-key' data-alarm='{_e(k['alarm_id'])}' data-used='{k['alarm_openings']}'>"
+        f"<td>{_e(_when(k['issued_at'], tz))}</td><td>{_e(k['client_name'])}</td>"
+        f"<td>{_e(k['staff_name'])}</td><td>{_e(k['reason'])}</td>"
+        f"<td>{_e(_when(k['end'], tz))}</td><td>{_e(k['issued_by'])}</td>"
+        f"<td class='n'>{k['alarm_openings']}</td></tr>" for k in rep.alarm_keys)
+    parts.append(
+        f"<section class='alarm-keys'><h2>{_e(L('alarm_keys'))}</h2>" + (
+            f"<table><thead><tr><th>{_e(L('issued'))}</th><th>{_e(L('client'))}</th>"
+            f"<th>{_e(L('staff'))}</th><th>{_e(L('why'))}</th><th>{_e(L('valid_until'))}</th>"
+            f"<th>{_e(L('issued_by'))}</th><th class='n'>{_e(L('used'))}</th></tr></thead>"
+            f"<tbody>{keys}</tbody></table>" if keys else f"<p>{_e(L('no_alarm_keys'))}</p>")
+        + "</section>")
     if rep.per_day:
         parts.append(f"<section class='chart'><h2>{_e(L('chart'))}</h2><figure>{chart(rep)}"
                      "</figure></section>")

@@ -184,6 +184,9 @@ LABELS: dict[str, dict[str, str]] = {
         "clock_mark": "låsets klocka osäker", "unknown_key": "okänd nyckel",
         "complete": "Komplett", "incomplete": "INTE komplett",
         "doors_in_report": "Dörrar i rapporten", "no_doors": "Inga dörrar hör till detta urval.",
+        "alarm_keys": "Larmnycklar", "issued": "Utfärdad", "valid_until": "Giltig till",
+        "issued_by": "Utfärdad av", "why": "Anledning", "used": "Larmöppningar",
+        "no_alarm_keys": "Inga larmnycklar utfärdade under perioden.",
     },
     "en": {
         "title": "Log report", "lock": "Lock", "client": "Client", "staff": "Staff",
@@ -202,6 +205,9 @@ LABELS: dict[str, dict[str, str]] = {
         "clock_mark": "lock clock not trusted", "unknown_key": "unknown key",
         "complete": "Complete", "incomplete": "NOT complete",
         "doors_in_report": "Doors in this report", "no_doors": "No doors belong to this choice.",
+        "alarm_keys": "Alarm keys", "issued": "Issued", "valid_until": "Valid until",
+        "issued_by": "Issued by", "why": "Why", "used": "Alarm openings",
+        "no_alarm_keys": "No alarm keys were issued in this period.",
     },
 }
 

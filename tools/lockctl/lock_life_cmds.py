@@ -84,7 +84,8 @@ def cmd_lock_retire(args: argparse.Namespace, out: Output) -> int:
 
 def _incident(site: Site, inc: Any, tz: Any) -> dict[str, Any]:
     reg = site.registry
-    rows = report.rows_for(site.incident_records(inc), reg.staff_by_key_id(), reg.zone)
+    rows = report.rows_for(site.incident_records(inc), reg.staff_by_key_id(), reg.zone,
+                           fold=False)
     lock = reg.lock(inc["lock_id"])
     at, w = int(inc["at"]), int(inc["window_s"])
     return {"incident": int(inc["incident_no"]), "lock": inc["lock_id"], "at": at,
@@ -94,7 +95,7 @@ def _incident(site: Site, inc: Any, tz: Any) -> dict[str, Any]:
             # the lock may hold more of what happened.
             "collected_past_window": bool(lock.last_seen and lock.last_seen >= at + w),
             "last_collected": lock.last_seen,
-            "records": [{"seq": r.seq, "time": r.time, "event": r.event, "staff": r.staff_id,
+            "records": [{"seq": r.seq, "time": r.time, "local": r.local, "event": r.event, "staff": r.staff_id,
                          "name": r.staff_name, "outcome": r.outcome, "reason": r.reason,
                          "alarm": r.alarm, "clock_trusted": r.clock_trusted} for r in rows]}
 
@@ -110,7 +111,7 @@ def _incident_text(i: dict[str, Any], tz: Any) -> str:
             why = f" ({r['reason']})" if r["reason"] else ""
             flag = " [alarm]" if r["alarm"] else ""
             clock = " [clock not trusted]" if not r["clock_trusted"] else ""
-            lines.append(f"    #{r['seq']} {r['time'][11:19]} {r['event']}{who}{why}{flag}{clock}")
+            lines.append(f"    #{r['seq']} {r['local'][11:19]} {r['event']}{who}{why}{flag}{clock}")
     else:
         lines.append(f"  no log records held from {span}")
     if not i["collected_past_window"]:

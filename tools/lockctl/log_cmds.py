@@ -155,7 +155,8 @@ def cmd_log_report(args: argparse.Namespace, out: Output) -> int:
 
 
 # The report's subject: (kind, the option's dest).
-REPORT_SUBJECTS = (("lock", "lock_id"), ("client", "client"), ("staff", "staff"))
+REPORT_SUBJECTS = (("lock", "lock_id"), ("client", "client"), ("unit", "unit"),
+                   ("staff", "staff"))
 
 
 def register(c: Commands) -> None:
@@ -168,13 +169,16 @@ def register(c: Commands) -> None:
     sp = c.add(log, "verify", cmd_log_verify, "check the log's MAC chain")
     sp.add_argument("--lock-id", required=True, type=id_arg("lock id"))
     sp = c.add(log, "report", cmd_log_report,
-               "the log report (loggningsrapport) of a door, a client or a staff member",
+               "the log report (loggningsrapport) of a door, a client, a unit or a staff "
+               "member",
                example="lockctl log report --client C-1001 --from 2026-11-01 --to 2026-11-30 "
                        "--format html --out november.html")
     who = sp.add_mutually_exclusive_group(required=True)
     who.add_argument("--lock-id", type=id_arg("lock id"), help="one lock's doors")
     who.add_argument("--client", metavar="ID", type=id_arg("client id"),
                      help="every door of this client (decommissioned ones too)")
+    who.add_argument("--unit", metavar="ID", type=id_arg("unit id"),
+                     help="every door of the unit's clients")
     who.add_argument("--staff", metavar="ID", type=id_arg("staff id"),
                      help="this staff member's attempts at every door")
     sp.add_argument("--from", dest="from_", metavar="YYYY-MM-DD",
