@@ -12,6 +12,7 @@ import io
 import json
 import os
 import sqlite3
+import struct
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 import report_world
 
-from tools import lockctl
+from tools import browser, lockctl
 
 
 class Node:
@@ -314,3 +315,52 @@ def test_unit_report_covers_its_clients_doors_and_alarm_keys(world, capsysbinary
     status, out, err = run(root, "log", "report", "--unit", "U-NONE", "--format", "json",
                            capsys=capsysbinary)
     assert status == 1 and "no unit U-NONE" in err
+
+
+# --- in the browser people use: headless Chromium (tools/browser.py) ------------------
+
+needs_chromium = pytest.mark.skipif(
+    browser.find_chromium() is None,
+    reason="Chromium is not installed (Debian: apt-get install chromium): the report "
+           "cannot be checked in a browser here")
+
+
+@needs_chromium
+def test_chromium_renders_the_report_as_written(world, capsysbinary, tmp_path: Path) -> None:
+    root, exp = world
+    status, out, err = run(root, "log", "report", "--client", "C1", "--from", "2026-11-02",
+                           "--to", "2026-11-15", "--format", "html", capsys=capsysbinary)
+    assert status == 0, err
+    dom = Tree(browser.dump_dom(out.decode("utf-8")))
+    assert dom.root.all("html")[0].attrs["lang"] == "sv"
+    # The SVG survived the HTML parser a browser uses: a bar pair per day.
+    assert len(dom.root.all("rect", "bar")) == 2 * report_world.DAYS
+    assert len(dom.root.all("p", "verdict")) == 2
+    assert [i.attrs["class"] for i in dom.root.all("ul", "attention")[0].all("li")] == [
+        "alarm", "alarm", "forced", "fault"]
+    shot = tmp_path / "report.png"
+    browser.screenshot(out.decode("utf-8"), shot, width=1100, height=1600)
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24]) == (1100, 1600)
+
+
+@needs_chromium
+def test_the_report_prints_on_a4_with_its_headers_on_every_page(world, capsysbinary,
+                                                               tmp_path: Path) -> None:
+    from pypdf import PdfReader
+    root, _ = world
+    status, out, err = run(root, "log", "report", "--lock-id", "NT-1", "--format", "html",
+                           capsys=capsysbinary)
+    assert status == 0, err
+    pdf = tmp_path / "r.pdf"
+    browser.html_to_pdf(out.decode("utf-8"), pdf)
+    reader = PdfReader(io.BytesIO(pdf.read_bytes()))
+    assert len(reader.pages) >= 3
+    box = reader.pages[0].mediabox
+    assert round(float(box.width)) == 595 and round(float(box.height)) == 842  # A4
+    texts = [p.extract_text() for p in reader.pages]
+    assert "Loggningsrapport" in texts[0] and "Komplett" in texts[0]
+    # The events start on a page of their own; each page of them repeats the header.
+    first = next(i for i, t in enumerate(texts) if "Händelser" in t)
+    assert all("Vad hände" in t for t in texts[first:]), [t[:80] for t in texts[first:]]

@@ -146,7 +146,8 @@ def to_html(rep: Report) -> str:
     att = rep.attention
     items = "".join(
         f"<li class='{r.attention}'>{_e(r.local[:10])} {_e(_time_cell(r, tz))} · "
-        f"{_e(r.lock_id)} · {_e(r.staff_name or '-')} · {_event_cell(rep, r)}</li>"
+        f"{_e(r.lock_id)} · " + (f"{_e(r.staff_name)} · " if r.staff_name else "")
+        + f"{_event_cell(rep, r)}</li>"
         for r in att)
     parts.append(f"<section class='attention'><h2>{_e(L('attention'))}</h2>"
                  + (f"<ul class='attention'>{items}</ul>" if att else
