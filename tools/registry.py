@@ -368,6 +368,10 @@ class Registry:
             for k, v in settings.items():
                 self.db.execute("INSERT INTO settings VALUES (?, ?)", (k, v))
 
+    def change_setting(self, key: str, value: str) -> None:
+        with self.tx():
+            self.db.execute("UPDATE settings SET value = ? WHERE key = ?", (value, key))
+
     def migrate(self) -> None:
         """Bring the schema up to date, one migration per transaction: one
         that fails leaves the registry at the version before it."""

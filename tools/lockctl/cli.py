@@ -37,6 +37,22 @@ class Failed(Exception):
 
 # --- small helpers -------------------------------------------------------------------
 
+COLOURS = {"red": "31", "green": "32", "yellow": "33", "bold": "1"}
+
+
+def use_colour(stream: Any = None) -> bool:
+    """Colour only on a terminal, and never with NO_COLOR set (no-color.org)."""
+    stream = stream or sys.stdout
+    if os.environ.get("NO_COLOR", "") != "" or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def colour(text: str, name: str, stream: Any = None) -> str:
+    return f"\x1b[{COLOURS[name]}m{text}\x1b[0m" if use_colour(stream) else text
+
+
 class Output:
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
@@ -248,7 +264,21 @@ def read_pin(confirm: bool) -> str:
     return pin
 
 
-def serial(port: str) -> Any:
+def serial(port: str | None) -> Any:
+    """The lock's serial link. `auto` is the one lock attached (tools/ports.py);
+    refused when there is none or more than one."""
+    if not port:
+        raise UsageError("--port: give the lock's serial port (a device such as "
+                         "/dev/ttyACM0, or auto), or set port in SITE/site.toml")
+    if port == "auto":
+        from tools import ports
+        try:
+            found = ports.the_one_lock(ports.scan())
+        except ports.PortChoiceError as exc:
+            raise Failed(str(exc)) from None
+        print(f"lockctl: --port auto: {found.device} (lock "
+              f"{found.lock_id or 'not commissioned'})", file=sys.stderr, flush=True)
+        port = found.device
     return link_for_url(port, timeout=SERIAL_TIMEOUT)
 
 
