@@ -562,6 +562,9 @@ def valid_arguments(world: World) -> dict[tuple[str, ...], list[dict[str, str]]]
                             {"--client": "C1", "--format": "html"},
                             {"--staff": "S1", "--format": "json"}],
         ("flash",): [{"--board": "sim", "--port": "/dev/ttyACM-none"}],
+        ("ports",): [{}],
+        ("completion",): [{"shell": "bash"}],
+        ("site", "set"): [{"--retention-days": "30", "--zone": "Europe/Stockholm"}],
     }
 
 

@@ -67,6 +67,6 @@ def register(c: Commands) -> None:
                     help="also ask ports with an unknown USB id (writes one frame to each)")
     sp = c.add(c.sub, "completion", cmd_completion,
                "print the shell completion script (bash or zsh)",
-               example='eval "$(lockctl completion bash)"   # or, for zsh: '
-                       'lockctl completion zsh > ~/.zfunc/_lockctl')
+               example="lockctl completion bash > "
+                       "~/.local/share/bash-completion/completions/lockctl")
     sp.add_argument("shell", choices=SHELLS, help="the shell: bash or zsh")

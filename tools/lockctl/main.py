@@ -99,7 +99,7 @@ class Parser(argparse.ArgumentParser):
     subcommand's parser is of this class too)."""
 
     def error(self, message: str) -> NoReturn:
-        _errors.append(f"{self.prog}: {message}")
+        _errors.append(f"{self.prog}: error: {message}")
         super().error(message)
 
 
