@@ -322,8 +322,8 @@ def test_lockctl_sync_says_what_to_do_and_force_time_recovers(
         tmp_path: Path, sim_args: list[str]) -> None:
     site = CtlSite(tmp_path)
     site.ok("site", "init", "--name", "Testkommun hemtjänst")
-    site.ok("client", "add", "C1", "--name", "Astrid Lindqvist")
-    site.ok("staff", "add", "S1", "--name", "Anna Berg")
+    site.ok("staff", "add", "S1", "--name", "Anna Berg", "--provider", "Kommunen")
+    site.ok("client", "add", "C1", "--name", "Astrid Lindqvist", "--providers", "Kommunen")
     tty = str(tmp_path / "lock.tty")
     with SimulatedLock(tmp_path / "lock", ["--serial-link", tty, *sim_args]) as sim:
         site.ok("commission", "--port", tty, "--lock-id", "NT-1", "--client", "C1")

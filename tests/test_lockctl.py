@@ -66,10 +66,11 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("lockctl")
     site = Site(root)
     site.ok("site", "init", "--name", "Testkommun hemtjänst")
-    site.ok("client", "add", "C1", "--name", "Astrid Lindqvist", "--address", "Storgatan 4")
-    site.ok("client", "add", "C2", "--name", "Karl Berg")
     site.ok("staff", "add", "S1", "--name", "Anna Berg", "--provider", "Kommunen")
     site.ok("staff", "add", "S2", "--name", "Bilal Haddad", "--provider", "Omsorg AB")
+    site.ok("client", "add", "C1", "--name", "Astrid Lindqvist", "--address", "Storgatan 4",
+            "--providers", "Kommunen,Omsorg AB")
+    site.ok("client", "add", "C2", "--name", "Karl Berg", "--providers", "Kommunen,Omsorg AB")
     sim = SimulatedLock(root / "lock", ["--serial-link", str(root / "lock.tty")]).start()
     site.ok("commission", "--port", str(root / "lock.tty"), "--lock-id", "NT-1",
             "--client", "C1")

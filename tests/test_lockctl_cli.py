@@ -61,7 +61,7 @@ def test_every_command_has_an_example_and_every_option_help() -> None:
 def test_choices_are_shown_in_help() -> None:
     p = build_parser()
     commission = dict(leaves(p))[("commission",)].format_help()
-    assert "{apartment,entrance,waste-room,key-box,medicine-cabinet}" in commission
+    assert "{" + ",".join(cli.DOORS) + "}" in commission and "laundry-room" in cli.DOORS
     assert "{hmac,ed25519}" in commission
     flash = dict(leaves(p))[("flash",)].format_help()
     assert "{esp32c3_devkit,pico_w,sim}" in flash
@@ -189,8 +189,7 @@ def test_bash_completion_completes_commands_options_and_choices(tmp_path: Path) 
                          check=True).stdout.splitlines()
     assert out[0].split() == ["lock", "log"]
     assert out[1].split() == ["--from", "--format"]
-    assert out[2].split() == ["apartment", "entrance", "waste-room", "key-box",
-                              "medicine-cabinet"]
+    assert out[2].split() == list(cli.DOORS)
     assert out[3].split() == ["bash", "zsh"]
 
 

@@ -40,9 +40,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, sim_args: list[str]):
     site = Site(root)
     site.env["LOCKCTL_PIN"] = CODE
     site.ok("site", "init", "--name", "Devicekommun")
-    site.ok("client", "add", "C1", "--name", "Astrid Lindqvist")
     for sid, name in (("S1", "Anna Berg"), ("S2", "Bilal Haddad"), ("S3", "Cecilia Ek")):
-        site.ok("staff", "add", sid, "--name", name)
+        site.ok("staff", "add", sid, "--name", name, "--provider", "Kommunen")
+    site.ok("client", "add", "C1", "--name", "Astrid Lindqvist", "--providers", "Kommunen")
     sim = SimulatedLock(root / "lock", ["--serial-link", str(root / "lock.tty"), *sim_args]
                         ).start()
     site.ok("commission", "--port", str(root / "lock.tty"), "--lock-id", "NT-1", "--client",

@@ -23,8 +23,8 @@ pytestmark = [
 def test_flash_then_commission_and_open(tmp_path: Path) -> None:
     site = Site(tmp_path)
     site.ok("site", "init", "--name", "Flash test")
-    site.ok("client", "add", "C1", "--name", "Astrid Lindqvist")
-    site.ok("staff", "add", "S1", "--name", "Anna Berg")
+    site.ok("staff", "add", "S1", "--name", "Anna Berg", "--provider", "Kommunen")
+    site.ok("client", "add", "C1", "--name", "Astrid Lindqvist", "--providers", "Kommunen")
     board = SimulatedLock(tmp_path / "board", ["--virtual-board"]).start()
     try:
         # An empty board: nothing answers the lock protocol yet.

@@ -28,8 +28,8 @@ from tools.simproc import SimulatedLock
 def world(tmp_path: Path):
     site = Site(tmp_path)
     site.ok("site", "init", "--name", "Logkommun")
-    site.ok("client", "add", "C1", "--name", "Astrid Lindqvist")
-    site.ok("staff", "add", "S1", "--name", "Anna Berg")
+    site.ok("staff", "add", "S1", "--name", "Anna Berg", "--provider", "Kommunen")
+    site.ok("client", "add", "C1", "--name", "Astrid Lindqvist", "--providers", "Kommunen")
     sims: list[SimulatedLock] = []
 
     def start(state: str = "lock") -> SimulatedLock:

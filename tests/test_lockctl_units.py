@@ -56,7 +56,10 @@ def test_local_times_follow_daylight_saving() -> None:
 def test_block_list_overflow_becomes_a_fixed_cut_off(tmp_path: Path) -> None:
     reg = Site.init(tmp_path / "site", "s", actor="t").registry
     for i in range(60):
-        reg.add_staff(f"S{i}", f"Staff {i}", None)
+        reg.add_staff(f"S{i}", f"Staff {i}", "Kommunen")
+        # Each held a key for L1 (entries travel to the locks their staff held keys for).
+        reg.add_token(bytes([i]) * 16, f"S{i}", "L1", int(time.time()) - 60,
+                      int(time.time()) + 3600, "open", False)
         reg.revoke("staff", f"S{i}", int(time.time()))
     newest = reg.newest_block_time()
     now = int(time.time()) + 5

@@ -501,7 +501,8 @@ class Registry:
             if self.db.execute("SELECT 1 FROM clients WHERE client_id = ?",
                                (client_id,)).fetchone():
                 raise RegistryError(f"client {client_id} already exists")
-            self.db.execute("INSERT INTO clients (client_id, name, address) VALUES (?, ?, ?)", (client_id, name, address))
+            self.db.execute("INSERT INTO clients (client_id, name, address) VALUES (?, ?, ?)",
+                            (client_id, name, address))
 
     def client(self, client_id: str) -> sqlite3.Row:
         row = self.db.execute("SELECT * FROM clients WHERE client_id = ?", (client_id,)).fetchone()
@@ -515,7 +516,8 @@ class Registry:
                 raise RegistryError(f"staff member {staff_id} already exists")
             if provider:
                 self.db.execute("INSERT OR IGNORE INTO providers (name) VALUES (?)", (provider,))
-            self.db.execute("INSERT INTO staff (staff_id, name, provider, key_id) VALUES (?, ?, ?, ?)",
+            self.db.execute("INSERT INTO staff (staff_id, name, provider, key_id) "
+                            "VALUES (?, ?, ?, ?)",
                             (staff_id, name, provider, events.key_id_of(staff_id)))
 
     def staff(self, staff_id: str) -> sqlite3.Row:
@@ -622,15 +624,19 @@ class Registry:
 
     # --- tokens and revocations ------------------------------------------------------
     def add_token(self, cti: bytes, staff_id: str, lock_id: str, start: int, end: int,
-                  scope: str, alarm: bool, device: str | None = None) -> None:
+                  scope: str, alarm: bool, device: str | None = None, *,
+                  alarm_id: str | None = None, booking_id: int | None = None) -> None:
         with self.tx():
-            self.db.execute("INSERT INTO tokens (cti, staff_id, lock_id, start, end, issued_at, scope, alarm, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (cti, staff_id, lock_id, start, end, int(time.time()), scope,
-                             int(alarm), device))
+            self.db.execute(
+                "INSERT INTO tokens (cti, staff_id, lock_id, start, end, issued_at, scope, "
+                "alarm, device, alarm_id, booking_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (cti, staff_id, lock_id, start, end, int(time.time()), scope, int(alarm),
+                 device, alarm_id, booking_id))
 
     # --- staff devices -----------------------------------------------------------------
     def add_device(self, fingerprint: str, staff_id: str, public: bytes, at: int) -> None:
-        self.db.execute("INSERT INTO devices (fingerprint, staff_id, public, enrolled_at, state, changed_at) VALUES (?, ?, ?, ?, 'active', NULL)",
+        self.db.execute("INSERT INTO devices (fingerprint, staff_id, public, enrolled_at, "
+                        "state, changed_at) VALUES (?, ?, ?, ?, 'active', NULL)",
                         (fingerprint, staff_id, public, at))
 
     def devices(self) -> list[sqlite3.Row]:

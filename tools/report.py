@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from protocol import clock, events, reasons
-from tools import issuer, logcheck
+from tools import issuer, logcheck, views
 from tools import report_words as words
 from tools.registry import LockRow, Registry
 
@@ -70,7 +70,36 @@ class Row:
     forced: bool
     attention: str  # "alarm", "forced", "fault" or ""
     clock_trusted: bool
+    alarm_id: str = ""  # the alarm key's (alarm access), with its reason
+    alarm_reason: str = ""
+    booking: str = ""  # the booking that let a staff member of another unit in
     _fold: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+
+
+def mark_keys(rows: list[Row], alarm_keys: list[dict[str, Any]],
+              booked: list[dict[str, Any]]) -> None:
+    """Name the alarm (id, reason) of each alarm-access row and the booking of
+    each attempt made with a key issued under one: the key that was in force
+    for that staff member at that time (views.alarm_keys, views.booked_keys)."""
+    skew = 120  # protocol.token.SKEW: a key opens this early and late
+    for r in rows:
+        if not r.staff_id or not r.outcome:
+            continue
+        if r.alarm:
+            for a in alarm_keys:
+                if a["staff"] == r.staff_id and a["start"] - skew <= r.time <= a["end"] + skew:
+                    r.alarm_id, r.alarm_reason = a["alarm_id"], a["reason"]
+        for b in booked:
+            if b["staff"] == r.staff_id and b["start"] - skew <= r.time <= b["end"] + skew:
+                r.booking = str(b["booking"])
+
+
+def alarm_openings(rows: list[Row]) -> list[dict[str, Any]]:
+    """The report's section of alarm openings, so that abuse is visible."""
+    return [{"time": r.time, "lock": r.lock_id, "staff_id": r.staff_id,
+             "staff_name": r.staff_name, "outcome": r.outcome, "count": r.count,
+             "alarm_id": r.alarm_id, "reason": r.alarm_reason}
+            for r in rows if r.alarm and r.outcome]
 
 
 @dataclass
@@ -159,7 +188,7 @@ def rows_for(records: list[Any], staff: dict[bytes, Any], zone: str, lang: str =
                        provider, _kind(e.code, e.detail),
                        words.event_text(lang, e.code, e.detail), outcome, reason, reason_text,
                        alarm, forced, attention,
-                       not e.flags & events.FLAG_CLOCK_UNTRUSTED, key))
+                       not e.flags & events.FLAG_CLOCK_UNTRUSTED, _fold=key))
     return out
 
 
@@ -234,7 +263,10 @@ def build(reg: Registry, subject: Subject, day_from: date | None, day_to: date |
         records = reg.events(lock.lock_id)
         if subject.key_id is not None:
             records = [r for r in records if bytes(r["key_id"]) == subject.key_id]
-        rows += rows_for(records, staff, reg.zone, lang, lock)
+        lock_rows = rows_for(records, staff, reg.zone, lang, lock)
+        mark_keys(lock_rows, views.alarm_keys(reg, lock_id=lock.lock_id),
+                  views.booked_keys(reg, lock.lock_id))
+        rows += lock_rows
         verdicts.append(_lock_verdict(reg, lock, lang))
     rows = [r for r in rows if (not day_from or r.day >= day_from.isoformat())
             and (not day_to or r.day <= day_to.isoformat())]
@@ -340,6 +372,7 @@ def to_json(rep: Report) -> bytes:
         "locks": [{"lock": lk.lock_id, "door": lk.door, "clients": lk.clients,
                    "status": lk.status} for lk in s.locks],
         "per_day": rep.per_day, "per_staff": rep.per_staff, "alarm_keys": rep.alarm_keys,
+        "alarm_openings": alarm_openings(rep.rows),
         "events": [_row_json(r) for r in rep.rows],
     }
     return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")

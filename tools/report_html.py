@@ -27,7 +27,7 @@ tr.alarm td,li.alarm{background:#fff1d6}tr.forced td,tr.fault td,li.forced,li.fa
  background:#fde2e2}
 .tag{display:inline-block;font-size:.8em;font-weight:bold;padding:0 .4em;border-radius:3px;
  margin-left:.3em}.tag.alarm{background:#f0a500;color:#000}.tag.forced,.tag.fault{
- background:#b00;color:#fff}.tag.clock{background:#ddd;color:#333}
+ background:#b00;color:#fff}.tag.clock,.tag.booking{background:#ddd;color:#333}
 .count{font-weight:bold}
 .verdict{padding:.5em .8em;border-radius:4px;background:#e8f5e9;border-left:6px solid #2e7d32;
  margin:.3em 0}.verdict.bad{background:#fdecec;border-left-color:#b00;color:#900;
@@ -103,7 +103,11 @@ def chart(rep: Report) -> str:
 def _marks(rep: Report, r: Row) -> str:
     tags = []
     if r.alarm:
-        tags.append(f"<span class='tag alarm'>{_e(rep.label('alarm_mark'))}</span>")
+        which = f" {r.alarm_id}: {r.alarm_reason}" if r.alarm_id else ""
+        tags.append(f"<span class='tag alarm'>{_e(rep.label('alarm_mark') + which)}</span>")
+    if r.booking:
+        tags.append(f"<span class='tag booking'>{_e(rep.label('booking_mark'))} "
+                    f"{_e(r.booking)}</span>")
     if r.forced:
         tags.append(f"<span class='tag forced'>{_e(rep.label('forced_mark'))}</span>")
     if not r.clock_trusted:

@@ -150,9 +150,11 @@ REASONS: dict[str, dict[int, str]] = {
 
 DOORS: dict[str, dict[str, str]] = {
     "sv": {"apartment": "lägenhetsdörr", "entrance": "entré", "waste-room": "soprum",
-           "key-box": "nyckelgömma", "medicine-cabinet": "medicinskåp"},
+           "key-box": "nyckelgömma", "medicine-cabinet": "medicinskåp",
+           "laundry-room": "tvättstuga"},
     "en": {"apartment": "apartment door", "entrance": "entrance", "waste-room": "waste room",
-           "key-box": "key box", "medicine-cabinet": "medicine cabinet"},
+           "key-box": "key box", "medicine-cabinet": "medicine cabinet",
+           "laundry-room": "laundry room"},
 }
 
 WEEKDAYS = {"sv": ("måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag"),
@@ -180,7 +182,7 @@ LABELS: dict[str, dict[str, str]] = {
         "first": "Första", "last": "Sista", "time": "Tid", "door": "Dörr",
         "what": "Vad hände", "reason": "Orsak", "count": "Antal",
         "no_events": "Inga händelser under perioden.", "times_n": "gånger",
-        "alarm_mark": "larm", "forced_mark": "uppbruten",
+        "alarm_mark": "larm", "forced_mark": "uppbruten", "booking_mark": "bokning",
         "clock_mark": "låsets klocka osäker", "unknown_key": "okänd nyckel",
         "complete": "Komplett", "incomplete": "INTE komplett",
         "doors_in_report": "Dörrar i rapporten", "no_doors": "Inga dörrar hör till detta urval.",
@@ -201,7 +203,7 @@ LABELS: dict[str, dict[str, str]] = {
         "first": "First", "last": "Last", "time": "Time", "door": "Door",
         "what": "What happened", "reason": "Reason", "count": "Count",
         "no_events": "No events in this period.", "times_n": "times",
-        "alarm_mark": "alarm", "forced_mark": "forced",
+        "alarm_mark": "alarm", "forced_mark": "forced", "booking_mark": "booking",
         "clock_mark": "lock clock not trusted", "unknown_key": "unknown key",
         "complete": "Complete", "incomplete": "NOT complete",
         "doors_in_report": "Doors in this report", "no_doors": "No doors belong to this choice.",

@@ -16,23 +16,54 @@ from __future__ import annotations
 import re
 import time
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from protocol import token as tok
+from tools import access, issuer
 from tools import device as device_mod
-from tools import issuer
-from tools.registry import DEFAULT_RETENTION_DAYS, DEFAULT_ZONE, Registry, RegistryError
+from tools.registry import (
+    DEFAULT_RETENTION_DAYS,
+    DEFAULT_ZONE,
+    LockRow,
+    Registry,
+    RegistryError,
+)
+from tools.site_people import ID_RE, InvalidInput, PeopleActs
 
-# Ids travel in tokens and file names; lockctl checks its arguments with this
-# rule too. \Z, not $: "$" would let a newline end an id.
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+__all__ = ["ID_RE", "InvalidInput", "Site", "revocation_blob"]
 
 
-class InvalidInput(RegistryError):
-    """Input the act refuses before changing anything."""
+class Problem(str):
+    """Why an act cannot be done; `usage` when the command line itself is wrong
+    (lockctl's exit status 2) rather than the registry's state (1)."""
+
+    usage: bool
+
+    def __new__(cls, text: str, usage: bool = False) -> "Problem":
+        self = super().__new__(cls, text)
+        self.usage = usage
+        return self
+
+
+@dataclass
+class ShiftPlan:
+    problem: Problem | None
+    doors: list[tuple[LockRow, int | None]] = field(default_factory=list)  # (lock, booking)
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # (lock id, why)
+
+
+@dataclass
+class AlarmKey:
+    data: bytes  # the grant file
+    grants: list[issuer.Grant]
+    device: str
+    start: int
+    end: int
+    left_out: list[str]
 
 
 @dataclass(frozen=True)
@@ -47,20 +78,29 @@ MAX_CARRIED_UPDATE = 560
 
 
 def revocation_blob(reg: Registry, lock_id: str, now: int) -> bytes | None:
-    """The lock's current revocation update. A list too long to travel with a key
-    becomes a site-wide cut-off instead (never fail open): every key issued before
-    the newest block is refused, so staff need keys issued after it. The cut-off
-    stays put as later keys are issued; it moves only with a new block."""
+    """The lock's current revocation update. Entries travel per lock: the lock
+    gets only those for staff or tokens that held a token for it within the
+    last 24 hours (a token expires within 24 h of its issue, so no other entry
+    can cover a key the lock could still accept). A list too long to travel
+    with a key becomes a site-wide cut-off instead (never fail open): every key
+    issued before the newest block is refused, so staff need keys issued after
+    it. The cut-off stays put as later keys are issued; it moves only with a
+    new block."""
     version, staff, tokens = reg.revocation_state(now)
     if version == 0:
         return None
+    held = reg.db.execute("SELECT cti, staff_id FROM tokens WHERE lock_id = ? AND end >= ?",
+                          (lock_id, now - tok.MAX_LIFETIME - tok.SKEW)).fetchall()
+    holders = {r["staff_id"] for r in held}
+    ctis = {bytes(r["cti"]) for r in held}
+    staff = {k: v for k, v in staff.items() if k in holders}
+    tokens = {k: v for k, v in tokens.items() if k in ctis}
     secret = reg.site_secret()
     blob = issuer.revocation_update(secret, lock_id, version, now, 0, staff, tokens)
     if len(blob) > MAX_CARRIED_UPDATE:
         cutoff = max([*staff.values(), reg.newest_block_time()]) + 1
         blob = issuer.revocation_update(secret, lock_id, version, now, cutoff, {}, {})
     return blob
-
 
 
 def _check_id(value: str, what: str) -> str:
@@ -128,7 +168,7 @@ def parse_item(text: str) -> tuple[str, str]:
     return kind, check_text(label.strip(), "the item's label", 100)
 
 
-class Site:
+class Site(PeopleActs):
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
@@ -186,19 +226,16 @@ class Site:
             raise
         return site
 
-    def add_client(self, actor: str, client_id: str, name: str,
-                   address: str | None = None, property_id: str | None = None) -> None:
-        _check_id(client_id, "client id")
-        with self.act(actor, "client add", {"client": client_id, "property": property_id}):
-            self.registry.add_client(client_id, name, address)
+    def add_client(self, actor: str, client_id: str, name: str, address: str | None = None,
+                   unit: str | None = None, providers: list[str] | None = None,
+                   medicine_roles: list[str] | None = None,
+                   property_id: str | None = None) -> None:
+        """A client (PeopleActs.add_client), living in a property if given."""
+        with self.tx():
+            super().add_client(actor, client_id, name, address, unit, providers,
+                               medicine_roles)
             if property_id is not None:
                 self.set_client_care(client_id, property_id=property_id)
-
-    def add_staff(self, actor: str, staff_id: str, name: str,
-                  provider: str | None = None) -> None:
-        _check_id(staff_id, "staff id")
-        with self.act(actor, "staff add", {"staff": staff_id, "provider": provider}):
-            self.registry.add_staff(staff_id, name, provider)
 
     def revoke_staff(self, actor: str, staff_id: str) -> Revocation:
         """Block every key issued to a staff member up to now ("spärr").
@@ -286,48 +323,97 @@ class Site:
             version = reg.revoke("token", bytes(t["cti"]).hex(), int(t["end"]))
         return None if version is None else Revocation(version, now)
 
-    # --- shifts --------------------------------------------------------------------
-    def shift_problem(self, staff_id: str, clients: list[str], start: int, end: int,
-                      now: int) -> str | None:
-        """Why this shift cannot be issued now (None: it can). Checked before
-        anything changes; the lock's own rules are among them."""
+    # --- shifts and alarm keys ---------------------------------------------------------
+    # Who may hold which key is tools/access.py (the issuer's rule, one place).
+    def shift_plan(self, staff_id: str, clients: list[str], start: int, end: int,
+                   now: int) -> ShiftPlan:
+        """Which doors this shift's key would open, which it leaves out and why,
+        or why it cannot be issued at all. Checked before anything changes."""
         reg = self.registry
         try:
-            reg.staff(staff_id)
-            for c in clients:
-                reg.client(c)
+            staff = reg.staff(staff_id)
+            rows = [reg.client(c) for c in clients]
         except RegistryError as exc:
-            return str(exc)
+            return ShiftPlan(Problem(str(exc)))
         if not clients:
-            return "name at least one client"
+            return ShiftPlan(Problem("name at least one client", usage=True))
         if end <= start:
-            return "the shift must end after it starts"
+            return ShiftPlan(Problem("the shift must end after it starts", usage=True))
         if end - start > tok.MAX_LIFETIME:
-            return "a shift key lasts at most 24 hours"
+            return ShiftPlan(Problem("a shift key lasts at most 24 hours", usage=True))
         if end <= now:
-            return "that shift has already ended"
+            return ShiftPlan(Problem("that shift has already ended", usage=True))
+        problem = access.staff_problem(reg, staff)
+        if problem is not None:
+            return ShiftPlan(Problem(problem))
+        for row in rows:  # the client-level rule refuses the whole shift
+            v = access.client_problem(reg, staff, row, start, end)
+            if v.problem is not None:
+                return ShiftPlan(Problem(v.problem))
         if reg.active_device(staff_id) is None:
-            return (f"{staff_id} has no active device: enrol one first "
-                    "(lockctl device enrol)")
-        if not reg.locks_for_clients(clients):
-            return "no commissioned lock serves these clients"
-        return None
+            return ShiftPlan(Problem(f"{staff_id} has no active device: enrol one first "
+                                     "(lockctl device enrol)"))
+        locks = reg.locks_for_clients(clients)
+        if not locks:
+            return ShiftPlan(Problem("no commissioned lock serves these clients"))
+        plan = ShiftPlan(None)
+        for lk in locks:  # a door's own rule leaves that door out
+            v = access.key_verdict(reg, staff, lk, start, end, clients)
+            if v.problem is None:
+                plan.doors.append((lk, v.booking_id))
+            else:
+                plan.left_out.append((lk.lock_id, v.problem))
+        if not plan.doors:
+            plan.problem = Problem(plan.left_out[0][1])
+        return plan
+
+    def shift_problem(self, staff_id: str, clients: list[str], start: int, end: int,
+                      now: int) -> Problem | None:
+        """Why this shift cannot be issued now (None: it can)."""
+        return self.shift_plan(staff_id, clients, start, end, now).problem
+
+    def issuable_from(self, end: int) -> Problem | None:
+        """The lock refuses a token that outlives its issue by more than 24 h."""
+        now = int(time.time())
+        if end - now <= tok.MAX_LIFETIME:
+            return None
+        tz = ZoneInfo(self.registry.zone)
+        when = datetime.fromtimestamp(end - tok.MAX_LIFETIME, tz).strftime("%Y-%m-%d %H:%M")
+        return Problem("a key can be issued at most 24 hours before its shift ends: "
+                       f"issue this one from {when}", usage=True)
 
     def issue_shift(self, actor: str, staff_id: str, clients: list[str], start: int, end: int,
                     scope: str = "open", alarm: bool = False, now: int | None = None
                     ) -> tuple[bytes, list[issuer.Grant], str]:
-        """Issue a shift: a token per door, encrypted to the staff member's
-        active device. Returns (grant file bytes, grants, device fingerprint)."""
+        """Issue a shift: a token per door the rule allows, encrypted to the
+        staff member's active device. Returns (grant file bytes, grants,
+        device fingerprint)."""
+        if alarm:
+            raise InvalidInput("alarm keys are issued with lockctl alarm issue")
         now = int(time.time()) if now is None else now
-        problem = self.shift_problem(staff_id, clients, start, end, now)
+        plan = self.shift_plan(staff_id, clients, start, end, now)
+        problem = plan.problem
         if problem is None and end - now > tok.MAX_LIFETIME:
-            problem = "a key can be issued at most 24 hours before its shift ends"
+            problem = Problem("a key can be issued at most 24 hours before its shift ends")
         if problem is not None:
             raise InvalidInput(problem)
+        dev = self.registry.active_device(staff_id)
+        assert dev is not None  # shift_plan checked it
+        grants, data = self._grants(staff_id, dev, [lk for lk, _ in plan.doors], start, end,
+                                    scope, False, now)
+        bookings = {g.lock_id: b for g, (_, b) in zip(grants, plan.doors, strict=True)}
+        with self.act(actor, "shift issue", {
+                "staff": staff_id, "clients": clients, "start": start, "end": end,
+                "device": dev["fingerprint"], "tokens": [g.cti.hex() for g in grants],
+                "left_out": [lock for lock, _ in plan.left_out]}):
+            for g in grants:
+                self.registry.add_token(g.cti, staff_id, g.lock_id, start, end, scope, False,
+                                        dev["fingerprint"], booking_id=bookings[g.lock_id])
+        return data, grants, str(dev["fingerprint"])
+
+    def _grants(self, staff_id: str, dev: Any, locks: list[LockRow], start: int, end: int,
+                scope: str, alarm: bool, now: int) -> tuple[list[issuer.Grant], bytes]:
         reg = self.registry
-        dev = reg.active_device(staff_id)
-        assert dev is not None  # shift_problem checked it
-        locks = reg.locks_for_clients(clients)
         secret = reg.site_secret()
         signing = reg.signing_key() if any(lk.suite == tok.SUITE_ED25519 for lk in locks) else None
         grants = []
@@ -342,30 +428,136 @@ class Site:
             grants.append(g)
         data = device_mod.seal_grant(bytes(dev["public"]), device_mod.grant_content(
             staff_id, reg.name, start, end, grants))
-        with self.act(actor, "shift issue", {
-                "staff": staff_id, "clients": clients, "start": start, "end": end,
-                "alarm": alarm, "device": dev["fingerprint"],
-                "tokens": [g.cti.hex() for g in grants]}):
+        return grants, data
+
+    def issue_alarm(self, actor: str, client_id: str, staff_id: str, reason: str,
+                    alarm_id: str, minutes: int = access.MAX_ALARM_MINUTES,
+                    now: int | None = None) -> AlarmKey:
+        """The patrol answering a safety alarm: a key for the client's doors
+        (never the medicine cabinet) for at most an hour from now, marked as
+        alarm access in every record the lock writes, for the patrol's enrolled
+        device. One key per alarm id; audited with the reason and the alarm id."""
+        _check_id(alarm_id, "alarm id")
+        if not reason.strip() or len(reason) > 200:
+            raise InvalidInput("the reason must be 1 to 200 characters")
+        if not 1 <= minutes <= access.MAX_ALARM_MINUTES:
+            raise InvalidInput(f"--minutes must be 1 to {access.MAX_ALARM_MINUTES}")
+        now = int(time.time()) if now is None else now
+        reg = self.registry
+        staff = reg.staff(staff_id)
+        client = reg.client(client_id)
+        old = reg.db.execute("SELECT * FROM alarm_keys WHERE alarm_id = ?",
+                             (alarm_id,)).fetchone()
+        if old is not None:
+            raise InvalidInput(f"alarm {alarm_id} already has its key (issued to "
+                               f"{old['staff_id']} for {old['client_id']}): one key per alarm id")
+        problem = access.staff_problem(reg, staff, alarm=True)
+        if problem is None:
+            problem = access.client_problem(reg, staff, client, now, now, alarm=True).problem
+        if problem is not None:
+            raise InvalidInput(problem)
+        dev = reg.active_device(staff_id)
+        if dev is None:
+            raise InvalidInput(f"{staff_id} has no active device: enrol one first "
+                               "(lockctl device enrol)")
+        start, end = now, now + minutes * 60
+        doors, left_out = [], []
+        for lk in reg.locks_for_clients([client_id]):
+            v = access.key_verdict(reg, staff, lk, start, end, [client_id], alarm=True)
+            if v.problem is None:
+                doors.append(lk)
+            else:
+                left_out.append(lk.lock_id)
+        if not doors:
+            raise InvalidInput(f"no commissioned door of {client_id} an alarm key may open")
+        grants, data = self._grants(staff_id, dev, doors, start, end, "open", True, now)
+        with self.act(actor, "alarm issue", {
+                "alarm_id": alarm_id, "reason": reason, "client": client_id, "staff": staff_id,
+                "minutes": minutes, "start": start, "end": end, "device": dev["fingerprint"],
+                "tokens": [g.cti.hex() for g in grants], "left_out": left_out}):
+            reg.db.execute("INSERT INTO alarm_keys (alarm_id, client_id, staff_id, reason, "
+                           "minutes, start, end, issued_at, device, actor) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (alarm_id, client_id, staff_id, reason, minutes, start, end, now,
+                            dev["fingerprint"], actor or "unknown"))
             for g in grants:
-                reg.add_token(g.cti, staff_id, g.lock_id, start, end, scope, alarm,
-                              dev["fingerprint"])
-        return data, grants, str(dev["fingerprint"])
+                reg.add_token(g.cti, staff_id, g.lock_id, start, end, "open", True,
+                              dev["fingerprint"], alarm_id=alarm_id)
+        return AlarmKey(data, grants, str(dev["fingerprint"]), start, end, left_out)
+
+    def enforce(self, now: int | None = None) -> list[str]:
+        """A change that may take a right away takes effect at once: every
+        outstanding key the rule no longer allows is blocked (a token entry,
+        which travels to its own lock only). Call it inside the act that made
+        the change. Returns the blocked token ids."""
+        now = int(time.time()) if now is None else now
+        reg = self.registry
+        _, staff_cut, revoked = reg.revocation_state(now)
+        blocked = []
+        for t in list(reg.db.execute("SELECT * FROM tokens WHERE end > ? ORDER BY issued_at",
+                                     (now - tok.SKEW,))):
+            cti = bytes(t["cti"])
+            if cti in revoked or t["issued_at"] < staff_cut.get(t["staff_id"], 0):
+                continue
+            try:
+                lk = reg.lock(t["lock_id"])
+            except RegistryError:
+                continue
+            staff = reg.staff(t["staff_id"])
+            clients = None
+            if t["alarm_id"]:
+                row = reg.db.execute("SELECT client_id FROM alarm_keys WHERE alarm_id = ?",
+                                     (t["alarm_id"],)).fetchone()
+                clients = [row[0]] if row is not None else []
+            v = access.key_verdict(reg, staff, lk, int(t["start"]), int(t["end"]), clients,
+                                   alarm=bool(t["alarm"]))
+            if v.problem is not None:
+                reg.revoke("token", cti.hex(), int(t["end"]))
+                blocked.append(cti.hex())
+        return blocked
 
     # --- what the installer's tool and the keys bring back -----------------------------
     # The lock is talked to by lockctl (transport); what it answered changes
     # the registry here, each as one act with its audit record.
+    def commission_problem(self, door: str, clients: list[str],
+                           provider: str | None = None) -> Problem | None:
+        """Why a door of this kind cannot be commissioned for these clients."""
+        problem = access.door_clients_problem(door, clients)
+        if problem is not None:
+            return Problem(problem, usage=True)
+        if (door == "key-box") != (provider is not None):
+            return Problem("a key box belongs to a provider: give --provider (and only for "
+                           "--door key-box)", usage=True)
+        try:
+            for c in clients:
+                if not self.registry.client(c)["active"]:
+                    return Problem(f"client {c} is removed")
+            if provider is not None:
+                row = access.provider_row(self.registry, provider)
+                if row is None or not row["active"]:
+                    return Problem(f"no active provider {provider!r} (lockctl provider add)")
+        except RegistryError as exc:
+            return Problem(str(exc))
+        return None
+
     def record_commissioning(self, actor: str, lock_id: str, door: str, suite: str,
-                             clients: list[str], now: int, answer: dict[int, Any]) -> int:
+                             clients: list[str], now: int, answer: dict[int, Any],
+                             provider: str | None = None) -> int:
         """The lock took its identity: its registry row and a new epoch."""
         from protocol import messages as msg
+        problem = self.commission_problem(door, clients, provider)
+        if problem is not None:
+            raise InvalidInput(problem)
         with self.act(actor, "commission", {"lock": lock_id, "clients": clients, "door": door,
-                                             "suite": suite}) as detail:
+                                             "suite": suite, "provider": provider}) as detail:
             epoch = self.registry.add_lock(
                 lock_id, door, suite, clients, now,
                 first_seq=answer.get(msg.COMMISSIONED_SEQ),
                 previous_end=int(answer.get(msg.COMMISSIONED_ENDED) or 0),
                 previous_after=int(answer.get(msg.COMMISSIONED_AFTER) or 1))
             self.registry.record_health(lock_id, answer.get(msg.COMMISSIONED_STATUS) or {}, now)
+            self.registry.db.execute("UPDATE locks SET provider = ? WHERE lock_id = ?",
+                                     (provider, lock_id))
             detail["epoch"] = epoch
         return epoch
 
@@ -566,7 +758,7 @@ class Site:
             reg.set_client_fields(client_id, **fields)
 
     # --- commissioning rules ---------------------------------------------------------------
-    def commission_problem(self, lock_id: str, door: str, clients: list[str]) -> str | None:
+    def placement_problem(self, lock_id: str, door: str, clients: list[str]) -> str | None:
         """Why this lock id may not be commissioned on this door of these
         clients (None: it may). Checked before the lock is touched."""
         reg = self.registry

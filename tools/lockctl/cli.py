@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tools import siteconfig
+from tools import access, siteconfig
 from tools.client import Installer
 from tools.registry import Registry, RegistryError
 from tools.site import ID_RE
 from tools.transport import LinkTimeout, link_for_url
 
-DOORS = ("apartment", "entrance", "waste-room", "key-box", "medicine-cabinet")
+DOORS = access.DOORS
 SERIAL_TIMEOUT = 5.0
 
 
@@ -244,6 +244,28 @@ def parse_day(text: str | None, what: str) -> date | None:
         raise UsageError(f"--{what}: not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def parse_bound(text: str | None, tz: ZoneInfo, what: str, end: bool = False) -> int | None:
+    """An ISO date or date-time in the site's zone. A date is its midnight;
+    as an end (`end`), the midnight after it: a --to date includes that day."""
+    if text is None:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return parse_local(text, tz, what)
+    if end:
+        day = date.fromordinal(day.toordinal() + 1) if day < date.max else day
+    return int(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
+
+
+def yes_no(value: str) -> bool:
+    """An argparse type for yes|no."""
+    v = value.strip().lower()
+    if v in ("yes", "no"):
+        return v == "yes"
+    raise argparse.ArgumentTypeError("yes or no")
+
+
 def local_str(posix: int, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(posix, tz).strftime("%Y-%m-%d %H:%M")
 
@@ -332,6 +354,51 @@ def registry_problem(site: Path, exc: sqlite3.Error) -> str:
     return f"site registry in {where}: {text}"
 
 
+# Fields of the views (tools/views.py) that are times: shown in local time.
+TIME_FIELDS = ("at", "start", "end", "issued_at", "enrolled_at", "changed_at", "created_at",
+               "cancelled_at", "commissioned_at", "last_seen")
+
+
+def shown(value: Any, key: str, tz: ZoneInfo) -> str:
+    if value is None or value == []:
+        return "-"
+    if key in TIME_FIELDS and isinstance(value, int):
+        return local_str(value, tz)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return " ".join(f"{k}={shown(v, k, tz)}" for k, v in value.items())
+    return str(value)
+
+
+def print_rows(out: Output, rows: list[dict[str, Any]], columns: list[str], tz: ZoneInfo,
+               empty: str) -> None:
+    """A list: a JSON array of objects, or one line per row in columns."""
+    if out.as_json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    if not rows:
+        print(empty)
+        return
+    cells = [[shown(r.get(c), c, tz) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def print_one(out: Output, data: dict[str, Any], tz: ZoneInfo) -> None:
+    """One object: JSON, or a line per field."""
+    if out.as_json:
+        print(json.dumps(data, ensure_ascii=False))
+        return
+    width = max(len(k) for k in data)
+    for k, v in data.items():
+        print(f"{k.replace('_', ' ') + ':':<{width + 2}} {shown(v, k, tz)}")
+
+
 class Commands:
     """The command tree. Each module of commands adds its own to it, into
     groups (`lock`, `log`, ...) that several modules may share."""
@@ -348,10 +415,18 @@ class Commands:
         return self.groups[name]
 
     def add(self, parent: Any, name: str, func: Callable[..., int], help_: str,
-            example: str | None = None) -> Any:
+            example: str | None = None, own: tuple[str, ...] = ()) -> Any:
         """One command. `example` is a whole command line, shown under its --help
-        (every command should have one; give every option a help= text too)."""
-        sp = parent.add_parser(name, parents=[self.common], help=help_, description=help_,
+        (every command should have one; give every option a help= text too).
+        `own` names common options (such as "--actor") this command gives a
+        meaning of its own: they are left out of its copy of the common ones."""
+        common = self.common
+        if own:
+            common = argparse.ArgumentParser(add_help=False)
+            for action in self.common._actions:
+                if not set(action.option_strings) & set(own):
+                    common._add_action(action)
+        sp = parent.add_parser(name, parents=[common], help=help_, description=help_,
                                epilog=f"example:\n  {example}" if example else None,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.set_defaults(func=func)

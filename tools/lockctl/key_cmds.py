@@ -34,8 +34,12 @@ from tools.lockctl.cli import (
 from tools.site import Site
 from tools.transport import connect_lock
 
+ALARM_MOVED = "shift issue --alarm is gone: an alarm key is `lockctl alarm issue`"
+
 
 def cmd_shift_issue(args: argparse.Namespace, out: Output) -> int:
+    if args.alarm:
+        raise UsageError(ALARM_MOVED)
     if args.roster:
         return roster_issue(args, out)
     if not (args.staff and args.clients and args.start and args.end and args.out):
@@ -53,28 +57,26 @@ def cmd_shift_issue(args: argparse.Namespace, out: Output) -> int:
     start = parse_local(args.start, tz, "start")
     end = parse_local(args.end, tz, "end")
     now = int(time.time())
-    if end > start and end - now > tok.MAX_LIFETIME and end - start <= tok.MAX_LIFETIME:
-        # The lock refuses a token that outlives its issue by more than 24 h.
-        raise UsageError("a key can be issued at most 24 hours before its shift ends: "
-                         f"issue this one from {local_str(end - tok.MAX_LIFETIME, tz)}")
-    problem = site.shift_problem(staff["staff_id"], clients, start, end, now)
+    problem = site.issuable_from(end) if start < end <= start + tok.MAX_LIFETIME else None
+    plan = site.shift_plan(staff["staff_id"], clients, start, end, now)
+    problem = problem or plan.problem
     if problem is not None:
-        if "device" in problem or "lock" in problem:
-            raise Failed(problem)
-        raise UsageError(problem)
+        raise (UsageError if problem.usage else Failed)(problem)
     out_path = check_out(args.out)
     scope = "open log" if args.log else "open"
     data, grants, fp = site.issue_shift(actor(args), staff["staff_id"], clients, start, end,
-                                        scope, args.alarm, now)
+                                        scope, False, now)
     write_file(out_path, data)
+    left = "".join(f" Not {lock}: {why}." for lock, why in plan.left_out)
     out.done({"staff": staff["staff_id"], "locks": [g.lock_id for g in grants],
               "start": start, "end": end, "out": args.out, "device": fp,
-              "tokens": [g.cti.hex() for g in grants]},
+              "tokens": [g.cti.hex() for g in grants],
+              "left_out": [{"lock": lock, "why": why} for lock, why in plan.left_out]},
              f"Shift grant for {staff['name']} ({staff['staff_id']}): "
              f"{local_str(start, tz)} to {local_str(end, tz)}, "
              f"{len(grants)} door(s): {', '.join(g.lock_id for g in grants)}. "
              f"Written to {args.out}, for device {fp[:16]} only. Token id(s), for a block of "
-             f"one key: {', '.join(g.cti.hex() for g in grants)}.")
+             f"one key: {', '.join(g.cti.hex() for g in grants)}.{left}")
     return 0
 
 
@@ -120,7 +122,7 @@ def roster_issue(args: argparse.Namespace, out: Output) -> int:
         except UsageError as exc:
             errors.append({"line": line, "error": str(exc)})
             continue
-        problem = site.shift_problem(staff_id, clients, start, end, now)
+        problem: str | None = site.shift_problem(staff_id, clients, start, end, now)
         if problem is None and staff_id in seen:
             problem = f"{staff_id} is on line {seen[staff_id]} too: one shift per staff member"
         if problem is not None:
@@ -295,7 +297,8 @@ def register(c: Commands) -> None:
     sp.add_argument("--roster", metavar="FILE.csv", type=path_arg,
                     help="a unit's shifts: staff,clients,start,end (clients space-separated)")
     sp.add_argument("--out-dir", metavar="DIR", type=path_arg)
-    sp.add_argument("--alarm", action="store_true", help="alarm response: marked in every log")
+    sp.add_argument("--alarm", action="store_true",
+                    help="gone: refused, an alarm key is `lockctl alarm issue`")
     sp.add_argument("--log", action="store_true", help="also allow reading the log over BLE")
 
     sp = c.add(c.sub, "revoke", cmd_revoke, "block a staff member's keys or one token")

@@ -37,6 +37,7 @@ from tools.lockctl.cli import (
     serial,
     shorten,
     site_dir,
+    text_arg,
     zone_of,
 )
 from tools.lockctl.log_cmds import pull_serial
@@ -81,14 +82,13 @@ def cmd_commission(args: argparse.Namespace, out: Output) -> int:
     clients = [c.strip() for c in args.client.split(",") if c.strip()]
     if not clients:
         raise UsageError("--client: name at least one client")
-    for c in clients:
-        reg.client(c)
-    if args.door in ("apartment", "key-box", "medicine-cabinet") and len(clients) > 1:
-        raise UsageError(f"a {args.door} door serves one client; shared doors are "
-                         "entrance or waste-room")
-    problem = Site(reg).commission_problem(lock_id, args.door, clients)
+    site = Site(reg)
+    problem = site.commission_problem(args.door, clients, args.provider)
     if problem is not None:
-        raise Failed(problem)
+        raise (UsageError if problem.usage else Failed)(problem)
+    placement = site.placement_problem(lock_id, args.door, clients)
+    if placement is not None:
+        raise Failed(placement)
     secret = keys.lock_secret(reg.site_secret(), lock_id)
     pk = reg.signing_public() if args.suite == tok.SUITE_ED25519 else None
     now = int(time.time())
@@ -106,9 +106,10 @@ def cmd_commission(args: argparse.Namespace, out: Output) -> int:
             if exc.reason == reasons.ALREADY_COMMISSIONED:
                 raise Failed(ALREADY_COMMISSIONED.format(lock="another lock id")) from None
             raise
-    Site(reg).record_commissioning(actor(args), lock_id, args.door, args.suite, clients, now,
-                                   data)
-    out.done({"lock": lock_id, "clients": clients, "door": args.door, "suite": args.suite},
+    site.record_commissioning(actor(args), lock_id, args.door, args.suite, clients, now,
+                              data, provider=args.provider)
+    out.done({"lock": lock_id, "clients": clients, "door": args.door, "suite": args.suite,
+              "provider": args.provider},
              f"Lock {lock_id} commissioned: {args.door} door of {', '.join(clients)}, "
              f"suite {args.suite}, clock set.")
     return 0
@@ -315,7 +316,11 @@ def register(c: Commands) -> None:
     sp.add_argument("--lock-id", required=True, type=id_arg("lock id"))
     sp.add_argument("--client", required=True, metavar="CLIENT_ID[,CLIENT_ID...]",
                     type=id_arg("client id", many=True))
-    sp.add_argument("--door", choices=DOORS, default="apartment")
+    sp.add_argument("--door", choices=DOORS, default="apartment",
+                    help="the door's kind (entrance, waste-room and laundry-room serve several "
+                    "clients)")
+    sp.add_argument("--provider", metavar="PROVIDER", type=text_arg(200),
+                    help="a key box's provider (--door key-box): only its staff get its key")
     sp.add_argument("--suite", choices=(tok.SUITE_HMAC, tok.SUITE_ED25519), default="hmac")
 
     lock = c.group("lock", "one lock over serial")

@@ -15,12 +15,16 @@ from tools import device as device_mod
 from tools import issuer, keyfile
 from tools.client import ClientError, ForeignLock, Refused
 from tools.lockctl import (
+    alarm_cmds,
     care_cmds,
     cli_cmds,
     key_cmds,
     lock_cmds,
     lock_life_cmds,
     log_cmds,
+    org_cmds,
+    people_cmds,
+    registry_cmds,
     settings_cmds,
     site_cmds,
 )
@@ -38,8 +42,8 @@ from tools.lockctl.cli import (
 from tools.registry import RegistryError
 from tools.transport import TransportError
 
-MODULES = (site_cmds, lock_cmds, key_cmds, log_cmds, care_cmds, lock_life_cmds, cli_cmds,
-           settings_cmds)
+MODULES = (site_cmds, people_cmds, org_cmds, lock_cmds, key_cmds, log_cmds, registry_cmds,
+           alarm_cmds, care_cmds, lock_life_cmds, cli_cmds, settings_cmds)
 
 
 def build_parser() -> argparse.ArgumentParser:
