@@ -321,3 +321,29 @@ def test_site_toml_never_fails_but_with_its_own_error(tmp_path_factory, raw: byt
         assert str(exc).startswith(str(d / "site.toml"))
     else:
         assert cfg.language in (None, "sv", "en")
+
+
+def test_site_toml_gives_the_port_and_the_provider(sim, capsys, monkeypatch,
+                                                   tmp_path: Path) -> None:
+    lock, _ = sim
+    site = tmp_path / "site"
+    monkeypatch.setenv("LOCKCTL_SITE", str(site))
+    assert main(["site", "init"]) == 0
+    capsys.readouterr()
+    assert main(["lock", "info"]) == 2
+    assert "--port: give the lock's serial port" in capsys.readouterr().err
+    assert main(["staff", "add", "S1", "--name", "Anna"]) == 2
+    assert "or provider in SITE/site.toml" in capsys.readouterr().err
+    (site / "site.toml").write_text(f'port = "{lock.serial}"\nprovider = "Kommunen"\n')
+    # The lock on that port answered (it belongs to the --port auto test's site, or
+    # to none when this test runs alone): the port came from site.toml.
+    main(["lock", "info"])
+    err = capsys.readouterr().err
+    assert "NT-AUTO is not registered in this site" in err or "not commissioned" in err, err
+    assert main(["--json", "staff", "add", "S1", "--name", "Anna"]) == 0
+    capsys.readouterr()
+    assert main(["--json", "staff", "show", "S1"]) == 0
+    assert "Kommunen" in capsys.readouterr().out
+    # An explicit option wins over the file.
+    assert main(["lock", "info", "--port", str(tmp_path / "none")]) == 1
+    assert "no such serial port" in capsys.readouterr().err

@@ -399,6 +399,17 @@ def print_one(out: Output, data: dict[str, Any], tz: ZoneInfo) -> None:
         print(f"{k.replace('_', ' ') + ':':<{width + 2}} {shown(v, k, tz)}")
 
 
+PORT_HELP = ("the lock's serial port: a device (/dev/ttyACM0), or auto for the one lock "
+             "attached; default: port in SITE/site.toml")
+
+
+def port_option(sp: argparse.ArgumentParser) -> None:
+    """--port for a command that talks to a lock over serial; its default is
+    site.toml's port (filled in by main before the command runs)."""
+    sp.add_argument("--port", metavar="DEV", help=PORT_HELP)
+    sp.set_defaults(port_from_site=True)
+
+
 class Commands:
     """The command tree. Each module of commands adds its own to it, into
     groups (`lock`, `log`, ...) that several modules may share."""

@@ -24,6 +24,7 @@ from tools.lockctl.cli import (
     lock_hello,
     open_registry,
     parse_local,
+    port_option,
     serial,
     text_arg,
     zone_of,
@@ -161,7 +162,7 @@ def register(c: Commands) -> None:
                "take a lock down: check, collect its log, end its identity (button), "
                "record the door restored and the parts returned (a receipt)",
                example="lockctl lock remove --port /dev/ttyACM0 --by \"Ola Installer\"")
-    sp.add_argument("--port", required=True, metavar="DEV", help="the lock's serial port")
+    port_option(sp)
     sp.add_argument("--by", metavar="NAME", type=text_arg(100),
                     help="who removed it and restored the door (default: --actor)")
     sp.add_argument("--to", metavar="ID", type=id_arg("client or property id"),

@@ -161,13 +161,19 @@ REPORT_SUBJECTS = (("lock", "lock_id"), ("client", "client"), ("unit", "unit"),
 
 def register(c: Commands) -> None:
     log = c.group("log", "event logs")
-    sp = c.add(log, "pull", cmd_log_pull, "collect a lock's log (serial, or BLE with a key)")
-    sp.add_argument("--port", metavar="DEV")
-    sp.add_argument("--ble", metavar="127.0.0.1:PORT")
-    sp.add_argument("--device", metavar="DIR", type=path_arg)
+    sp = c.add(log, "pull", cmd_log_pull, "collect a lock's log (serial, or BLE with a key)",
+               example="lockctl log pull --port /dev/ttyACM0")
+    sp.add_argument("--port", metavar="DEV",
+                    help="the lock's serial port (a device, or auto for the one lock attached)")
+    sp.add_argument("--ble", metavar="127.0.0.1:PORT",
+                    help="over BLE instead: the lock's address (with --device)")
+    sp.add_argument("--device", metavar="DIR", type=path_arg,
+                    help="with --ble: a staff device holding a key issued with --log")
     sp.add_argument("--key", metavar="FILE", type=path_arg, help="an old key file (refused)")
-    sp = c.add(log, "verify", cmd_log_verify, "check the log's MAC chain")
-    sp.add_argument("--lock-id", required=True, type=id_arg("lock id"))
+    sp = c.add(log, "verify", cmd_log_verify, "check the log's MAC chain",
+               example="lockctl log verify --lock-id NT-000123")
+    sp.add_argument("--lock-id", required=True, type=id_arg("lock id"),
+                    help="the lock whose collected log to check")
     sp = c.add(log, "report", cmd_log_report,
                "the log report (loggningsrapport) of a door, a client, a unit or a staff "
                "member",

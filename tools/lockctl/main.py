@@ -36,6 +36,7 @@ from tools.lockctl.cli import (
     path_arg,
     registry_problem,
     shorten,
+    site_config,
     site_dir,
     text_arg,
 )
@@ -151,6 +152,8 @@ def _main(argv: list[str] | None) -> int:
     out = Output(args.json)
     debug = bool(getattr(args, "debug", False))
     try:
+        if getattr(args, "port_from_site", False) and not args.port:
+            args.port = site_config(args).port
         return int(args.func(args, out))
     except UsageError as exc:
         complain(exc)

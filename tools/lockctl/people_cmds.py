@@ -18,6 +18,7 @@ from tools.lockctl.cli import (
     open_registry,
     print_one,
     print_rows,
+    site_config,
     text_arg,
     zone_of,
 )
@@ -109,8 +110,10 @@ def cmd_client_show(args: argparse.Namespace, out: Output) -> int:
 def cmd_staff_add(args: argparse.Namespace, out: Output) -> int:
     check_id(args.staff_id, "staff id")
     if not args.provider:
+        args.provider = site_config(args).provider
+    if not args.provider:
         raise UsageError("staff add needs --provider PROVIDER (created if the site does not "
-                         "know it)")
+                         "know it), or provider in SITE/site.toml")
     Site(open_registry(args)).add_staff(actor(args), check_id(args.staff_id, "staff id"),
                                         args.name, args.provider, args.unit, args.role)
     out.done({"staff": args.staff_id, "role": args.role},
@@ -166,7 +169,7 @@ def register(c: Commands) -> None:
              "care plan (takes effect at once)",
              "lockctl client update C-1001 --medicine-roles nurse,rehab")):
         sp = c.add(client, name, func, help_, example)
-        sp.add_argument("client_id", metavar="CLIENT_ID",
+        sp.add_argument("client_id", metavar="CLIENT_ID", help="the client's id, e.g. C-1001",
                         **({} if name == "add" else {"type": id_arg("client id")}))
         sp.add_argument("--name", required=name == "add", type=text_arg(200),
                         help="the client's name")
@@ -185,20 +188,23 @@ def register(c: Commands) -> None:
     sp = c.add(client, "remove", cmd_client_remove,
                "deactivate a client (history kept; keys to their doors blocked)",
                "lockctl client remove C-1002")
-    sp.add_argument("client_id", metavar="CLIENT_ID", type=id_arg("client id"))
+    sp.add_argument("client_id", metavar="CLIENT_ID", type=id_arg("client id"),
+                    help="the client's id")
     sp = c.add(client, "list", cmd_client_list, "list clients", "lockctl client list")
     sp.add_argument("--all", action="store_true", help="removed clients too")
     sp = c.add(client, "show", cmd_client_show, "one client", "lockctl client show C-1001")
-    sp.add_argument("client_id", metavar="CLIENT_ID", type=id_arg("client id"))
+    sp.add_argument("client_id", metavar="CLIENT_ID", type=id_arg("client id"),
+                    help="the client's id")
 
     staff = c.group("staff", "staff")
     sp = c.add(staff, "add", cmd_staff_add, "register a staff member",
                "lockctl staff add S-1 --name 'Anna Berg' --provider Kommunen --unit Norr "
                "--role nurse")
-    sp.add_argument("staff_id", metavar="STAFF_ID")
+    sp.add_argument("staff_id", metavar="STAFF_ID", help="the staff member's id, e.g. S-1")
     sp.add_argument("--name", required=True, type=text_arg(200), help="the staff member's name")
     sp.add_argument("--provider", type=text_arg(200),
-                    help="their care provider (created if the site does not know it)")
+                    help="their care provider (created if the site does not know it; "
+                         "default: provider in SITE/site.toml)")
     sp.add_argument("--unit", metavar="UNIT", type=id_arg("unit id"),
                     help="their unit (of that provider)")
     sp.add_argument("--role", choices=ROLES, default="home-care", help="their role")
@@ -211,4 +217,5 @@ def register(c: Commands) -> None:
             ("activate", cmd_staff_activate,
              "back from leave: active again, a suspended device restored")):
         sp = c.add(staff, name, func, help_, f"lockctl staff {name} S-1")
-        sp.add_argument("staff_id", metavar="STAFF_ID", type=id_arg("staff id"))
+        sp.add_argument("staff_id", metavar="STAFF_ID", type=id_arg("staff id"),
+                        help="the staff member's id")

@@ -88,7 +88,7 @@ def register(c: Commands) -> None:
     c.add(lock, "list", cmd_lock_list, "the site's locks, from the registry", "lockctl lock list")
     sp = c.add(lock, "show", cmd_lock_show, "one lock, from the registry (no port needed)",
                "lockctl lock show NT-000123")
-    sp.add_argument("lock_id", metavar="LOCK_ID", type=id_arg("lock id"))
+    sp.add_argument("lock_id", metavar="LOCK_ID", type=id_arg("lock id"), help="the lock")
 
     dev = c.group("device", "staff devices")
     sp = c.add(dev, "show", cmd_device_show, "one enrolled device, with its valid keys",
