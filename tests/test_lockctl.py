@@ -126,13 +126,13 @@ def test_the_whole_story(world) -> None:
     site.ok("log", "report", "--lock-id", "NT-1", "--format", "html", "--out", "r.html")
     assert (root / "r.html").stat().st_mode & 0o077 == 0  # personal data: owner-only
     page = (root / "r.html").read_text()
-    assert "<html lang='sv'>" in page
+    assert '<html lang="sv">' in page
     assert "Anna Berg" in page and "Bilal Haddad" in page and "nyckeln är spärrad" in page
     assert "Komplett från driftsättningen" in page and "INTE komplett" not in page
     site.ok("log", "report", "--lock-id", "NT-1", "--format", "html", "--lang", "en",
             "--out", "r-en.html")
     page_en = (root / "r-en.html").read_text()
-    assert "<html lang='en'>" in page_en and "the key is blocked" in page_en
+    assert '<html lang="en">' in page_en and "the key is blocked" in page_en
     assert "Complete from commissioning" in page_en and "NOT complete" not in page_en
     csv_bytes = site.run("log", "report", "--lock-id", "NT-1", "--format", "csv").stdout
     rows = csv_bytes.lstrip("\ufeff").splitlines()

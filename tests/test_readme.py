@@ -163,7 +163,7 @@ def test_the_readme_runs_as_written(tmp_path: Path) -> None:
     # The story the guides tell happened: Anna opened, was blocked, and the report
     # shows both.
     report = (tmp_path / "november.html").read_text(encoding="utf-8")
-    assert "<html lang='sv'>" in report
+    assert '<html lang="sv">' in report
     assert "Anna Berg" in report and "dörren låstes upp" in report
     assert "Komplett från driftsättningen" in report and "INTE komplett" not in report
     assert done[-1] == "lockctl lock decommission"

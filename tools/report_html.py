@@ -214,7 +214,7 @@ def to_html(rep: Report) -> str:
             f"</tr></thead><tbody>{body}</tbody></table>")
     parts.append(f"<section class='events'><h2>{_e(L('events'))}</h2>"
                  + ("".join(sections) or f"<p>{_e(L('no_events'))}</p>") + "</section>")
-    return (f"<!doctype html><html lang='{_e(lang)}'><head><meta charset='utf-8'>"
+    return (f'<!doctype html><html lang="{_e(lang)}"><head><meta charset="utf-8">'
             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>{_e(L('title'))}: {_e(s.name)}</title><style>{CSS}</style></head><body>"
             + "".join(parts) + "</body></html>\n")
