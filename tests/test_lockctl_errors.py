@@ -70,6 +70,7 @@ class World:
         site.add_staff("test", "S1", "Anna Berg", "Kommunen")
         site.add_staff("test", "S3", "Cecilia Ek", "Kommunen")
         site.add_client("test", "C1", "Astrid Lindqvist", providers=["Kommunen"])
+        site.add_property("test", "P-1", "Storgatan 4", "Brf Storgatan")
         reg = site.registry
         reg.add_lock("NT-1", "apartment", "hmac", ["C1"], int(time.time()))
         now = int(time.time())
@@ -444,7 +445,16 @@ def test_read_only_site(world: World, unprivileged: tuple[Path, list[str]]) -> N
                   local(now), "--end", local(now + timedelta(hours=2)), "--out",
                   str(out / "k.grant")],
                  ["shift", "issue", "--roster", str(roster), "--out-dir", str(out / "unit")],
-                 ["log", "report", "--lock-id", "NT-1", "--format", "csv"]):
+                 ["log", "report", "--lock-id", "NT-1", "--format", "csv"],
+                 ["client", "update", "C1", "--providers", "Kommunen", "--unit", "U1"],
+                 ["client", "remove", "C1"],
+                 ["provider", "add", "Omsorg AB"],
+                 ["unit", "remove", "U1"],
+                 ["staff", "deactivate", "S1"],
+                 ["booking", "add", "--staff", "S1", "--unit", "U2", "--from",
+                  now.date().isoformat(), "--to", now.date().isoformat()],
+                 ["alarm", "issue", "--client", "C1", "--staff", "S4", "--reason", "fall",
+                  "--alarm-id", "TL-1", "--out", str(out / "alarm.grant")]):
         p = spawn(argv, env, base, how)
         assert p.returncode == 1, (argv, p.stderr)
         assert TRACEBACK not in p.stderr
@@ -520,13 +530,14 @@ def legit(command: tuple[str, ...], option: str, value: str, root: Path) -> bool
     paths = value in ("/dev/null", str(root / "adir"), str(root / "missing" / "x"))
     if command in OFF_SITE and option in ("--site", "--actor"):
         return True
-    if option in ("--name", "--address", "--provider", "--actor", "provider", "--reason"):
+    if option in ("--name", "--address", "--provider", "--actor", "provider", "--reason",
+                  "--by", "--owner", "--what"):
         return plain or paths  # any short printable text is a name
     if command[-1] in ("list", "show") or command == ("audit",):
         return plain  # a filter that matches nothing, or an unknown id, is no error
     if option in ("--alarm-id", "unit") and command[-1] in ("issue", "add"):
         return value == "NO-SUCH-ID"  # a new id
-    if option in ("client_id", "staff_id") or (command == ("commission",)
+    if option in ("client_id", "staff_id", "property_id") or (command == ("commission",)
                                                and option == "--lock-id"):
         return value == "NO-SUCH-ID"
     # A file or directory lockctl creates may have any name the system takes.
@@ -618,6 +629,20 @@ def valid_arguments(world: World) -> dict[tuple[str, ...], list[dict[str, str]]]
         ("alarm", "issue"): [{"--client": "C1", "--staff": "S4", "--reason": "fall alarm",
                               "--alarm-id": "TL-1", "--minutes": "30", "--out": "alarm.grant"}],
         ("alarm", "list"): [{"--from": now.date().isoformat(), "--to": now.date().isoformat()}],
+        # receipts, properties, consent, lock removal and retirement, incidents
+        ("handout", "add"): [{"--person": "S1", "--item": "fob:F1", "--by": "Eva"}],
+        ("handout", "return"): [{"--person": "S1", "--item": f"device:{world.fingerprint}",
+                                 "--by": "Eva"}],
+        ("receipt", "list"): [{"--person": "S1"}],
+        ("receipt", "show"): [{"receipt_id": "R-000001", "--format": "html",
+                               "--out": "r.html"}],
+        ("property", "add"): [{"property_id": "P-9", "--address": "A", "--owner": "O"}],
+        ("consent", "add"): [{"--property": "P-1", "--by": "O", "--date": "2026-11-01"}],
+        ("lock", "remove"): [{"--port": "/dev/ttyACM-none", "--by": "Ola", "--to": "C1"}],
+        ("lock", "retire"): [{"lock_id": "NT-1", "--reason": "stolen"}],
+        ("incident", "add"): [{"--lock": "NT-1", "--what": "x",
+                               "--at": local(now - timedelta(hours=1)), "--window": "30"}],
+        ("incident", "list"): [{"--lock": "NT-1"}],
     }
 
 
@@ -732,6 +757,9 @@ def test_every_command_with_hostile_arguments(world: World, capsys,
     [b"log", b"verify", b"--lock-id", b"A" * 100_000],
     [b"commission", b"--port", b"", b"--lock-id", b"NT-3", b"--client", b"C1"],
     [b"revoke", b"--token", b"-1"],
+    [b"handout", b"add", b"--person", b"S1", b"--item", b"fob:\xff", b"--by", b"E"],
+    [b"receipt", b"show", b"R-1", b"--out", b"\xff/x.html"],
+    [b"incident", b"add", b"--lock", b"NT-1", b"--what", b"\xfe\xff"],
 ])
 def test_hostile_arguments_from_a_shell(world: World, argv: list[bytes]) -> None:
     before = world.dump()

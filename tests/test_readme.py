@@ -5,8 +5,9 @@ simulated lock the README starts.
 Only what must differ per run is replaced: the simulator's state path
 (/tmp/lock1, so that runs do not collide), the serial port (/dev/ttyACM0 -> the
 simulator's serial link), the BLE port it printed (127.0.0.1:PORT), the token id
-`shift issue` printed (3f2a...), the fingerprint `device init` printed, and the four example dates (a shift around now,
-the report's days -> today). The personal code comes from LOCKCTL_PIN, as a
+`shift issue` printed (3f2a...), the fingerprint `device init` printed, and the example
+dates (a shift around now; the report's days and the day the clients were informed ->
+today). The personal code comes from LOCKCTL_PIN, as a
 script gives it; a person types it at the prompt. A command whose comment says
 "exit status 1" must fail with 1; one marked "hardware only" is skipped, with
 the reason printed.
@@ -56,8 +57,12 @@ def walkthrough() -> list[tuple[str, str]]:
     return commands
 
 
-# The README's example fingerprint: replaced by the one `device init` printed.
-FINGERPRINT = "1f2e3d4c5b6a"
+# The README's example fingerprints, in the order of its `device init`s: each
+# replaced by the one that `device init` printed.
+FINGERPRINTS = ["1f2e3d4c5b6a", "5a6b7c8d9e0f"]
+FINGERPRINT = FINGERPRINTS[0]
+# The README's receipt id: replaced by the one `handout add` printed.
+RECEIPT = "R-000002"
 
 
 def test_the_walkthrough_is_what_the_test_expects() -> None:
@@ -65,8 +70,9 @@ def test_the_walkthrough_is_what_the_test_expects() -> None:
     assert commands[0].startswith("lockctl sim "), "the simulator starts the walk-through"
     assert all(c.startswith("lockctl ") for c in commands), commands
     text = "\n".join(commands)
-    for placeholder in ("/tmp/lock1", "/dev/ttyACM0", "127.0.0.1:PORT", "3f2a...", FINGERPRINT,
-                        "2026-11-23T07:00", "2026-11-23T15:30", "2026-11-01", "2026-11-30"):
+    for placeholder in ("/tmp/lock1", "/dev/ttyACM0", "127.0.0.1:PORT", "3f2a...", *FINGERPRINTS,
+                        "2026-11-23T07:00", "2026-11-23T15:30", "2026-11-01", "2026-11-30",
+                        "2026-11-20", RECEIPT):
         assert placeholder in text, f"{placeholder} is no longer in the README: update the test"
 
 
@@ -89,7 +95,7 @@ class Walk:
                       "/dev/ttyACM0": str(work / "lock1.tty"),
                       "2026-11-23T07:00": local(now - timedelta(hours=1)),
                       "2026-11-23T15:30": local(now + timedelta(hours=6)),
-                      "2026-11-01": day, "2026-11-30": day}
+                      "2026-11-01": day, "2026-11-30": day, "2026-11-20": day}
         bindir = str(Path(sys.executable).parent)
         self.env = {k: v for k, v in os.environ.items()
                     if k not in ("LOCKCTL_SITE", "LOCKCTL_ACTOR")}
@@ -133,6 +139,7 @@ class Walk:
 def test_the_readme_runs_as_written(tmp_path: Path) -> None:
     walk = Walk(tmp_path)
     done: list[str] = []
+    devices: list[str] = []
     try:
         for command, comment in walkthrough():
             if "hardware only" in comment:
@@ -152,8 +159,13 @@ def test_the_readme_runs_as_written(tmp_path: Path) -> None:
             if command.startswith("lockctl device init"):
                 fp = re.search(r"\b[0-9a-f]{32}\b", p.stdout)
                 assert fp, p.stdout
-                walk.subst[FINGERPRINT] = fp.group(0)
-            if command.startswith("lockctl shift issue"):
+                walk.subst[FINGERPRINTS[len(devices)]] = fp.group(0)
+                devices.append(fp.group(0))
+            if command.startswith("lockctl handout add"):
+                rid = re.search(r"\bR-[0-9]{6}\b", p.stdout)
+                assert rid, p.stdout
+                walk.subst[RECEIPT] = rid.group(0)
+            if command.startswith("lockctl shift issue") and "3f2a..." not in walk.subst:
                 ids = TOKEN_ID.findall(p.stdout)
                 assert ids, p.stdout
                 walk.subst["3f2a..."] = ids[0]
@@ -165,5 +177,11 @@ def test_the_readme_runs_as_written(tmp_path: Path) -> None:
     report = (tmp_path / "november.html").read_text(encoding="utf-8")
     assert '<html lang="sv">' in report
     assert "Anna Berg" in report and "dörren låstes upp" in report
+    # The patrol's alarm opening, with its alarm id and reason, among what needs
+    # attention, and the alarm key in a section of its own.
+    attention = report[report.index("Att uppmärksamma"):report.index("Larmnycklar")]
+    assert "Nils Holm" in attention and "TL-2026-0042" in attention and "fall alarm" in attention
+    keys = report[report.index("Larmnycklar"):]
+    assert "Nils Holm" in keys[:keys.index("</section>")]
     assert "Komplett från driftsättningen" in report and "INTE komplett" not in report
-    assert done[-1] == "lockctl lock decommission"
+    assert done[-1] == "lockctl lock remove"

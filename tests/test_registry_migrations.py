@@ -252,3 +252,40 @@ def test_migration_4_keeps_everyone_s_access_and_adds_care_operations(
                         " 'dev', 'x')")
     finally:
         reg.close()
+
+
+def test_migration_5_adds_receipts_properties_retirements_and_incidents(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = registry_at(tmp_path, 4, monkeypatch)
+    before = {t: rows for t, rows in (
+        (t, sorted(connect(site).execute(f"SELECT * FROM {t}")))
+        for t in ("clients", "locks", "tokens", "staff", "audit"))}
+    reg = Registry(site)
+    try:
+        assert reg.db.execute("PRAGMA user_version").fetchone()[0] == 5
+        # What was there is untouched; clients gain two empty columns.
+        for table, rows in before.items():
+            got = [tuple(r) for r in reg.db.execute(f"SELECT * FROM {table}")]
+            if table == "clients":
+                new = [tuple(r) for r in reg.db.execute(
+                    "SELECT property_id, informed_on FROM clients")]
+                assert new and set(new) == {(None, None)}
+                got = [r[:-2] for r in got]
+            assert sorted(got) == rows, table
+        for table in ("receipts", "receipt_items", "properties", "consents", "retired_locks",
+                      "incidents"):
+            assert reg.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
+        assert reg.held_items("S1") == []
+        # The schema itself refuses an item that goes neither way, and a
+        # client in a property that does not exist.
+        no = reg.add_receipt("handout add", "S1", "staff", "E", 1, [("to", "fob", "F1")], "x")
+        with pytest.raises(sqlite3.IntegrityError):
+            with reg.tx():
+                reg.db.execute("INSERT INTO receipt_items VALUES (?, 2, 'sideways', 'fob', 'F')",
+                               (no,))
+        with pytest.raises(sqlite3.IntegrityError):
+            with reg.tx():
+                reg.db.execute("UPDATE clients SET property_id = 'P-404' WHERE client_id = 'C1'")
+        assert reg.held_items("S1") == [("fob", "F1", 1)]
+    finally:
+        reg.close()

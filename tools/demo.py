@@ -25,6 +25,7 @@ ZONE = ZoneInfo("Europe/Stockholm")
 LOCKCTL = str(Path(sys.executable).parent / "lockctl")
 PIN = "471122"  # the staff members' personal codes, typed by them (here: a script)
 LOCK_ID = "NT-000123"
+CABINET_ID = "MC-000124"
 
 
 def say(text: str = "") -> None:
@@ -75,35 +76,58 @@ def main() -> int:
     say("1. The care organisation sets up its site; the secret every lock's key derives")
     say("   from stays with the administrator (owner-only file, never shown).")
     demo.lockctl("site", "init", "--name", "Norrtälje hemtjänst (demo)")
-    say("2. A client and two staff members are registered.")
+    say("2. Two care providers (the municipality's night patrol answers safety alarms), a")
+    say("   client who chose both, and four staff members with their roles are registered.")
+    demo.lockctl("provider", "add", "Kommunen", "--alarms", "yes")
+    demo.lockctl("provider", "add", "Omsorg AB")
     demo.lockctl("client", "add", "C-1001", "--name", "Astrid Lindqvist",
-                 "--address", "Storgatan 4, Norrtälje")
+                 "--address", "Storgatan 4, Norrtälje", "--providers", "Kommunen,Omsorg AB")
     demo.lockctl("staff", "add", "S-1", "--name", "Anna Berg", "--provider", "Kommunen")
     demo.lockctl("staff", "add", "S-2", "--name", "Bilal Haddad", "--provider", "Omsorg AB")
+    demo.lockctl("staff", "add", "S-3", "--name", "Sara Ek", "--provider", "Kommunen",
+                 "--role", "nurse")
+    demo.lockctl("staff", "add", "S-4", "--name", "Nils Holm", "--provider", "Kommunen",
+                 "--role", "night-patrol")
     sim = SimulatedLock(work / "lock", ["--serial-link", str(work / "lock.tty")]).start()
+    cabinet = SimulatedLock(work / "cabinet", ["--serial-link", str(work / "cabinet.tty")])
     try:
-        say("3. The alarm centre mounts a lock on Astrid's door (simulated here) and")
-        say("   commissions it over its serial cable; the lock asks for its button.")
+        cabinet.start()
+        say("3. The alarm centre mounts a lock on Astrid's door and one on her medicine")
+        say("   cabinet (simulated here), and commissions them over their serial cables; each")
+        say("   lock asks for its button.")
         demo.lockctl("commission", "--port", str(work / "lock.tty"), "--lock-id", LOCK_ID,
                      "--client", "C-1001", "--door", "apartment")
+        demo.lockctl("commission", "--port", str(work / "cabinet.tty"), "--lock-id",
+                     CABINET_ID, "--client", "C-1001", "--door", "medicine-cabinet")
         start, end = now - timedelta(hours=1), now + timedelta(hours=7)
-        say("4. Anna's and Bilal's phones are enrolled once: each makes its own key pair and")
+        say("4. The staff's phones are enrolled once: each makes its own key pair and")
         say("   shows a fingerprint, which the administrator checks in person.")
-        for sid, name in (("S-1", "anna"), ("S-2", "bilal")):
+        for sid, name in (("S-1", "anna"), ("S-2", "bilal"), ("S-3", "sara"), ("S-4", "nils")):
             d = demo.lockctl("device", "init", "--device", f"{name}-phone")
             demo.lockctl("device", "enrol", "--staff", sid, "--public",
                          f"{name}-phone/device.pub", "--fingerprint", d.get("fingerprint", ""))
-        say(f"5. Their shift grants for today, {start:%H:%M}-{end:%H:%M}, are encrypted to those")
-        say("   phones; each loads hers or his under a personal code nobody else knows.")
-        for sid, name in (("S-1", "anna"), ("S-2", "bilal")):
-            demo.lockctl("shift", "issue", "--staff", sid, "--clients", "C-1001", "--start",
-                         local(start), "--end", local(end), "--out", f"{name}.grant")
+        say(f"5. Shift grants for today, {start:%H:%M}-{end:%H:%M}, are encrypted to those")
+        say("   phones; each loads hers or his under a personal code nobody else knows. Only")
+        say("   the nurse's key opens the medicine cabinet (Astrid's care plan: nurses).")
+        for sid, name in (("S-1", "anna"), ("S-2", "bilal"), ("S-3", "sara")):
+            g = demo.lockctl("shift", "issue", "--staff", sid, "--clients", "C-1001", "--start",
+                             local(start), "--end", local(end), "--out", f"{name}.grant")
+            for left in g.get("left_out", []):
+                say(f"   -> Not in {name.title()}'s key: {left['why'].split(' (')[0]}.")
             demo.lockctl("key", "load", "--grant", f"{name}.grant", "--device", f"{name}-phone")
         say("6. Anna arrives for her visit and opens the door with her phone.")
         r = demo.lockctl("open", "--device", "anna-phone", "--lock-id", LOCK_ID, "--ble",
                          sim.ble)
         say("   -> The door opened, and the lock confirmed it." if r.get("opened")
             else "   -> UNEXPECTED: the door did not open.")
+        say("   Anna, a home-care worker, tries the medicine cabinet: refused there.")
+        demo.lockctl("open", "--device", "anna-phone", "--lock-id", CABINET_ID, "--ble",
+                     cabinet.ble, expect=1)
+        say("   Sara, the nurse, opens the medicine cabinet.")
+        r = demo.lockctl("open", "--device", "sara-phone", "--lock-id", CABINET_ID, "--ble",
+                         cabinet.ble)
+        say("   -> The cabinet opened, and its lock confirmed it." if r.get("opened")
+            else "   -> UNEXPECTED: the cabinet did not open.")
         say("7. Bilal mistypes his code: the lock cannot be opened with it, and says only that.")
         r = demo.lockctl_pin("000000", "open", "--device", "bilal-phone", "--lock-id", LOCK_ID,
                              "--ble", sim.ble, expect=1)
@@ -125,6 +149,17 @@ def main() -> int:
         r = demo.lockctl("open", "--device", "anna-phone", "--lock-id", LOCK_ID, "--ble",
                          sim.ble, expect=1)
         say(f"   -> Refused: {r.get('reason')}.")
+        say("10b. Night: Astrid's safety alarm goes off. The alarm centre gives the night")
+        say("     patrol a key for her door (at most an hour, never the medicine cabinet),")
+        say("     recorded with the alarm's id and reason; every record it makes is marked.")
+        demo.lockctl("alarm", "issue", "--client", "C-1001", "--staff", "S-4", "--reason",
+                     "fall alarm", "--alarm-id", "TL-0042", "--minutes", "30", "--out",
+                     "nils.grant")
+        demo.lockctl("key", "load", "--grant", "nils.grant", "--device", "nils-phone")
+        r = demo.lockctl("open", "--device", "nils-phone", "--lock-id", LOCK_ID, "--ble",
+                         sim.ble)
+        say("   -> The patrol is in (logged as alarm access)." if r.get("opened")
+            else "   -> UNEXPECTED: the patrol's key did not open.")
         time.sleep(0.5)
         say("11. The unit manager asks for the log: it is collected, checked for gaps and")
         say("    alterations, and written as a report.")
@@ -144,11 +179,16 @@ def main() -> int:
         for e in rows.get("events", []):
             if e["outcome"]:
                 say(f"      {e['local'][11:19]}  {e['staff_name']:<14} {e['outcome']}"
-                    + (f" ({e['reason_text']})" if e["reason_text"] else ""))
+                    + (f" ({e['reason_text']})" if e["reason_text"] else "")
+                    + (f" ALARM {e.get('alarm_id')}" if e["alarm"] else ""))
+        say("    Alarm openings (a section of the report of their own, so abuse is visible):")
+        for a in rows.get("alarm_openings", []):
+            say(f"      {a['local'][11:19]}  {a['staff_name']:<14} {a['alarm_id']}: {a['reason']}")
         say(f"    The report is in {report}")
     finally:
         sim.stop()
-        say("12. The simulated lock is stopped.")
+        cabinet.stop()
+        say("12. The simulated locks are stopped.")
     if demo.failures:
         say("Demo FAILED:")
         for f in demo.failures:

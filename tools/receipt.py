@@ -16,7 +16,8 @@ TITLES = {
     "handout add": "Items handed out",
     "handout return": "Items returned",
     "device enrol": "Digital key: device enrolled",
-    "staff deactivate": "Staff member deactivated: keys returned or suspended",
+    "staff deactivate": "Staff member deactivated: digital key blocked, device suspended",
+    "staff activate": "Staff member active again: device restored",
     "lock remove": "Lock removed, door restored, original parts returned",
 }
 WHO = {"staff": "Staff member", "client": "Client", "property": "Property owner"}

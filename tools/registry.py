@@ -952,6 +952,12 @@ class Registry:
         return list(self.db.execute("SELECT * FROM incidents WHERE lock_id = ? "
                                     "ORDER BY at, incident_no", (lock_id,)))
 
+    def last_pull(self, lock_id: str) -> int | None:
+        """When the lock's log was last collected (POSIX), from the audit record."""
+        row = self.db.execute("SELECT MAX(at) FROM audit WHERE action = 'log pull' AND "
+                              "json_extract(detail, '$.lock') = ?", (lock_id,)).fetchone()
+        return None if row[0] is None else int(row[0])
+
     def events_between(self, lock_id: str, first: int, last: int) -> list[sqlite3.Row]:
         """The lock's records whose lock time (seconds since 2020) is in [first, last]."""
         return list(self.db.execute(

@@ -96,7 +96,7 @@ def mark_keys(rows: list[Row], alarm_keys: list[dict[str, Any]],
 
 def alarm_openings(rows: list[Row]) -> list[dict[str, Any]]:
     """The report's section of alarm openings, so that abuse is visible."""
-    return [{"time": r.time, "lock": r.lock_id, "staff_id": r.staff_id,
+    return [{"time": r.time, "local": r.local, "lock": r.lock_id, "staff_id": r.staff_id,
              "staff_name": r.staff_name, "outcome": r.outcome, "count": r.count,
              "alarm_id": r.alarm_id, "reason": r.alarm_reason}
             for r in rows if r.alarm and r.outcome]

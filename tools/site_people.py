@@ -42,6 +42,9 @@ def _id(value: str, what: str) -> str:
 def _name(value: str, what: str) -> str:
     if not value.strip() or len(value) > 200:
         raise InvalidInput(f"the {what} must be 1 to 200 characters")
+    if what == "provider name" and "," in value:
+        # --providers P1,P2 separates them with commas.
+        raise InvalidInput("a provider name cannot hold a comma")
     return value
 
 
@@ -53,6 +56,13 @@ class PeopleActs:
                 ) -> AbstractContextManager[dict[str, Any]]: ...
 
         def enforce(self, now: int | None = None) -> list[str]: ...
+
+        def set_client_care(self, client_id: str, property_id: str | None = None,
+                            informed_on: str | None = None) -> None: ...
+
+        def write_receipt(self, actor: str, kind: str, person: str,
+                          items: list[tuple[str, str, str]], by: str, now: int | None = None,
+                          lock_id: str | None = None, note: str | None = None) -> str: ...
 
     # --- lookups that refuse ---------------------------------------------------------
     def _provider(self, name: str) -> Any:
@@ -94,11 +104,16 @@ class PeopleActs:
     # --- clients -----------------------------------------------------------------------
     def add_client(self, actor: str, client_id: str, name: str, address: str | None = None,
                    unit: str | None = None, providers: list[str] | None = None,
-                   medicine_roles: list[str] | None = None) -> None:
+                   medicine_roles: list[str] | None = None, property_id: str | None = None,
+                   informed_on: str | None = None) -> None:
         _id(client_id, "client id")
         _name(name, "name")
         now = int(time.time())
         detail: dict[str, Any] = {"client": client_id, "unit": unit, "providers": providers}
+        if property_id is not None:
+            detail["property"] = property_id
+        if informed_on is not None:
+            detail["informed"] = informed_on
         with self.act(actor, "client add", detail):
             if unit is not None:
                 self._unit(unit, active=True)
@@ -109,19 +124,24 @@ class PeopleActs:
                 "UPDATE clients SET unit = ?, medicine_roles = coalesce(?, medicine_roles) "
                 "WHERE client_id = ?", (unit, ",".join(roles) if roles else None, client_id))
             self._set_providers(client_id, chosen, now)
+            self.set_client_care(client_id, property_id, informed_on)
 
     def update_client(self, actor: str, client_id: str, name: str | None = None,
                       address: str | None = None, unit: str | None = None,
                       providers: list[str] | None = None,
-                      medicine_roles: list[str] | None = None) -> list[str]:
+                      medicine_roles: list[str] | None = None,
+                      property_id: str | None = None,
+                      informed_on: str | None = None) -> list[str]:
         """Change what is given; returns the token ids the change blocked."""
         now = int(time.time())
         changes = {k: v for k, v in (("name", name), ("address", address), ("unit", unit),
                                      ("providers", providers),
-                                     ("medicine_roles", medicine_roles)) if v is not None}
+                                     ("medicine_roles", medicine_roles),
+                                     ("property", property_id),
+                                     ("informed", informed_on)) if v is not None}
         if not changes:
-            raise InvalidInput("nothing to change: give --name, --address, --unit, --providers "
-                              "or --medicine-roles")
+            raise InvalidInput("nothing to change: give --name, --address, --unit, --providers, "
+                               "--medicine-roles, --property or --informed")
         with self.act(actor, "client update", {"client": client_id, **changes}) as detail:
             reg = self.registry
             row = reg.client(client_id)
@@ -144,6 +164,7 @@ class PeopleActs:
                 roles = access.check_roles(",".join(medicine_roles))
                 reg.db.execute("UPDATE clients SET medicine_roles = ? WHERE client_id = ?",
                                (",".join(roles), client_id))
+            self.set_client_care(client_id, property_id, informed_on)
             reg.db.execute("UPDATE clients SET changed_at = ? WHERE client_id = ?",
                            (now, client_id))
             detail["blocked"] = self.enforce(now)
@@ -216,6 +237,12 @@ class PeopleActs:
                 raise InvalidInput(f"unit {unit_id} is removed")
             if provider is not None:
                 self._providers([provider])
+                other = self.registry.db.execute(
+                    "SELECT staff_id FROM staff WHERE unit = ? AND provider != ? LIMIT 1",
+                    (unit_id, provider)).fetchone()
+                if other is not None:
+                    raise InvalidInput(f"unit {unit_id} has staff of another provider "
+                                       f"({other[0]}): a unit's staff are its provider's")
             self.registry.db.execute(
                 "UPDATE units SET provider = coalesce(?, provider), name = coalesce(?, name), "
                 "changed_at = ? WHERE unit_id = ?", (provider, name, int(time.time()), unit_id))
@@ -277,6 +304,16 @@ class PeopleActs:
             for fp in suspended:
                 reg.set_device_state(fp, "suspended", now)
             detail.update(version=reg.revoke("staff", staff_id, until), suspended=suspended)
+            # The receipt (kvittens) the staff member signs on leaving: their
+            # digital key blocked, their device suspended; the page lists the
+            # physical items still to be returned (tools/site.py write_receipt).
+            detail["receipt"] = self.write_receipt(
+                actor, "staff deactivate", staff_id,
+                [("from", "digital-key", f"every key issued to {staff_id} blocked"),
+                 *[("from", "device", fp) for fp in suspended]], actor or "unknown", now,
+                note=f"{staff_id} deactivated: blocked in the registry at once (the block "
+                     "reaches each lock with the next key or sync)"
+                     + (", device suspended." if suspended else "; no active device."))
         wait = until - time.time()  # outside the transaction, as revoke_staff
         if wait > 0:
             time.sleep(wait)
@@ -299,6 +336,10 @@ class PeopleActs:
             if row is not None and reg.active_device(staff_id) is None:
                 restored = str(row[0])
                 reg.set_device_state(restored, "active", now)
+                detail["receipt"] = self.write_receipt(
+                    actor, "staff activate", staff_id, [("to", "device", restored)],
+                    actor or "unknown", now, note=f"{staff_id} active again: device "
+                    f"{restored} restored as their digital key.")
             detail["restored"] = restored
         return restored
 

@@ -130,8 +130,7 @@ def tokens(reg: Registry, staff_id: str | None = None, lock_id: str | None = Non
            valid_only: bool = False, now: int | None = None) -> list[dict[str, Any]]:
     now = int(time.time()) if now is None else now
     revoked = _revoked(reg, now)
-    sql = "SELECT * FROM tokens WHERE 1"
-    params: list[Any] = []
+    sql, params = "SELECT * FROM tokens WHERE 1", list[Any]()
     if staff_id:
         sql, params = sql + " AND staff_id = ?", [*params, staff_id]
     if lock_id:
@@ -157,8 +156,7 @@ def token_by_id(reg: Registry, text: str) -> dict[str, Any]:
 
 def bookings(reg: Registry, staff_id: str | None = None,
              unit_id: str | None = None) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM bookings WHERE 1"
-    params: list[Any] = []
+    sql, params = "SELECT * FROM bookings WHERE 1", list[Any]()
     if staff_id:
         sql, params = sql + " AND staff_id = ?", [*params, staff_id]
     if unit_id:
@@ -202,8 +200,7 @@ def audit(reg: Registry, start: int | None = None, end: int | None = None,
           staff_id: str | None = None) -> list[dict[str, Any]]:
     """The audit log, oldest first; `end` is exclusive. A record concerns a lock
     or a staff member when its detail names it (also among its tokens' locks)."""
-    sql = "SELECT * FROM audit WHERE 1"
-    params: list[Any] = []
+    sql, params = "SELECT * FROM audit WHERE 1", list[Any]()
     if start is not None:
         sql, params = sql + " AND at >= ?", [*params, start]
     if end is not None:

@@ -104,38 +104,23 @@ def roster_issue(args: argparse.Namespace, out: Output) -> int:
     if not rows or [h.strip().lower() for h in rows[0]] != ["staff", "clients", "start", "end"]:
         raise Failed(f"{path}:1: the header must be staff{delim}clients{delim}start{delim}end")
     now = int(time.time())
-    issue: list[dict[str, Any]] = []
-    not_yet: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
-    seen: dict[str, int] = {}
+    parsed: list[dict[str, Any]] = []
     for line, row in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in row):
             continue
         if len(row) != 4:
-            errors.append({"line": line, "error": "expected 4 fields"})
+            parsed.append({"line": line, "error": "expected 4 fields"})
             continue
         staff_id, clients_text, start_text, end_text = (c.strip() for c in row)
-        clients = clients_text.split()
         try:
             start = parse_local(start_text, tz, "start")
             end = parse_local(end_text, tz, "end")
         except UsageError as exc:
-            errors.append({"line": line, "error": str(exc)})
+            parsed.append({"line": line, "error": str(exc)})
             continue
-        problem: str | None = site.shift_problem(staff_id, clients, start, end, now)
-        if problem is None and staff_id in seen:
-            problem = f"{staff_id} is on line {seen[staff_id]} too: one shift per staff member"
-        if problem is not None:
-            errors.append({"line": line, "error": problem})
-            continue
-        seen[staff_id] = line
-        item: dict[str, Any] = {"line": line, "staff": staff_id, "clients": clients,
-                                "start": start, "end": end}
-        if end - now > tok.MAX_LIFETIME:
-            item["after"] = end - tok.MAX_LIFETIME
-            not_yet.append(item)
-        else:
-            issue.append(item)
+        parsed.append({"line": line, "staff": staff_id, "clients": clients_text.split(),
+                       "start": start, "end": end})
+    issue, not_yet, errors = site.roster_plan(parsed, now)
     if errors:
         for bad in errors:
             print(f"{path}:{bad['line']}: {bad['error']}", file=sys.stderr)
@@ -148,15 +133,11 @@ def roster_issue(args: argparse.Namespace, out: Output) -> int:
     issued = []
     files = []
     try:
-        with reg.tx():  # the roster is one act: all of it or none
-            for item in issue:
-                data, grants, fp = site.issue_shift(actor(args), str(item["staff"]),
-                                                    list(item["clients"]), int(item["start"]),
-                                                    int(item["end"]), "open", False, now)
-                target = out_dir / f"{item['staff']}.grant"
-                files.append((target, data))
-                issued.append({**item, "out": str(target), "device": fp,
-                               "tokens": [g.cti.hex() for g in grants]})
+        for item, data, grants, fp in site.issue_roster(actor(args), issue, now):
+            target = out_dir / f"{item['staff']}.grant"
+            files.append((target, data))
+            issued.append({**item, "out": str(target), "device": fp,
+                           "tokens": [g.cti.hex() for g in grants]})
     except BaseException:  # nothing issued (a read-only registry): no directory left either
         for d in made:
             d.rmdir()

@@ -84,12 +84,9 @@ def cmd_commission(args: argparse.Namespace, out: Output) -> int:
     if not clients:
         raise UsageError("--client: name at least one client")
     site = Site(reg)
-    problem = site.commission_problem(args.door, clients, args.provider)
+    problem = site.commission_problem(args.door, clients, args.provider, lock_id)
     if problem is not None:
         raise (UsageError if problem.usage else Failed)(problem)
-    placement = site.placement_problem(lock_id, args.door, clients)
-    if placement is not None:
-        raise Failed(placement)
     secret = keys.lock_secret(reg.site_secret(), lock_id)
     pk = reg.signing_public() if args.suite == tok.SUITE_ED25519 else None
     now = int(time.time())

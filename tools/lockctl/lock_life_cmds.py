@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from protocol import messages as msg
+from protocol import reasons
 from tools import issuer, report
 from tools.client import Installer, Refused
 from tools.lockctl.care_cmds import emit
@@ -55,8 +56,10 @@ def cmd_lock_remove(args: argparse.Namespace, out: Output) -> int:
                 admin_key, "decommission", expect_lock=row.lock_id,
                 on_press=lambda s: out.info(f"Press the button on the lock now (within {s} s)..."))
         except Refused as exc:
-            raise Failed(f"the lock refused to end its identity ({exc}): it is still in "
-                         "service and nothing was removed (its log was collected)") from None
+            why = ("the button was not pressed in time" if exc.reason == reasons.BUTTON_REQUIRED
+                   else f"the lock refused to end its identity ({exc})")
+            raise Failed(f"{why}: the lock is still in service and nothing was removed "
+                         "(its log was collected); run lock remove again") from None
     last = [bytes(r) for r in (data.get(msg.DECOMMISSIONED_RECORD) or [])]
     rid = site.record_removal(actor(args), row.lock_id, row.epoch,
                               int(data.get(msg.DECOMMISSIONED_SEQ) or 0), last, status, now,
@@ -85,20 +88,21 @@ def cmd_lock_retire(args: argparse.Namespace, out: Output) -> int:
 
 def _incident(site: Site, inc: Any, tz: Any) -> dict[str, Any]:
     reg = site.registry
-    rows = report.rows_for(site.incident_records(inc), reg.staff_by_key_id(), reg.zone,
-                           fold=False)
-    lock = reg.lock(inc["lock_id"])
+    held = site.incident_records(inc)
+    rows = report.rows_for(held, reg.staff_by_key_id(), reg.zone, fold=False)
+    pulled = reg.last_pull(inc["lock_id"])
     at, w = int(inc["at"]), int(inc["window_s"])
     return {"incident": int(inc["incident_no"]), "lock": inc["lock_id"], "at": at,
             "what": inc["what"], "recorded_at": int(inc["recorded_at"]),
             "recorded_by": inc["actor"], "window_from": at - w, "window_to": at + w,
             # Whether the log has been collected past the window's end: if not,
             # the lock may hold more of what happened.
-            "collected_past_window": bool(lock.last_seen and lock.last_seen >= at + w),
-            "last_collected": lock.last_seen,
-            "records": [{"seq": r.seq, "time": r.time, "local": r.local, "event": r.event, "staff": r.staff_id,
-                         "name": r.staff_name, "outcome": r.outcome, "reason": r.reason,
-                         "alarm": r.alarm, "clock_trusted": r.clock_trusted} for r in rows]}
+            "collected_past_window": bool(pulled and pulled >= at + w),
+            "last_collected": pulled,
+            "records": [{"seq": r.seq, "time": r.time, "local_time": r.local, "event": r.event,
+                         "staff": r.staff_id, "name": r.staff_name, "outcome": r.outcome,
+                         "reason": r.reason, "alarm": r.alarm, "clock_trusted": r.clock_trusted}
+                        for r in rows]}
 
 
 def _incident_text(i: dict[str, Any], tz: Any) -> str:
@@ -111,8 +115,9 @@ def _incident_text(i: dict[str, Any], tz: Any) -> str:
             who = f" {r['name'] or r['staff']}" if (r["name"] or r["staff"]) else ""
             why = f" ({r['reason']})" if r["reason"] else ""
             flag = " [alarm]" if r["alarm"] else ""
-            clock = " [clock not trusted]" if not r["clock_trusted"] else ""
-            lines.append(f"    #{r['seq']} {r['local'][11:19]} {r['event']}{who}{why}{flag}{clock}")
+            untrusted = " [clock not trusted]" if not r["clock_trusted"] else ""
+            lines.append(f"    #{r['seq']} {r['local_time'][11:19]} {r['event']}{who}{why}{flag}"
+                         f"{untrusted}")
     else:
         lines.append(f"  no log records held from {span}")
     if not i["collected_past_window"]:
@@ -127,7 +132,7 @@ def cmd_incident_add(args: argparse.Namespace, out: Output) -> int:
     tz = zone_of(reg)
     site = Site(reg)
     now = int(time.time())
-    at = parse_local(args.at, tz, "at") if args.at else now
+    at = parse_local(args.at, tz, "at") if args.at is not None else now
     no = site.add_incident(actor(args), args.lock, args.what, at, args.window * 60, now)
     inc = next(r for r in reg.incidents(args.lock) if int(r["incident_no"]) == no)
     i = _incident(site, inc, tz)

@@ -16,6 +16,7 @@ from tools.lockctl.cli import (
     check_id,
     id_arg,
     open_registry,
+    parse_day,
     print_one,
     print_rows,
     site_config,
@@ -61,23 +62,30 @@ def _blocked_text(blocked: list[str]) -> str:
 
 # --- clients ---------------------------------------------------------------------------
 
+def day_text(value: str | None, what: str) -> str | None:
+    day = parse_day(value, what)
+    return None if day is None else day.isoformat()
+
+
 def cmd_client_add(args: argparse.Namespace, out: Output) -> int:
     Site(open_registry(args)).add_client(
         actor(args), check_id(args.client_id, "client id"), args.name, args.address,
         unit=args.unit, providers=names_of(args.providers),
-        medicine_roles=names_of(args.medicine_roles), property_id=args.property)
+        medicine_roles=names_of(args.medicine_roles), property_id=args.property,
+        informed_on=day_text(args.informed, "informed"))
     out.done({"client": args.client_id}, f"Client {args.client_id} ({args.name}) added.")
     return 0
 
 
 def cmd_client_update(args: argparse.Namespace, out: Output) -> int:
     if all(v is None for v in (args.name, args.address, args.unit, args.providers,
-                               args.medicine_roles)):
-        raise UsageError("nothing to change: give --name, --address, --unit, --providers or "
-                         "--medicine-roles")
+                               args.medicine_roles, args.property, args.informed)):
+        raise UsageError("nothing to change: give --name, --address, --unit, --providers, "
+                         "--medicine-roles, --property or --informed")
     blocked = Site(open_registry(args)).update_client(
         actor(args), args.client_id, name=args.name, address=args.address, unit=args.unit,
-        providers=names_of(args.providers), medicine_roles=names_of(args.medicine_roles))
+        providers=names_of(args.providers), medicine_roles=names_of(args.medicine_roles),
+        property_id=args.property, informed_on=day_text(args.informed, "informed"))
     out.done({"client": args.client_id, "blocked": blocked},
              f"Client {args.client_id} updated.{_blocked_text(blocked)}")
     return 0
@@ -181,10 +189,12 @@ def register(c: Commands) -> None:
         sp.add_argument("--medicine-roles", metavar="ROLE,ROLE", type=roles_arg,
                         help="who may open the medicine cabinet, from the care plan "
                         f"(default nurse; roles: {', '.join(ROLES)})")
-        if name == "add":
-            sp.add_argument("--property", metavar="PROPERTY_ID", type=id_arg("property id"),
-                            help="the property (building) the client lives in "
-                                 "(lockctl property add)")
+        sp.add_argument("--property", metavar="PROPERTY_ID", type=id_arg("property id"),
+                        help="the property (building) the client lives in: its owner "
+                        "consents to locks on its shared doors (lockctl property add)")
+        sp.add_argument("--informed", metavar="YYYY-MM-DD",
+                        help="the day the client acknowledged the information about "
+                        "digital locks")
     sp = c.add(client, "remove", cmd_client_remove,
                "deactivate a client (history kept; keys to their doors blocked)",
                "lockctl client remove C-1002")
