@@ -85,14 +85,7 @@ def _encode(out, obj, depth):
     elif obj is None:
         out.append(0xF6)
     elif isinstance(obj, int):
-        if obj >= 0:
-            if obj >= _UINT_END:
-                raise CBORError("integer out of range")
-            _head(out, 0, obj)
-        else:
-            if obj < -_UINT_END:
-                raise CBORError("integer out of range")
-            _head(out, 1, -1 - obj)
+        _encode_int(out, obj)
     elif isinstance(obj, (bytes, bytearray, memoryview)):
         _head(out, 2, len(obj))
         out.extend(obj)
@@ -112,22 +105,7 @@ def _encode(out, obj, depth):
             for x in obj:
                 _encode(out, x, depth)
         elif isinstance(obj, dict):
-            items = []
-            for k, v in obj.items():
-                if not _key_ok(k):
-                    raise CBORError("unsupported map key")
-                enc = bytearray()
-                _encode(enc, k, depth)
-                items.append((bytes(enc), v))
-            items.sort(key=lambda kv: kv[0])
-            _head(out, 5, len(items))
-            prev = None
-            for kb, v in items:
-                if kb == prev:
-                    raise CBORError("duplicate map key")
-                prev = kb
-                out.extend(kb)
-                _encode(out, v, depth)
+            _encode_map(out, obj, depth)
         elif isinstance(obj, Tag):
             t = obj.tag
             if not isinstance(t, int) or isinstance(t, bool) or t < 0 or t >= _UINT_END:
@@ -136,6 +114,37 @@ def _encode(out, obj, depth):
             _encode(out, obj.value, depth)
         else:
             raise CBORError("unsupported type")
+
+
+def _encode_int(out, n):
+    if n >= 0:
+        if n >= _UINT_END:
+            raise CBORError("integer out of range")
+        _head(out, 0, n)
+    else:
+        if n < -_UINT_END:
+            raise CBORError("integer out of range")
+        _head(out, 1, -1 - n)
+
+
+def _encode_map(out, obj, depth):
+    # Core deterministic encoding: keys sorted by their encoded bytes.
+    items = []
+    for k, v in obj.items():
+        if not _key_ok(k):
+            raise CBORError("unsupported map key")
+        enc = bytearray()
+        _encode(enc, k, depth)
+        items.append((bytes(enc), v))
+    items.sort(key=lambda kv: kv[0])
+    _head(out, 5, len(items))
+    prev = None
+    for kb, v in items:
+        if kb == prev:
+            raise CBORError("duplicate map key")
+        prev = kb
+        out.extend(kb)
+        _encode(out, v, depth)
 
 
 def dumps(obj):
@@ -188,7 +197,37 @@ class _Decoder:
         if self.left < 1:
             raise CBORError("too many items")
         self.left -= 1
-        # The head: initial byte and argument, rejecting what no item of ours starts with.
+        major, n = self.head()
+        if major == 0:
+            return n
+        if major == 1:
+            return -1 - n
+        if major == 7:
+            return n  # False, True or None: head() took the argument
+        if major <= 3:
+            return self.string(major, n)
+        if depth >= MAX_DEPTH:
+            raise CBORError("nesting too deep")
+        depth += 1
+        if major == 6:
+            return Tag(n, self.item(depth))
+        # Every item takes at least one byte: check the count against the input
+        # and the item budget before building anything.
+        count = 2 * n if major == 5 else n
+        if count > self.end - self.i:
+            raise CBORError("truncated")
+        if count > self.left:
+            raise CBORError("too many items")
+        if major == 4:
+            a = [None] * n
+            for j in range(n):
+                a[j] = self.item(depth)
+            return a
+        return self.map(n, depth)
+
+    def head(self):
+        """The initial byte and its argument, rejecting what no item of ours
+        starts with; major type 7 comes back with its value (False, True, None)."""
         buf, i = self.buf, self.i
         if i >= self.end:
             raise CBORError("truncated")
@@ -200,17 +239,7 @@ class _Decoder:
             raise CBORError("reserved additional information")
         if major == 7:
             self.i = i
-            if n == 20:
-                return False
-            if n == 21:
-                return True
-            if n == 22:
-                return None
-            if n == 31:
-                raise CBORError("unexpected break")
-            if 25 <= n <= 27:
-                raise CBORError("floats not supported")
-            raise CBORError("unsupported simple value")
+            return 7, _simple(n)
         if n == 31:
             raise CBORError("indefinite length not supported")
         if n >= 24:
@@ -225,40 +254,23 @@ class _Decoder:
             if n < (24 if size == 1 else 1 << (4 * size)):
                 raise CBORError("non-shortest head")
         self.i = i
+        return major, n
 
-        if major == 0:
-            return n
-        if major == 1:
-            return -1 - n
-        if major <= 3:
-            if n > self.end - i:
-                raise CBORError("truncated")
-            self.i = i + n
-            if major == 2:
-                return bytes(buf[i : i + n])
-            if not _utf8_ok(buf, i, i + n):
-                raise CBORError("invalid UTF-8")
-            try:
-                return str(buf[i : i + n], "utf-8")
-            except (UnicodeError, ValueError):
-                raise CBORError("invalid UTF-8") from None
-        if depth >= MAX_DEPTH:
-            raise CBORError("nesting too deep")
-        depth += 1
-        if major == 6:
-            return Tag(n, self.item(depth))
-        # Every item takes at least one byte: check the count against the input
-        # and the item budget before building anything.
-        count = 2 * n if major == 5 else n
-        if count > self.end - i:
+    def string(self, major, n):
+        buf, i = self.buf, self.i
+        if n > self.end - i:
             raise CBORError("truncated")
-        if count > self.left:
-            raise CBORError("too many items")
-        if major == 4:
-            a = [None] * n
-            for j in range(n):
-                a[j] = self.item(depth)
-            return a
+        self.i = i + n
+        if major == 2:
+            return bytes(buf[i : i + n])
+        if not _utf8_ok(buf, i, i + n):
+            raise CBORError("invalid UTF-8")
+        try:
+            return str(buf[i : i + n], "utf-8")
+        except (UnicodeError, ValueError):
+            raise CBORError("invalid UTF-8") from None
+
+    def map(self, n, depth):
         d = {}
         for _ in range(n):
             k = self.item(depth)
@@ -270,6 +282,20 @@ class _Decoder:
                 raise CBORError("duplicate map key")
             d[k] = self.item(depth)
         return d
+
+
+def _simple(n):
+    if n == 20:
+        return False
+    if n == 21:
+        return True
+    if n == 22:
+        return None
+    if n == 31:
+        raise CBORError("unexpected break")
+    if 25 <= n <= 27:
+        raise CBORError("floats not supported")
+    raise CBORError("unsupported simple value")
 
 
 def loads(data, max_items=MAX_ITEMS):

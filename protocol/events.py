@@ -272,6 +272,82 @@ def _out_of_order(order, seqs):
     return [order[j] for j in range(len(order)) if j not in keep]
 
 
+def _parse_records(records, rep):
+    """Each record's head and mac, and its claimed seq where its CRC holds."""
+    k = len(records)
+    heads = [None] * k  # type: list[bytes | None]
+    macs = [None] * k  # type: list[bytes | None]
+    # claimed[i] is None or an int; the None checks go through indices (intact, live),
+    # which mypy cannot narrow, so this list is left untyped (list[Any]).
+    claimed = [None] * k  # type: list
+    for i in range(k):
+        rec = bytes(records[i])
+        if len(rec) != RECORD_SIZE or rec == _ERASED:
+            rep.corrupt.append(i)
+            continue
+        heads[i], macs[i] = rec[:20], rec[20:28]
+        if _crc(rec[:28]) == int.from_bytes(rec[28:], "big"):
+            claimed[i] = int.from_bytes(rec[:4], "big")
+        else:
+            rep.corrupt.append(i)  # its mac may still link its successor
+    return heads, macs, claimed
+
+
+def _links(live, intact, claimed, macs, anchor_mac, anchor_seq, link):
+    """1. Which records verify, and through which predecessor (-1: the anchor)."""
+    by_seq = {}
+    for i in intact:
+        if claimed[i] not in by_seq:
+            by_seq[claimed[i]] = i
+    via = [None] * len(claimed)  # type: list[int | None]
+    prev = None
+    for i in live:
+        s = claimed[i]
+        if s is not None:
+            q = by_seq.get(s - 1)
+            if prev is not None and link(macs[prev], i):
+                via[i] = prev
+            elif q is not None and q != prev and link(macs[q], i):
+                via[i] = q
+            elif s == anchor_seq + 1 and link(anchor_mac, i):
+                via[i] = -1
+        prev = i
+    return via
+
+
+def _true_seqs(live, intact, claimed, macs, via, anchor_mac, anchor_seq):
+    """2. A verified record proves its predecessor's mac, hence that one's true seq.
+    Returns the seqs and the macs known genuine by seq."""
+    seqs = list(claimed)
+    genuine = [v is not None for v in via]
+    for i in intact:
+        p = via[i]
+        if p is not None and p >= 0 and via[p] is None:
+            seqs[p] = claimed[i] - 1
+            genuine[p] = True
+    known = {anchor_seq: anchor_mac}
+    for i in live:
+        if genuine[i] and seqs[i] not in known:
+            known[seqs[i]] = macs[i]
+    return seqs, known
+
+
+def _order(rep, live, seqs, lo, anchor_seq):
+    """4. Order and completeness, by the seqs found, from seq lo on."""
+    order = [i for i in live if seqs[i] is not None and seqs[i] >= lo]
+    early = [i for i in live if seqs[i] is not None and seqs[i] < lo]
+    rep.reordered = sorted(early + _out_of_order(order, seqs))
+    found = sorted(set(seqs[i] for i in order))
+    expect = lo
+    for t in found:
+        if t > expect:
+            rep.missing.append((expect, t - 1))
+        expect = t + 1
+    if found:
+        rep.first_seq, rep.last_seq = found[0], found[-1]
+        rep.anchored = found[0] == anchor_seq + 1
+
+
 def verify_chain(records, log_key, anchor_mac=None, anchor_seq=None):
     """Check a log read from the lock (records oldest first, in the order read).
 
@@ -301,23 +377,8 @@ def verify_chain(records, log_key, anchor_mac=None, anchor_seq=None):
     the previous collection to close this.
     """
     rep = ChainReport()
-    k = len(records)
-    heads = [None] * k  # type: list[bytes | None]
-    macs = [None] * k  # type: list[bytes | None]
-    # claimed[i] is None or an int; the None checks go through indices (intact, live),
-    # which mypy cannot narrow, so this list is left untyped (list[Any]).
-    claimed = [None] * k  # type: list
-    for i in range(k):
-        rec = bytes(records[i])
-        if len(rec) != RECORD_SIZE or rec == _ERASED:
-            rep.corrupt.append(i)
-            continue
-        heads[i], macs[i] = rec[:20], rec[20:28]
-        if _crc(rec[:28]) == int.from_bytes(rec[28:], "big"):
-            claimed[i] = int.from_bytes(rec[:4], "big")
-        else:
-            rep.corrupt.append(i)  # its mac may still link its successor
-    live = [i for i in range(k) if macs[i] is not None]
+    heads, macs, claimed = _parse_records(records, rep)
+    live = [i for i in range(len(records)) if macs[i] is not None]
     intact = [i for i in live if claimed[i] is not None]
     implicit = anchor_mac is None
     if implicit:
@@ -328,36 +389,8 @@ def verify_chain(records, log_key, anchor_mac=None, anchor_seq=None):
     def link(prev_mac, i):
         return eq(_mac(log_key, prev_mac, heads[i]), macs[i])
 
-    by_seq = {}
-    for i in intact:
-        if claimed[i] not in by_seq:
-            by_seq[claimed[i]] = i
-    # 1. Which records verify, and through which predecessor (-1: the anchor).
-    via = [None] * k  # type: list[int | None]
-    prev = None
-    for i in live:
-        s = claimed[i]
-        if s is not None:
-            q = by_seq.get(s - 1)
-            if prev is not None and link(macs[prev], i):
-                via[i] = prev
-            elif q is not None and q != prev and link(macs[q], i):
-                via[i] = q
-            elif s == anchor_seq + 1 and link(anchor_mac, i):
-                via[i] = -1
-        prev = i
-    # 2. A verified record proves its predecessor's mac, hence that one's true seq.
-    seqs = list(claimed)
-    genuine = [via[i] is not None for i in range(k)]
-    for i in intact:
-        p = via[i]
-        if p is not None and p >= 0 and via[p] is None:
-            seqs[p] = claimed[i] - 1
-            genuine[p] = True
-    known = {anchor_seq: anchor_mac}
-    for i in live:
-        if genuine[i] and seqs[i] not in known:
-            known[seqs[i]] = macs[i]
+    via = _links(live, intact, claimed, macs, anchor_mac, anchor_seq, link)
+    seqs, known = _true_seqs(live, intact, claimed, macs, via, anchor_mac, anchor_seq)
     have = [seqs[i] for i in live if seqs[i] is not None]
     start = min(have) if have else None
     # 3. Judge the records that did not verify.
@@ -370,20 +403,7 @@ def verify_chain(records, log_key, anchor_mac=None, anchor_seq=None):
             rep.altered.append(i)
         elif not (implicit and t == start):
             rep.unverifiable.append(i)
-    # 4. Order and completeness, by the seqs found.
-    lo = start if implicit else anchor_seq + 1
-    order = [i for i in live if seqs[i] is not None and seqs[i] >= lo]
-    early = [i for i in live if seqs[i] is not None and seqs[i] < lo]
-    rep.reordered = sorted(early + _out_of_order(order, seqs))
-    found = sorted(set(seqs[i] for i in order))
-    expect = lo
-    for t in found:
-        if t > expect:
-            rep.missing.append((expect, t - 1))
-        expect = t + 1
-    if found:
-        rep.first_seq, rep.last_seq = found[0], found[-1]
-        rep.anchored = found[0] == anchor_seq + 1
+    _order(rep, live, seqs, start if implicit else anchor_seq + 1, anchor_seq)
     rep.seqs = seqs
     rep.ok = not (rep.missing or rep.altered or rep.unverifiable or rep.reordered
                   or rep.corrupt)

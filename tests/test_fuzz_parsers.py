@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tools import fuzz_parsers as fp
-from tools.fuzz import Mutator
+from tools.fuzzframes import Mutator
 
 REGRESSIONS = Path(__file__).parent / "fuzz_regressions"
 SEEDS = fp.seeds()

@@ -36,7 +36,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "build" / "fuzz"
@@ -98,74 +98,106 @@ def _has_tag(v: Any) -> bool:
     return False
 
 
+def _frame_stream(first: int, body: bytes) -> None:
+    d = frames.Decoder()
+    step = 1 + (first // TARGETS) * 7
+    for i in range(0, len(body), step):
+        for p in d.feed(body[i:i + step]):
+            if len(p) > frames.MAX_PAYLOAD:
+                raise Finding("Decoder returned a payload over MAX_PAYLOAD")
+        if d.pending >= frames.MAX_FRAME:
+            raise Finding("Decoder buffered past MAX_FRAME")
+
+
+def _frame(body: bytes) -> None:
+    try:
+        p = frames.decode(body)
+    except frames.FrameError:
+        return
+    if frames.decode(frames.encode(p)) != p:
+        raise Finding("frame round trip")
+
+
+def _cbor(body: bytes) -> None:
+    try:
+        value = cbor.loads(body)
+    except cbor.CBORError:
+        return
+    if cbor.loads(cbor.dumps(value)) != value:
+        raise Finding("dumps/loads round trip")
+    if _has_tag(value):
+        return  # cbor2 gives tags 0-5, 21-37... meanings of its own: compare untagged only
+    theirs = cbor2.loads(body)
+    if not _cbor2_same(value, theirs):
+        raise Finding(f"cbor2 reads {theirs!r}, we read {value!r}")
+
+
+def _message(body: bytes) -> None:
+    try:
+        mtype, fields = msg.decode(body)
+    except msg.MessageError:
+        return
+    if not isinstance(mtype, int) or not isinstance(fields, dict):
+        raise Finding("decode returned something else")
+
+
+def _cose(body: bytes) -> None:
+    try:
+        cose.decode(body)
+    except cose.COSEError:
+        return
+
+
+def _token(body: bytes, suite: str, mac_it: bool) -> None:
+    if mac_it:  # past the MAC: the claims parser itself
+        body = cose.mac0_create(body, TOKEN_KEY)
+    try:
+        tok.verify(body, suite, ED_PUBLIC if suite == "ed25519" else TOKEN_KEY)
+    except tok.TokenError:
+        return
+
+
+def _revocation(body: bytes, mac_it: bool) -> None:
+    if mac_it:
+        body = cose.mac0_create(body, UPDATE_KEY)
+    try:
+        update = revocation.decode_update(body, LOCK_ID, UPDATE_KEY)
+        revocation.apply(revocation.RevocationList(), update, 10**8)
+    except revocation.RevocationError:
+        return
+
+
+def _time_update(body: bytes, mac_it: bool) -> None:
+    if mac_it:
+        body = cose.mac0_create(body, UPDATE_KEY)
+    try:
+        timeupdate.decode(body, LOCK_ID, UPDATE_KEY)
+    except timeupdate.TimeUpdateError:
+        return
+
+
+# Target n takes the input behind a first byte that is n modulo TARGETS.
+_TARGETS: list[Callable[[int, bytes], None]] = [
+    _frame_stream,
+    lambda first, body: _frame(body),
+    lambda first, body: _cbor(body),
+    lambda first, body: _message(body),
+    lambda first, body: _cose(body),
+    lambda first, body: _token(body, "hmac", False),
+    lambda first, body: _token(body, "ed25519", False),
+    lambda first, body: _token(body, "hmac", True),
+    lambda first, body: _revocation(body, False),
+    lambda first, body: _revocation(body, True),
+    lambda first, body: _time_update(body, False),
+    lambda first, body: _time_update(body, True),
+]
+
+
 def one_input(data: bytes) -> None:
     """Run one input; raise on a finding (atheris reports it and saves the input)."""
     if not data:
         return
-    which, body = data[0] % TARGETS, bytes(data[1:])
-    if which == 0:
-        d = frames.Decoder()
-        step = 1 + (data[0] // TARGETS) * 7
-        for i in range(0, len(body), step):
-            for p in d.feed(body[i:i + step]):
-                if len(p) > frames.MAX_PAYLOAD:
-                    raise Finding("Decoder returned a payload over MAX_PAYLOAD")
-            if d.pending >= frames.MAX_FRAME:
-                raise Finding("Decoder buffered past MAX_FRAME")
-    elif which == 1:
-        try:
-            p = frames.decode(body)
-        except frames.FrameError:
-            return
-        if frames.decode(frames.encode(p)) != p:
-            raise Finding("frame round trip")
-    elif which == 2:
-        try:
-            value = cbor.loads(body)
-        except cbor.CBORError:
-            return
-        if cbor.loads(cbor.dumps(value)) != value:
-            raise Finding("dumps/loads round trip")
-        if _has_tag(value):
-            return  # cbor2 gives tags 0-5, 21-37... meanings of its own: compare untagged only
-        theirs = cbor2.loads(body)
-        if not _cbor2_same(value, theirs):
-            raise Finding(f"cbor2 reads {theirs!r}, we read {value!r}")
-    elif which == 3:
-        try:
-            mtype, fields = msg.decode(body)
-        except msg.MessageError:
-            return
-        if not isinstance(mtype, int) or not isinstance(fields, dict):
-            raise Finding("decode returned something else")
-    elif which == 4:
-        try:
-            cose.decode(body)
-        except cose.COSEError:
-            return
-    elif which in (5, 6, 7):
-        if which == 7:
-            body = cose.mac0_create(body, TOKEN_KEY)
-        try:
-            tok.verify(body, "ed25519" if which == 6 else "hmac",
-                       ED_PUBLIC if which == 6 else TOKEN_KEY)
-        except tok.TokenError:
-            return
-    elif which in (8, 9):
-        if which == 9:
-            body = cose.mac0_create(body, UPDATE_KEY)
-        try:
-            update = revocation.decode_update(body, LOCK_ID, UPDATE_KEY)
-            revocation.apply(revocation.RevocationList(), update, 10**8)
-        except revocation.RevocationError:
-            return
-    elif which in (10, 11):
-        if which == 11:
-            body = cose.mac0_create(body, UPDATE_KEY)
-        try:
-            timeupdate.decode(body, LOCK_ID, UPDATE_KEY)
-        except timeupdate.TimeUpdateError:
-            return
+    _TARGETS[data[0] % TARGETS](data[0], bytes(data[1:]))
 
 
 def seeds() -> list[bytes]:
@@ -230,7 +262,7 @@ def run_atheris(seconds: int, seed: int) -> int:
 
 
 def run_random(seconds: int, seed: int) -> int:
-    from tools.fuzz import Mutator
+    from tools.fuzzframes import Mutator
 
     print(f"fuzz-parsers: random mutation, NOT coverage-guided (atheris "
           f"{'not installed' if atheris is None else 'not chosen'}), {seconds} s, seed {seed}",
