@@ -347,3 +347,28 @@ def test_site_toml_gives_the_port_and_the_provider(sim, capsys, monkeypatch,
     # An explicit option wins over the file.
     assert main(["lock", "info", "--port", str(tmp_path / "none")]) == 1
     assert "no such serial port" in capsys.readouterr().err
+
+
+def test_log_verify_colours_its_verdict_on_a_terminal_only(tmp_path: Path) -> None:
+    import report_world
+    report_world.build(tmp_path)[0].close()
+
+    def on_a_tty(no_color: str | None) -> bytes:
+        env = dict(os.environ, LOCKCTL_SITE=str(tmp_path / "site"), TERM="xterm")
+        env.pop("NO_COLOR", None)
+        if no_color is not None:
+            env["NO_COLOR"] = no_color
+        master, slave = os.openpty()
+        try:
+            p = subprocess.run([LOCKCTL, "log", "verify", "--lock-id", "NT-1"], env=env,
+                               stdout=slave, stderr=subprocess.PIPE, timeout=60)
+            assert p.returncode == 0, p.stderr
+            return os.read(master, 4096)
+        finally:
+            os.close(master)
+            os.close(slave)
+    assert b"\x1b[32mComplete from commissioning" in on_a_tty(None)
+    assert b"\x1b[" not in on_a_tty("1")
+    piped = subprocess.run([LOCKCTL, "log", "verify", "--lock-id", "NT-1"], capture_output=True,
+                           env=dict(os.environ, LOCKCTL_SITE=str(tmp_path / "site")))
+    assert b"\x1b[" not in piped.stdout and b"Complete from commissioning" in piped.stdout

@@ -19,6 +19,7 @@ from tools.lockctl.cli import (
     actor,
     ble_url,
     check_out,
+    colour,
     id_arg,
     known_lock,
     lock_hello,
@@ -108,8 +109,9 @@ def cmd_log_verify(args: argparse.Namespace, out: Output) -> int:
             "unverifiable": [s for v in verdicts for s in v.unverifiable],
             "reordered": [s for v in verdicts for s in v.reordered],
             "epochs": [v.as_json() for v in verdicts]}
-    out.done(data, f"Log of {args.lock_id} ({data['records']} events):\n  "
-             + "\n  ".join(verdict_lines(verdicts)))
+    lines = [colour(line, "red" if "NOT complete" in line else "green")
+             for line in verdict_lines(verdicts)]
+    out.done(data, f"Log of {args.lock_id} ({data['records']} events):\n  " + "\n  ".join(lines))
     return 0 if complete else 1
 
 
