@@ -372,3 +372,22 @@ def test_log_verify_colours_its_verdict_on_a_terminal_only(tmp_path: Path) -> No
     piped = subprocess.run([LOCKCTL, "log", "verify", "--lock-id", "NT-1"], capture_output=True,
                            env=dict(os.environ, LOCKCTL_SITE=str(tmp_path / "site")))
     assert b"\x1b[" not in piped.stdout and b"Complete from commissioning" in piped.stdout
+
+
+def test_flash_port_auto_takes_the_one_known_board_without_writing_to_it(
+        capsys, monkeypatch, tmp_path: Path) -> None:
+    written: list[str] = []
+    monkeypatch.setattr(ports, "probe", lambda device: written.append(device) or (
+        False, None, None))
+    monkeypatch.setenv("LOCKCTL_SITE", str(tmp_path / "site"))
+    status, out, err = run(["flash", "--board", "sim", "--port", "auto"], capsys, monkeypatch,
+                           [FakePort(str(tmp_path / "gone"), 0x303A, 0x1001),
+                            FakePort("/dev/ttyS0")])
+    # It chose the board's port (then found it gone), and asked nothing of any port.
+    assert status == 1 and f"--port auto: {tmp_path / 'gone'}" in err and written == []
+    status, out, err = run(["flash", "--board", "sim", "--port", "auto"], capsys, monkeypatch,
+                           [FakePort("/dev/ttyS0")])
+    assert status == 1 and "no board with a known USB id is attached" in err
+    status, out, err = run(["flash", "--board", "sim", "--port", "auto"], capsys, monkeypatch,
+                           [FakePort("/dev/a", 0x303A, 0x1001), FakePort("/dev/b", 0x2E8A, 5)])
+    assert status == 1 and "2 boards are attached" in err

@@ -116,3 +116,17 @@ def the_one_lock(ports: list[Port]) -> Port:
     hint = (f" ({len(unprobed)} other serial port(s) not tried: see lockctl ports --probe)"
             if unprobed else "")
     raise PortChoiceError(f"--port auto: no lock is attached{hint}")
+
+
+def the_one_board(ports: list[Port]) -> Port:
+    """The single port with one of our boards' USB ids, for `flash --port auto`
+    (a board being flashed may have no lock firmware to answer yet)."""
+    boards = [p for p in ports if p.board]
+    if len(boards) == 1:
+        return boards[0]
+    if boards:
+        names = ", ".join(f"{p.device} ({p.board})" for p in boards)
+        raise PortChoiceError(f"--port auto: {len(boards)} boards are attached ({names}): "
+                              "name one with --port DEV")
+    raise PortChoiceError("--port auto: no board with a known USB id is attached (see "
+                          "lockctl ports); name its port with --port DEV")

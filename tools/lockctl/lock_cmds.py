@@ -281,6 +281,14 @@ def cmd_flash(args: argparse.Namespace, out: Output) -> int:
     if args.board not in boards:
         raise UsageError(f"unknown board {shorten(args.board)!r}: the known boards are "
                          f"{', '.join(boards)}")
+    if args.port == "auto":
+        from tools import ports
+        try:
+            args.port = ports.the_one_board(ports.scan(
+                prober=lambda device: (False, None, None))).device
+        except ports.PortChoiceError as exc:
+            raise Failed(str(exc)) from None
+        out.info(f"--port auto: {args.port}")
     check_flash_port(args.port)
     try:
         flashing.flash(args.board, args.port, progress=out.progress("flashing"), info=out.info)
