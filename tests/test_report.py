@@ -364,3 +364,16 @@ def test_the_report_prints_on_a4_with_its_headers_on_every_page(world, capsysbin
     # The events start on a page of their own; each page of them repeats the header.
     first = next(i for i, t in enumerate(texts) if "Händelser" in t)
     assert all("Vad hände" in t for t in texts[first:]), [t[:80] for t in texts[first:]]
+
+
+def test_names_are_text_never_markup(tmp_path: Path, capsysbinary) -> None:
+    site, _ = report_world.build(tmp_path)
+    db = site.registry.db
+    db.execute("UPDATE clients SET name = '<img src=x onerror=alert(1)>' WHERE client_id = 'C1'")
+    db.execute("UPDATE staff SET name = '\"><script>x</script>' WHERE staff_id = 'S3'")
+    db.commit()
+    site.close()
+    t = page(tmp_path, capsysbinary, "--client", "C1")
+    assert t.root.all("img") == [] and t.root.all("script") == []
+    assert "<img src=x onerror=alert(1)>" in t.root.all("h1")[0].text()
+    assert any('"><script>x</script>' in td.text() for td in t.root.all("td"))
