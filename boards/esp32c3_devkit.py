@@ -7,6 +7,10 @@
 NAME = "esp32c3_devkit"
 DESCRIPTION = "ESP32-C3-DevKitM-1 + lock add-on board"
 
+# USB VID:PID of the installer's serial port: the chip's own USB Serial/JTAG
+# (Espressif 303a:1001). `lockctl ports` probes only known ids (or with --probe).
+USB_IDS = ((0x303A, 0x1001),)
+
 # GPIO numbers. Avoided: GPIO18/19 (USB D-/D+, the installer's serial port),
 # GPIO20/21 (UART0). Strapping pins are GPIO2, GPIO8, GPIO9: GPIO8 and GPIO9
 # are used only as the board itself uses them (RGB LED, BOOT button).

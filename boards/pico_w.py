@@ -6,6 +6,10 @@
 NAME = "pico_w"
 DESCRIPTION = "Raspberry Pi Pico W + lock add-on board"
 
+# USB VID:PID of the installer's serial port: MicroPython's USB CDC on the
+# RP2040 (2e8a:0005). `lockctl ports` probes only known ids (or with --probe).
+USB_IDS = ((0x2E8A, 0x0005),)
+
 # GPIO numbers (GPn). GP0/GP1 are left for a debug UART. GP23, GP24, GP25
 # and GP29 are wired to the CYW43439 on the Pico W and are not free.
 PINS = {

@@ -118,8 +118,11 @@ def test_the_patrol_answers_an_alarm(world, tmp_path: Path) -> None:
         "S3", "TL-7", "fall alarm")
     assert [e["alarm_id"] for e in report["events"] if e["alarm"]] == ["TL-7"]
     html_out = tmp_path / "r.html"
-    site.ok("log", "report", "--lock-id", "APT", "--format", "html", "--out", str(html_out))
-    section = html_out.read_text(encoding="utf-8").split("Alarm openings", 1)[1]
+    site.ok("log", "report", "--lock-id", "APT", "--format", "html", "--lang", "en", "--out",
+            str(html_out))
+    # Among what needs attention, with its alarm id and reason.
+    page = html_out.read_text(encoding="utf-8")
+    section = page.split("Needs attention", 1)[1].split("</section>", 1)[0]
     assert "TL-7" in section and "fall alarm" in section
     audit = json.loads(site.ok("--json", "audit", "--staff", "S3", "--lock", "APT"))
     assert [a["action"] for a in audit] == ["alarm issue"]

@@ -126,13 +126,21 @@ def test_the_whole_story(world) -> None:
     site.ok("log", "report", "--lock-id", "NT-1", "--format", "html", "--out", "r.html")
     assert (root / "r.html").stat().st_mode & 0o077 == 0  # personal data: owner-only
     page = (root / "r.html").read_text()
-    assert "Anna Berg" in page and "Bilal Haddad" in page and "revoked" in page
-    assert "Complete from commissioning" in page and "NOT complete" not in page
-    rows = site.ok("log", "report", "--lock-id", "NT-1", "--format", "csv").splitlines()
-    assert rows[0].startswith("seq,time,day,staff_id,staff_name,event,outcome,reason")
-    assert any(",S1,Anna Berg,refused,refused,revoked," in r for r in rows)
+    assert '<html lang="sv">' in page
+    assert "Anna Berg" in page and "Bilal Haddad" in page and "nyckeln är spärrad" in page
+    assert "Komplett från driftsättningen" in page and "INTE komplett" not in page
+    site.ok("log", "report", "--lock-id", "NT-1", "--format", "html", "--lang", "en",
+            "--out", "r-en.html")
+    page_en = (root / "r-en.html").read_text()
+    assert '<html lang="en">' in page_en and "the key is blocked" in page_en
+    assert "Complete from commissioning" in page_en and "NOT complete" not in page_en
+    csv_bytes = site.run("log", "report", "--lock-id", "NT-1", "--format", "csv").stdout
+    rows = csv_bytes.lstrip("\ufeff").splitlines()
+    assert rows[0].startswith("datum;tid;tidpunkt;lås;dörr;person_id;namn;utförare;händelse")
+    assert any(";S1;Anna Berg;Kommunen;nekad;nekad;nyckeln är spärrad;1;" in r for r in rows)
     data = json.loads(site.ok("log", "report", "--lock-id", "NT-1", "--format", "json"))
     assert {e["outcome"] for e in data["events"]} >= {"opened", "refused"}
+    assert "revoked" in {e["reason"] for e in data["events"]} and data["complete"] is True
     # Every administrative act is recorded with who did it.
     db = sqlite3.connect(site.dir / "registry.sqlite3")
     acts = [(a, b) for a, b in db.execute("SELECT actor, action FROM audit")]

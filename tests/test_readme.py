@@ -175,9 +175,13 @@ def test_the_readme_runs_as_written(tmp_path: Path) -> None:
     # The story the guides tell happened: Anna opened, was blocked, and the report
     # shows both.
     report = (tmp_path / "november.html").read_text(encoding="utf-8")
-    assert "Anna Berg" in report and "opened" in report
-    # The patrol's alarm opening, with its alarm id and reason, in its own section.
-    alarms = report[report.index("Alarm openings"):]
-    assert "Nils Holm" in alarms and "TL-2026-0042" in alarms and "fall alarm" in alarms
-    assert "Complete from commissioning" in report and "NOT complete" not in report
+    assert '<html lang="sv">' in report
+    assert "Anna Berg" in report and "dörren låstes upp" in report
+    # The patrol's alarm opening, with its alarm id and reason, among what needs
+    # attention, and the alarm key in a section of its own.
+    attention = report[report.index("Att uppmärksamma"):report.index("Larmnycklar")]
+    assert "Nils Holm" in attention and "TL-2026-0042" in attention and "fall alarm" in attention
+    keys = report[report.index("Larmnycklar"):]
+    assert "Nils Holm" in keys[:keys.index("</section>")]
+    assert "Komplett från driftsättningen" in report and "INTE komplett" not in report
     assert done[-1] == "lockctl lock remove"

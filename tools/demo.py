@@ -172,17 +172,18 @@ def main() -> int:
         demo.lockctl("log", "report", "--lock-id", LOCK_ID, "--format", "html", "--out",
                      str(report))
         rows = json.loads(subprocess.run(
-            [LOCKCTL, "log", "report", "--lock-id", LOCK_ID, "--format", "json"], env=demo.env,
+            [LOCKCTL, "log", "report", "--lock-id", LOCK_ID, "--format", "json", "--lang", "en"],
+            env=demo.env,
             cwd=work, capture_output=True, text=True, timeout=60).stdout or "{}")
         say("    Visits today:")
         for e in rows.get("events", []):
             if e["outcome"]:
-                say(f"      {e['time'][11:19]}  {e['staff_name']:<14} {e['outcome']}"
-                    + (f" ({e['reason']})" if e["reason"] else "")
+                say(f"      {e['local'][11:19]}  {e['staff_name']:<14} {e['outcome']}"
+                    + (f" ({e['reason_text']})" if e["reason_text"] else "")
                     + (f" ALARM {e.get('alarm_id')}" if e["alarm"] else ""))
         say("    Alarm openings (a section of the report of their own, so abuse is visible):")
         for a in rows.get("alarm_openings", []):
-            say(f"      {a['time'][11:19]}  {a['staff_name']:<14} {a['alarm_id']}: {a['reason']}")
+            say(f"      {a['local'][11:19]}  {a['staff_name']:<14} {a['alarm_id']}: {a['reason']}")
         say(f"    The report is in {report}")
     finally:
         sim.stop()

@@ -368,6 +368,10 @@ class Registry:
             for k, v in settings.items():
                 self.db.execute("INSERT INTO settings VALUES (?, ?)", (k, v))
 
+    def change_setting(self, key: str, value: str) -> None:
+        with self.tx():
+            self.db.execute("UPDATE settings SET value = ? WHERE key = ?", (value, key))
+
     def migrate(self) -> None:
         """Bring the schema up to date, one migration per transaction: one
         that fails leaves the registry at the version before it."""
@@ -556,6 +560,48 @@ class Registry:
             "SELECT lc.lock_id FROM lock_clients lc JOIN locks l USING (lock_id) "
             "WHERE lc.client_id = ? AND l.status = 'active'", (c,))}
         return [self.lock(i) for i in sorted(ids)]
+
+    def locks_of_client(self, client_id: str) -> list[LockRow]:
+        """Every lock serving the client now, decommissioned ones included (their
+        history stays reportable)."""
+        return [self.lock(r[0]) for r in self.db.execute(
+            "SELECT lock_id FROM lock_clients WHERE client_id = ? ORDER BY lock_id",
+            (client_id,))]
+
+    def locks_of_unit(self, unit_id: str) -> tuple[str, list[str], list[LockRow]]:
+        """A unit's name, its clients, and every lock serving one of them (as
+        locks_of_client)."""
+        row = self.db.execute("SELECT name FROM units WHERE unit_id = ?", (unit_id,)).fetchone()
+        if row is None:
+            raise RegistryError(f"no unit {unit_id}")
+        ids = [r[0] for r in self.db.execute(
+            "SELECT DISTINCT lc.lock_id FROM lock_clients lc JOIN clients c USING (client_id) "
+            "WHERE c.unit = ? ORDER BY lc.lock_id", (unit_id,))]
+        clients = [str(r[0]) for r in self.db.execute(
+            "SELECT client_id FROM clients WHERE unit = ? ORDER BY client_id", (unit_id,))]
+        return str(row["name"] or unit_id), clients, [self.lock(i) for i in ids]
+
+    def alarm_keys_for(self, clients: list[str], staff_id: str | None, start: int,
+                       end: int) -> list[sqlite3.Row]:
+        """Alarm keys issued for these clients (or to this staff member) whose
+        window overlaps [start, end), oldest first."""
+        if staff_id is not None:
+            return list(self.db.execute(
+                "SELECT * FROM alarm_keys WHERE staff_id = ? AND end > ? AND start < ? "
+                "ORDER BY start, alarm_id", (staff_id, start, end)))
+        marks = ",".join("?" * len(clients))
+        return list(self.db.execute(
+            f"SELECT * FROM alarm_keys WHERE client_id IN ({marks}) AND end > ? AND start < ? "
+            "ORDER BY start, alarm_id", (*clients, start, end))) if clients else []
+
+    def locks_of_staff(self, staff_id: str) -> list[LockRow]:
+        """Every lock the staff member was issued a key for or left a record at."""
+        key_id = self.staff(staff_id)["key_id"]
+        ids = {r[0] for r in self.db.execute(
+            "SELECT DISTINCT lock_id FROM tokens WHERE staff_id = ? UNION "
+            "SELECT DISTINCT lock_id FROM events WHERE key_id = ?", (staff_id, key_id))}
+        known = {r[0] for r in self.db.execute("SELECT lock_id FROM locks")}
+        return [self.lock(i) for i in sorted(ids & known)]
 
     def set_lock_status(self, lock_id: str, status: str) -> None:
         with self.tx():

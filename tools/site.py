@@ -305,6 +305,40 @@ class Site(PeopleActs, KeyActs, CareActs):
             detail.update(new=added, pruned=pruned)
         return added, pruned
 
+    def set_settings(self, actor: str, retention_days: int | None = None,
+                     zone: str | None = None) -> dict[str, Any]:
+        """Change what the site does (an audited act): how long visit logs are
+        kept (applied at the next log pull) and the time zone people see.
+        Returns {setting: [old, new]} for what changed; nothing given or
+        nothing different changes nothing and writes no record."""
+        reg = self.registry
+        wanted: dict[str, str] = {}
+        if retention_days is not None:
+            if not isinstance(retention_days, int) or not 1 <= retention_days <= 36500:
+                raise InvalidInput("the retention must be 1 to 36500 days")
+            wanted["retention_days"] = str(retention_days)
+        if zone is not None:
+            try:
+                ZoneInfo(zone)
+            except Exception:  # noqa: BLE001 - ValueError, OSError for odd names
+                raise InvalidInput(f"unknown time zone {zone!r}") from None
+            wanted["zone"] = zone
+        if not wanted:
+            raise InvalidInput("nothing to change: give --retention-days or --zone")
+        changed = {k: [reg.setting(k), v] for k, v in wanted.items() if reg.setting(k) != v}
+        if not changed:
+            return {}
+        with self.act(actor, "site set", {k: {"from": old, "to": new}
+                                          for k, (old, new) in changed.items()}):
+            for k, (_, new) in changed.items():
+                reg.change_setting(k, new)
+        return changed
+
+    def record_report(self, actor: str, detail: dict[str, Any]) -> None:
+        """A log report was made: who read whose visits is itself recorded."""
+        with self.act(actor, "log report", detail):
+            pass
+
     def record_sync(self, actor: str, lock_id: str, status: dict[int, Any], now: int,
                     forced: bool) -> None:
         with self.act(actor, "lock sync", {"lock": lock_id, "forced": forced}):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tools import access
+from tools import access, siteconfig
 from tools.client import Installer
 from tools.registry import Registry, RegistryError
 from tools.site import ID_RE
@@ -36,6 +36,22 @@ class Failed(Exception):
 
 
 # --- small helpers -------------------------------------------------------------------
+
+COLOURS = {"red": "31", "green": "32", "yellow": "33", "bold": "1"}
+
+
+def use_colour(stream: Any = None) -> bool:
+    """Colour only on a terminal, and never with NO_COLOR set (no-color.org)."""
+    stream = stream or sys.stdout
+    if os.environ.get("NO_COLOR", "") != "" or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def colour(text: str, name: str, stream: Any = None) -> str:
+    return f"\x1b[{COLOURS[name]}m{text}\x1b[0m" if use_colour(stream) else text
+
 
 class Output:
     def __init__(self, as_json: bool) -> None:
@@ -172,6 +188,14 @@ def site_dir(args: argparse.Namespace) -> Path:
     return Path(args.site or os.environ.get("LOCKCTL_SITE") or "./site")
 
 
+def site_config(args: argparse.Namespace) -> siteconfig.SiteConfig:
+    """The site's CLI defaults (SITE/site.toml); a bad file is a clear error."""
+    try:
+        return siteconfig.load(site_dir(args))
+    except siteconfig.ConfigError as exc:
+        raise Failed(str(exc)) from None
+
+
 def actor(args: argparse.Namespace) -> str:
     if args.actor:
         return str(args.actor)
@@ -262,7 +286,21 @@ def read_pin(confirm: bool) -> str:
     return pin
 
 
-def serial(port: str) -> Any:
+def serial(port: str | None) -> Any:
+    """The lock's serial link. `auto` is the one lock attached (tools/ports.py);
+    refused when there is none or more than one."""
+    if not port:
+        raise UsageError("--port: give the lock's serial port (a device such as "
+                         "/dev/ttyACM0, or auto), or set port in SITE/site.toml")
+    if port == "auto":
+        from tools import ports
+        try:
+            found = ports.the_one_lock(ports.scan())
+        except ports.PortChoiceError as exc:
+            raise Failed(str(exc)) from None
+        print(f"lockctl: --port auto: {found.device} (lock "
+              f"{found.lock_id or 'not commissioned'})", file=sys.stderr, flush=True)
+        port = found.device
     return link_for_url(port, timeout=SERIAL_TIMEOUT)
 
 
@@ -359,6 +397,17 @@ def print_one(out: Output, data: dict[str, Any], tz: ZoneInfo) -> None:
     width = max(len(k) for k in data)
     for k, v in data.items():
         print(f"{k.replace('_', ' ') + ':':<{width + 2}} {shown(v, k, tz)}")
+
+
+PORT_HELP = ("the lock's serial port: a device (/dev/ttyACM0), or auto for the one lock "
+             "attached; default: port in SITE/site.toml")
+
+
+def port_option(sp: argparse.ArgumentParser) -> None:
+    """--port for a command that talks to a lock over serial; its default is
+    site.toml's port (filled in by main before the command runs)."""
+    sp.add_argument("--port", metavar="DEV", help=PORT_HELP)
+    sp.set_defaults(port_from_site=True)
 
 
 class Commands:

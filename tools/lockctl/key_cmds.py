@@ -269,43 +269,71 @@ def cmd_open(args: argparse.Namespace, out: Output) -> int:
 def register(c: Commands) -> None:
     shift = c.group("shift", "shift keys")
     sp = c.add(shift, "issue", cmd_shift_issue,
-               "issue a staff member's shift grant, for their enrolled device")
-    sp.add_argument("--staff", metavar="STAFF_ID", type=id_arg("staff id"))
-    sp.add_argument("--clients", metavar="C1,C2,...", type=id_arg("client id", many=True))
-    sp.add_argument("--start", metavar="ISO8601")
-    sp.add_argument("--end", metavar="ISO8601")
-    sp.add_argument("--out", metavar="GRANT", type=path_arg)
+               "issue a staff member's shift grant, for their enrolled device",
+               example="lockctl shift issue --staff S-1 --clients C-1001,C-1002 "
+                       "--start 2026-11-23T07:00 --end 2026-11-23T15:30 --out anna.grant")
+    sp.add_argument("--staff", metavar="STAFF_ID", type=id_arg("staff id"),
+                    help="who works the shift")
+    sp.add_argument("--clients", metavar="C1,C2,...", type=id_arg("client id", many=True),
+                    help="the clients they visit: a key for every commissioned door of theirs")
+    sp.add_argument("--start", metavar="ISO8601",
+                    help="the shift's start (local time unless an offset is given)")
+    sp.add_argument("--end", metavar="ISO8601",
+                    help="the shift's end (at most 24 hours after its start)")
+    sp.add_argument("--out", metavar="GRANT", type=path_arg,
+                    help="the grant file to hand to the staff member's device")
     sp.add_argument("--roster", metavar="FILE.csv", type=path_arg,
                     help="a unit's shifts: staff,clients,start,end (clients space-separated)")
-    sp.add_argument("--out-dir", metavar="DIR", type=path_arg)
+    sp.add_argument("--out-dir", metavar="DIR", type=path_arg,
+                    help="with --roster: where each staff member's grant is written")
     sp.add_argument("--alarm", action="store_true",
                     help="gone: refused, an alarm key is `lockctl alarm issue`")
     sp.add_argument("--log", action="store_true", help="also allow reading the log over BLE")
 
-    sp = c.add(c.sub, "revoke", cmd_revoke, "block a staff member's keys or one token")
+    sp = c.add(c.sub, "revoke", cmd_revoke, "block a staff member's keys or one token",
+               example="lockctl revoke --staff S-1")
     g = sp.add_mutually_exclusive_group(required=True)
-    g.add_argument("--staff", metavar="STAFF_ID", type=id_arg("staff id"))
-    g.add_argument("--token", metavar="TOKEN_ID")
-    g.add_argument("--device", metavar="FINGERPRINT")
+    g.add_argument("--staff", metavar="STAFF_ID", type=id_arg("staff id"),
+                   help="every key issued to this staff member until now")
+    g.add_argument("--token", metavar="TOKEN_ID", help="one key (shift issue names them)")
+    g.add_argument("--device", metavar="FINGERPRINT",
+                   help="a lost device: its keys blocked and nothing issued to it again")
 
     dev = c.group("device", "staff devices")
-    sp = c.add(dev, "init", cmd_device_init, "make a staff device's key pair (the staff side)")
-    sp.add_argument("--device", required=True, metavar="DIR", type=path_arg)
-    sp = c.add(dev, "enrol", cmd_device_enrol, "register a staff member's device")
-    sp.add_argument("--staff", required=True, metavar="STAFF_ID", type=id_arg("staff id"))
-    sp.add_argument("--public", required=True, metavar="FILE", type=path_arg)
-    sp.add_argument("--fingerprint", required=True, metavar="FP")
+    sp = c.add(dev, "init", cmd_device_init, "make a staff device's key pair (the staff side)",
+               example="lockctl device init --device anna-phone")
+    sp.add_argument("--device", required=True, metavar="DIR", type=path_arg,
+                    help="the device's directory (created; its key stays there)")
+    sp = c.add(dev, "enrol", cmd_device_enrol, "register a staff member's device",
+               example="lockctl device enrol --staff S-1 --public anna-phone/device.pub "
+                       "--fingerprint 1f2e3d4c5b6a")
+    sp.add_argument("--staff", required=True, metavar="STAFF_ID", type=id_arg("staff id"),
+                    help="whose device it is")
+    sp.add_argument("--public", required=True, metavar="FILE", type=path_arg,
+                    help="the device's public key (device.pub from device init)")
+    sp.add_argument("--fingerprint", required=True, metavar="FP",
+                    help="the fingerprint the device shows, read off its screen in person")
     sp.add_argument("--replace", action="store_true", help="revoke the staff member's old device")
-    c.add(dev, "list", cmd_device_list, "list enrolled devices")
+    c.add(dev, "list", cmd_device_list, "list enrolled devices",
+          example="lockctl device list")
 
     key = c.group("key", "keys on a staff device")
-    sp = c.add(key, "load", cmd_key_load, "open a grant and seal it under your personal code")
-    sp.add_argument("--grant", required=True, metavar="GRANT", type=path_arg)
-    sp.add_argument("--device", required=True, metavar="DIR", type=path_arg)
+    sp = c.add(key, "load", cmd_key_load, "open a grant and seal it under your personal code",
+               example="lockctl key load --grant anna.grant --device anna-phone")
+    sp.add_argument("--grant", required=True, metavar="GRANT", type=path_arg,
+                    help="the grant file from shift issue")
+    sp.add_argument("--device", required=True, metavar="DIR", type=path_arg,
+                    help="the device it was issued to")
 
-    sp = c.add(c.sub, "open", cmd_open, "the key emulator: open a door over BLE")
-    sp.add_argument("--device", metavar="DIR", type=path_arg)
+    sp = c.add(c.sub, "open", cmd_open, "the key emulator: open a door over BLE",
+               example="lockctl open --device anna-phone --lock-id NT-000123 "
+                       "--ble 127.0.0.1:PORT")
+    sp.add_argument("--device", metavar="DIR", type=path_arg,
+                    help="the staff device holding the loaded keys")
     sp.add_argument("--key", metavar="FILE", type=path_arg, help="an old key file (refused)")
-    sp.add_argument("--lock-id", required=True, type=id_arg("lock id"))
-    sp.add_argument("--ble", required=True, metavar="127.0.0.1:PORT")
-    sp.add_argument("--action", default="open", choices=("open",))
+    sp.add_argument("--lock-id", required=True, type=id_arg("lock id"),
+                    help="the door's lock (which key to use)")
+    sp.add_argument("--ble", required=True, metavar="127.0.0.1:PORT",
+                    help="the lock: a Bluetooth address, or the simulator's 127.0.0.1:PORT")
+    sp.add_argument("--action", default="open", choices=("open",),
+                    help="what to ask the lock (open)")

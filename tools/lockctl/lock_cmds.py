@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from protocol import keys, reasons
 from protocol import messages as msg
 from protocol import token as tok
-from tools import issuer
+from tools import flashing, issuer
 from tools.client import Installer, Refused
 from tools.lockctl.cli import (
     DOORS,
@@ -33,6 +33,7 @@ from tools.lockctl.cli import (
     lock_hello,
     open_registry,
     path_arg,
+    port_option,
     registry_problem,
     serial,
     shorten,
@@ -276,11 +277,18 @@ def check_flash_port(port: str) -> None:
 
 
 def cmd_flash(args: argparse.Namespace, out: Output) -> int:
-    from tools import flashing
     boards = flashing.boards()
     if args.board not in boards:
         raise UsageError(f"unknown board {shorten(args.board)!r}: the known boards are "
                          f"{', '.join(boards)}")
+    if args.port == "auto":
+        from tools import ports
+        try:
+            args.port = ports.the_one_board(ports.scan(
+                prober=lambda device: (False, None, None))).device
+        except ports.PortChoiceError as exc:
+            raise Failed(str(exc)) from None
+        out.info(f"--port auto: {args.port}")
     check_flash_port(args.port)
     try:
         flashing.flash(args.board, args.port, progress=out.progress("flashing"), info=out.info)
@@ -299,39 +307,56 @@ def cmd_flash(args: argparse.Namespace, out: Output) -> int:
 
 
 def register(c: Commands) -> None:
-    sp = c.add(c.sub, "sim", cmd_sim, "run a simulated lock (or an empty virtual board)")
-    sp.add_argument("--state", default="./sim-lock", metavar="DIR", type=path_arg)
-    sp.add_argument("--serial-link", metavar="PATH")
-    sp.add_argument("--ble", metavar="127.0.0.1:PORT")
-    sp.add_argument("--auto-button", action="store_true")
-    sp.add_argument("--mpy", action="store_true")
-    sp.add_argument("--heap", metavar="BYTES")
-    sp.add_argument("--virtual-board", action="store_true")
+    sp = c.add(c.sub, "sim", cmd_sim, "run a simulated lock (or an empty virtual board)",
+               example="lockctl sim --state /tmp/lock1 --serial-link /tmp/lock1.tty "
+                       "--ble 127.0.0.1:0 --auto-button")
+    sp.add_argument("--state", default="./sim-lock", metavar="DIR", type=path_arg,
+                    help="the lock's flash image and control socket (kept: the same lock "
+                         "next time)")
+    sp.add_argument("--serial-link", metavar="PATH",
+                    help="also make PATH a link to the serial pseudo-terminal")
+    sp.add_argument("--ble", metavar="127.0.0.1:PORT",
+                    help="the BLE link as a local socket (port 0: any free port)")
+    sp.add_argument("--auto-button", action="store_true",
+                    help="press the commissioning button whenever the lock asks")
+    sp.add_argument("--mpy", action="store_true",
+                    help="run the firmware under the MicroPython unix port")
+    sp.add_argument("--heap", metavar="BYTES", help="MicroPython's heap with --mpy, e.g. 96K")
+    sp.add_argument("--virtual-board", action="store_true",
+                    help="an empty MicroPython board for lockctl flash --board sim")
 
-    sp = c.add(c.sub, "commission", cmd_commission, "commission a lock over its serial port")
-    sp.add_argument("--port", required=True, metavar="DEV")
-    sp.add_argument("--lock-id", required=True, type=id_arg("lock id"))
+    sp = c.add(c.sub, "commission", cmd_commission, "commission a lock over its serial port",
+               example="lockctl commission --port /dev/ttyACM0 --lock-id NT-000123 "
+                       "--client C-1001,C-1002 --door entrance")
+    port_option(sp)
+    sp.add_argument("--lock-id", required=True, type=id_arg("lock id"),
+                    help="the lock's id in the site, e.g. NT-000123 (printed on its label)")
     sp.add_argument("--client", required=True, metavar="CLIENT_ID[,CLIENT_ID...]",
-                    type=id_arg("client id", many=True))
+                    type=id_arg("client id", many=True),
+                    help="the client(s) whose door it is (several for a shared door)")
     sp.add_argument("--door", choices=DOORS, default="apartment",
                     help="the door's kind (entrance, waste-room and laundry-room serve several "
                     "clients)")
     sp.add_argument("--provider", metavar="PROVIDER", type=text_arg(200),
                     help="a key box's provider (--door key-box): only its staff get its key")
-    sp.add_argument("--suite", choices=(tok.SUITE_HMAC, tok.SUITE_ED25519), default="hmac")
+    sp.add_argument("--suite", choices=(tok.SUITE_HMAC, tok.SUITE_ED25519), default="hmac",
+                    help="how the lock checks keys: hmac (a shared MAC, the fast default) or "
+                         "ed25519 (the issuer's signature)")
 
     lock = c.group("lock", "one lock over serial")
     for name, func, help_ in (("info", cmd_lock_info, "show a lock's state"),
                               ("sync", cmd_lock_sync, "set the clock and the block list"),
                               ("decommission", cmd_lock_decommission,
                                "remove the lock's identity (button needed)")):
-        sp = c.add(lock, name, func, help_)
-        sp.add_argument("--port", required=True, metavar="DEV")
+        sp = c.add(lock, name, func, help_, example=f"lockctl lock {name} --port /dev/ttyACM0")
+        port_option(sp)
         if name == "sync":
             sp.add_argument("--force-time", action="store_true",
                             help="set the clock from this computer even backwards "
                             "(button needed; logged): for a clock the lock refuses to correct")
 
-    sp = c.add(c.sub, "flash", cmd_flash, "compile and deploy the firmware with mpremote")
-    sp.add_argument("--board", required=True)
-    sp.add_argument("--port", required=True, metavar="DEV")
+    sp = c.add(c.sub, "flash", cmd_flash, "compile and deploy the firmware with mpremote",
+               example="lockctl flash --board esp32c3_devkit --port /dev/ttyACM0")
+    sp.add_argument("--board", required=True, choices=flashing.boards(),
+                    help="the board file (boards/NAME.py) to deploy with the firmware")
+    port_option(sp)

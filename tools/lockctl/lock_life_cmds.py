@@ -9,8 +9,8 @@ import argparse
 import time
 from typing import Any
 
-from protocol import clock, reasons
 from protocol import messages as msg
+from protocol import reasons
 from tools import issuer, report
 from tools.client import Installer, Refused
 from tools.lockctl.care_cmds import emit
@@ -25,6 +25,7 @@ from tools.lockctl.cli import (
     lock_hello,
     open_registry,
     parse_local,
+    port_option,
     serial,
     text_arg,
     zone_of,
@@ -88,8 +89,7 @@ def cmd_lock_retire(args: argparse.Namespace, out: Output) -> int:
 def _incident(site: Site, inc: Any, tz: Any) -> dict[str, Any]:
     reg = site.registry
     held = site.incident_records(inc)
-    rows = report.rows_for(held, reg.staff_by_key_id(), reg.zone)
-    times = [clock.to_unix(int(r["time"])) for r in held]
+    rows = report.rows_for(held, reg.staff_by_key_id(), reg.zone, fold=False)
     pulled = reg.last_pull(inc["lock_id"])
     at, w = int(inc["at"]), int(inc["window_s"])
     return {"incident": int(inc["incident_no"]), "lock": inc["lock_id"], "at": at,
@@ -99,10 +99,10 @@ def _incident(site: Site, inc: Any, tz: Any) -> dict[str, Any]:
             # the lock may hold more of what happened.
             "collected_past_window": bool(pulled and pulled >= at + w),
             "last_collected": pulled,
-            "records": [{"seq": r.seq, "time": t, "local_time": r.time, "event": r.event,
+            "records": [{"seq": r.seq, "time": r.time, "local_time": r.local, "event": r.event,
                          "staff": r.staff_id, "name": r.staff_name, "outcome": r.outcome,
                          "reason": r.reason, "alarm": r.alarm, "clock_trusted": r.clock_trusted}
-                        for r, t in zip(rows, times, strict=True)]}
+                        for r in rows]}
 
 
 def _incident_text(i: dict[str, Any], tz: Any) -> str:
@@ -167,7 +167,7 @@ def register(c: Commands) -> None:
                "take a lock down: check, collect its log, end its identity (button), "
                "record the door restored and the parts returned (a receipt)",
                example="lockctl lock remove --port /dev/ttyACM0 --by \"Ola Installer\"")
-    sp.add_argument("--port", required=True, metavar="DEV", help="the lock's serial port")
+    port_option(sp)
     sp.add_argument("--by", metavar="NAME", type=text_arg(100),
                     help="who removed it and restored the door (default: --actor)")
     sp.add_argument("--to", metavar="ID", type=id_arg("client or property id"),

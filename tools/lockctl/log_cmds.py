@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from protocol import messages as msg
-from tools import issuer, logcheck, report, views
+from tools import issuer, logcheck, report, report_html, report_words
 from tools.client import Installer, pull_log_ble, read_hello
 from tools.lockctl.cli import (
     Commands,
@@ -20,6 +19,7 @@ from tools.lockctl.cli import (
     actor,
     ble_url,
     check_out,
+    colour,
     id_arg,
     known_lock,
     lock_hello,
@@ -27,6 +27,7 @@ from tools.lockctl.cli import (
     parse_day,
     path_arg,
     serial,
+    site_config,
     write_file,
     zone_of,
 )
@@ -87,11 +88,7 @@ def cmd_log_pull(args: argparse.Namespace, out: Output) -> int:
 
 def verify(reg: Registry, lock_id: str) -> list[logcheck.EpochVerdict]:
     """Every commissioning epoch of the lock, checked (tools/logcheck.py)."""
-    log_key = issuer.log_key_for(reg.site_secret(), lock_id)
-    days = int(reg.setting("retention_days"))
-    return [logcheck.check_epoch(com, reg.events(lock_id, com["epoch"]), log_key, reg.zone, days,
-                                 reg.overwritten(lock_id, com["epoch"]))
-            for com in reg.commissionings(lock_id)]
+    return report.verify(reg, lock_id)
 
 
 def verdict_lines(verdicts: list[logcheck.EpochVerdict]) -> list[str]:
@@ -112,64 +109,93 @@ def cmd_log_verify(args: argparse.Namespace, out: Output) -> int:
             "unverifiable": [s for v in verdicts for s in v.unverifiable],
             "reordered": [s for v in verdicts for s in v.reordered],
             "epochs": [v.as_json() for v in verdicts]}
-    out.done(data, f"Log of {args.lock_id} ({data['records']} events):\n  "
-             + "\n  ".join(verdict_lines(verdicts)))
+    lines = [colour(line, "red" if "NOT complete" in line else "green")
+             for line in verdict_lines(verdicts)]
+    out.done(data, f"Log of {args.lock_id} ({data['records']} events):\n  " + "\n  ".join(lines))
     return 0 if complete else 1
+
+
+def report_language(args: argparse.Namespace) -> str:
+    """--lang, else the site's site.toml, else Swedish."""
+    if args.lang:
+        return str(args.lang)
+    return site_config(args).language or "sv"
 
 
 def cmd_log_report(args: argparse.Namespace, out: Output) -> int:
     if args.out:
         check_out(args.out)
+    lang = report_language(args)
     reg = open_registry(args)
-    lk = reg.lock(args.lock_id)
-    tz = zone_of(reg)
+    zone_of(reg)
     day_from, day_to = parse_day(args.from_, "from"), parse_day(args.to, "to")
     if day_from and day_to and day_to < day_from:
         raise UsageError("--to is before --from")
-    # Every commissioning of this lock by this site: re-commissioning keeps
-    # the earlier history visible, each part with its own verdict.
-    verdicts = verify(reg, args.lock_id)
-    complete = all(v.complete for v in verdicts)
-    rows = report.rows_for(reg.events(args.lock_id), reg.staff_by_key_id(), reg.zone)
-    rows = [r for r in rows if (not day_from or r.day >= day_from.isoformat())
-            and (not day_to or r.day <= day_to.isoformat())]
-    report.mark_keys(rows, views.alarm_keys(reg, lock_id=lk.lock_id),
-                     views.booked_keys(reg, lk.lock_id))
-    names = [reg.client(c)["name"] for c in lk.clients]
-    lines = verdict_lines(verdicts)
-    meta = {"lock_id": lk.lock_id, "door": lk.door, "clients": ", ".join(names),
-            "site": reg.name, "zone": reg.zone, "chain_ok": complete, "complete": complete,
-            "from": day_from.isoformat() if day_from else "start",
-            "to": day_to.isoformat() if day_to else "now",
-            "generated": datetime.now(tz).isoformat(timespec="seconds"),
-            "verdict": " ".join(lines), "verdicts": [v.as_json() for v in verdicts],
-            "alarm_openings": report.alarm_openings(rows)}
-    text = {"csv": lambda: report.to_csv(rows), "json": lambda: report.to_json(rows, meta),
-            "html": lambda: report.to_html(rows, meta)}[args.format]()
-    reg.audit(actor(args), "log report", {"lock": lk.lock_id, "format": args.format,
-                                          "from": meta["from"], "to": meta["to"]})
+    kind, ident = next((k, getattr(args, a)) for k, a in REPORT_SUBJECTS
+                       if getattr(args, a) is not None)
+    subject = report.subject_for(reg, kind, ident)
+    rep = report.build(reg, subject, day_from, day_to, lang, int(time.time()))
+    data = {"csv": lambda: report.to_csv(rep), "json": lambda: report.to_json(rep),
+            "html": lambda: report_html.to_html(rep).encode("utf-8")}[args.format]()
+    Site(reg).record_report(actor(args), {
+        kind: ident, "format": args.format, "lang": lang, "locks": len(subject.locks),
+        "from": day_from.isoformat() if day_from else "start",
+        "to": day_to.isoformat() if day_to else "now"})
     if args.out:
         # A log report is personal data (who entered whose home): owner-only.
-        write_file(Path(args.out), text.encode("utf-8"))
-        out.done({"lock": lk.lock_id, "out": args.out, "events": len(rows)},
-                 f"Report for {lk.lock_id} ({len(rows)} events) written to {args.out}.")
+        write_file(Path(args.out), data)
+        events = sum(r.count for r in rep.rows)
+        out.done({kind: ident, "out": args.out, "events": events, "rows": len(rep.rows),
+                  "locks": len(subject.locks), "complete": rep.complete},
+                 f"Report for {kind} {ident} ({events} events at {len(subject.locks)} "
+                 f"door(s), log {'complete' if rep.complete else 'NOT complete'}) "
+                 f"written to {args.out}.")
     else:
-        sys.stdout.write(text)
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
     return 0
+
+
+# The report's subject: (kind, the option's dest).
+REPORT_SUBJECTS = (("lock", "lock_id"), ("client", "client"), ("unit", "unit"),
+                   ("staff", "staff"))
 
 
 def register(c: Commands) -> None:
     log = c.group("log", "event logs")
-    sp = c.add(log, "pull", cmd_log_pull, "collect a lock's log (serial, or BLE with a key)")
-    sp.add_argument("--port", metavar="DEV")
-    sp.add_argument("--ble", metavar="127.0.0.1:PORT")
-    sp.add_argument("--device", metavar="DIR", type=path_arg)
+    sp = c.add(log, "pull", cmd_log_pull, "collect a lock's log (serial, or BLE with a key)",
+               example="lockctl log pull --port /dev/ttyACM0")
+    sp.add_argument("--port", metavar="DEV",
+                    help="the lock's serial port (a device, or auto for the one lock attached)")
+    sp.add_argument("--ble", metavar="127.0.0.1:PORT",
+                    help="over BLE instead: the lock's address (with --device)")
+    sp.add_argument("--device", metavar="DIR", type=path_arg,
+                    help="with --ble: a staff device holding a key issued with --log")
     sp.add_argument("--key", metavar="FILE", type=path_arg, help="an old key file (refused)")
-    sp = c.add(log, "verify", cmd_log_verify, "check the log's MAC chain")
-    sp.add_argument("--lock-id", required=True, type=id_arg("lock id"))
-    sp = c.add(log, "report", cmd_log_report, "the log report for a unit manager")
-    sp.add_argument("--lock-id", required=True, type=id_arg("lock id"))
-    sp.add_argument("--from", dest="from_", metavar="YYYY-MM-DD")
-    sp.add_argument("--to", metavar="YYYY-MM-DD")
-    sp.add_argument("--format", required=True, choices=("csv", "json", "html"))
-    sp.add_argument("--out", metavar="FILE", type=path_arg)
+    sp = c.add(log, "verify", cmd_log_verify, "check the log's MAC chain",
+               example="lockctl log verify --lock-id NT-000123")
+    sp.add_argument("--lock-id", required=True, type=id_arg("lock id"),
+                    help="the lock whose collected log to check")
+    sp = c.add(log, "report", cmd_log_report,
+               "the log report (loggningsrapport) of a door, a client, a unit or a staff "
+               "member",
+               example="lockctl log report --client C-1001 --from 2026-11-01 --to 2026-11-30 "
+                       "--format html --out november.html")
+    who = sp.add_mutually_exclusive_group(required=True)
+    who.add_argument("--lock-id", type=id_arg("lock id"), help="one lock's doors")
+    who.add_argument("--client", metavar="ID", type=id_arg("client id"),
+                     help="every door of this client (decommissioned ones too)")
+    who.add_argument("--unit", metavar="ID", type=id_arg("unit id"),
+                     help="every door of the unit's clients")
+    who.add_argument("--staff", metavar="ID", type=id_arg("staff id"),
+                     help="this staff member's attempts at every door")
+    sp.add_argument("--from", dest="from_", metavar="YYYY-MM-DD",
+                    help="first day (local), default: the log's start")
+    sp.add_argument("--to", metavar="YYYY-MM-DD", help="last day (local), default: today")
+    sp.add_argument("--format", required=True, choices=("csv", "json", "html"),
+                    help="csv for Excel (; and UTF-8 with BOM), json for systems, html to "
+                         "read and print")
+    sp.add_argument("--lang", choices=report_words.LANGS,
+                    help="the report's language (default: site.toml's language, else sv)")
+    sp.add_argument("--out", metavar="FILE", type=path_arg,
+                    help="write the report here, owner-only (default: standard output)")

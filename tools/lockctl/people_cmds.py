@@ -19,6 +19,7 @@ from tools.lockctl.cli import (
     parse_day,
     print_one,
     print_rows,
+    site_config,
     text_arg,
     zone_of,
 )
@@ -117,8 +118,10 @@ def cmd_client_show(args: argparse.Namespace, out: Output) -> int:
 def cmd_staff_add(args: argparse.Namespace, out: Output) -> int:
     check_id(args.staff_id, "staff id")
     if not args.provider:
+        args.provider = site_config(args).provider
+    if not args.provider:
         raise UsageError("staff add needs --provider PROVIDER (created if the site does not "
-                         "know it)")
+                         "know it), or provider in SITE/site.toml")
     Site(open_registry(args)).add_staff(actor(args), check_id(args.staff_id, "staff id"),
                                         args.name, args.provider, args.unit, args.role)
     out.done({"staff": args.staff_id, "role": args.role},
@@ -184,7 +187,7 @@ def register(c: Commands) -> None:
              "care plan (takes effect at once)",
              "lockctl client update C-1001 --medicine-roles nurse,rehab")):
         sp = c.add(client, name, func, help_, example)
-        sp.add_argument("client_id", metavar="CLIENT_ID", help="the client's id",
+        sp.add_argument("client_id", metavar="CLIENT_ID", help="the client's id, e.g. C-1001",
                         **({} if name == "add" else {"type": id_arg("client id")}))
         sp.add_argument("--name", required=name == "add", type=text_arg(200),
                         help="the client's name")
@@ -217,10 +220,11 @@ def register(c: Commands) -> None:
     sp = c.add(staff, "add", cmd_staff_add, "register a staff member",
                "lockctl staff add S-1 --name 'Anna Berg' --provider Kommunen --unit Norr "
                "--role nurse")
-    sp.add_argument("staff_id", metavar="STAFF_ID", help="the staff member's id")
+    sp.add_argument("staff_id", metavar="STAFF_ID", help="the staff member's id, e.g. S-1")
     sp.add_argument("--name", required=True, type=text_arg(200), help="the staff member's name")
     sp.add_argument("--provider", type=text_arg(200),
-                    help="their care provider (created if the site does not know it)")
+                    help="their care provider (created if the site does not know it; "
+                         "default: provider in SITE/site.toml)")
     sp.add_argument("--unit", metavar="UNIT", type=id_arg("unit id"),
                     help="their unit (of that provider)")
     sp.add_argument("--role", choices=ROLES, default="home-care", help="their role")

@@ -35,10 +35,14 @@ def cmd_site_init(args: argparse.Namespace, out: Output) -> int:
 
 def register(c: Commands) -> None:
     site = c.group("site", "the site")
-    sp = c.add(site, "init", cmd_site_init, "create a site: registry and secrets")
+    sp = c.add(site, "init", cmd_site_init, "create a site: registry and secrets",
+               example='lockctl site init --name "Norrtälje hemtjänst"')
     # The site name is the issuer (iss) of every token: the lock takes 64 characters.
     sp.add_argument("--name", default="site", type=text_arg(tok.MAX_TEXT),
                     help="the site's name; it is also the issuer name its locks check")
-    sp.add_argument("--zone", default="Europe/Stockholm", type=zone_arg)
-    sp.add_argument("--retention-days", type=days_arg, default=365)
+    sp.add_argument("--zone", default="Europe/Stockholm", type=zone_arg,
+                    help="the time zone of shifts and reports (default Europe/Stockholm)")
+    sp.add_argument("--retention-days", type=days_arg, default=365,
+                    help="keep visit logs this many days (default 365; lockctl site set "
+                         "changes it)")
 
