@@ -16,7 +16,9 @@ import random
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -60,9 +62,11 @@ def make_registry(site_dir: Path, n_locks: int, now: int, seed: int = 1,
             for _ in range(2):
                 tokens.append((os.urandom(16), f"S{rng.randrange(n_staff)}", lid,
                                now - 3600, now + 6 * 3600, now - 3600, "open", 0, None))
-        for night in range(7):  # a week of night alarms; one patrol gets many
-            t0 = now - night * 86400 - 3 * 3600
-            for k in range(rng.randrange(3, 9)):
+        zone = ZoneInfo("Europe/Stockholm")
+        last = datetime.fromtimestamp(now, zone).replace(hour=23, minute=0, second=0)
+        for night in range(1, 8):  # a week of night alarms (23:00 on); one patrol gets many
+            t0 = int((last - timedelta(days=night)).timestamp())
+            for k in range(6 if night == 1 else rng.randrange(2, 9)):
                 tokens.append((os.urandom(16), "S0", f"L{k:06d}", t0 + k, t0 + 3600 + k,
                                t0 + k * 60, "open", 1, None))
         db.executemany("INSERT INTO locks (lock_id, door, suite, commissioned_at, status, "

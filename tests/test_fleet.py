@@ -1,0 +1,251 @@
+"""Fleet health without a lock: the problem rules (expected values written by
+hand), the status-line parser and MAC check (answers built with cbor2 and the
+`cryptography` HKDF/HMAC as an independent oracle; hypothesis for bad lines,
+bad MACs and wrong locks), and the query count of `fleet status`, which must
+not grow with the number of locks.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import cbor2
+import pytest
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tools import fleet, fleetbench
+from tools.fleet import IngestError, LockView, SiteView
+
+ZONE = ZoneInfo("Europe/Stockholm")
+NOW = 1796150000  # 2026-12-01 20:33 in Stockholm
+DAY = 86400
+
+
+def view(**kw: object) -> LockView:
+    base: dict[str, object] = dict(
+        lock_id="L1", last_seen=NOW - 3600, revocation_version=4, clock_offset=3,
+        clock_trusted=True, battery=0, battery_mv=6800, battery_days=None, log_count=100,
+        log_capacity=1000, last_seq=100, collected_seq=90, firmware="0.1.0")
+    base.update(kw)
+    return LockView(**base)  # type: ignore[arg-type]
+
+
+def site(version: int = 4, blocks: dict[str, list[tuple[int, int]]] | None = None) -> SiteView:
+    return SiteView(NOW, ZONE, version, blocks or {})
+
+
+def kinds(lock: LockView, s: SiteView | None = None) -> list[tuple[str, int]]:
+    return [(p.kind, p.severity) for p in fleet.lock_problems(lock, s or site())]
+
+
+def test_a_healthy_lock_has_no_problems() -> None:
+    assert fleet.lock_problems(view(), site()) == []
+
+
+def test_block_missing_names_how_far_behind_and_since_when() -> None:
+    s = site(version=6, blocks={"L1": [(5, NOW - 7200), (6, NOW - 600), (3, NOW - 9 * DAY)]})
+    (p,) = fleet.lock_problems(view(revocation_version=4), s)
+    assert (p.kind, p.severity, p.since) == ("block-missing", 3, NOW - 7200)
+    assert p.text.startswith("the block list is 2 versions behind the site")
+    assert "lockctl lock sync" in p.action
+    # Blocks that concern only other locks, or that this lock has: nothing.
+    assert fleet.lock_problems(view(revocation_version=4),
+                               site(6, {"L2": [(6, NOW - 600)]})) == []
+    assert fleet.lock_problems(view(revocation_version=6), s) == []
+    # A lock that never reported a version has none of them.
+    assert kinds(view(revocation_version=None), s) == [("block-missing", 3)]
+
+
+@pytest.mark.parametrize("offset,text,severity", [
+    (36000, "clock 10 h fast", 3), (-36000, "clock 10 h slow", 3), (-900, "clock 15 min slow", 2),
+    (301, "clock 5 min fast", 2), (119, None, 0)])
+def test_clock_drift(offset: int, text: str | None, severity: int) -> None:
+    if text is None:
+        assert fleet.lock_problems(view(clock_offset=offset), site()) == []
+        return
+    (p,) = fleet.lock_problems(view(clock_offset=offset), site())
+    assert (p.kind, p.text, p.severity, p.since) == ("clock-drift", text, severity, NOW - 3600)
+
+
+def test_clock_within_300_s_and_untrusted_clock() -> None:
+    assert kinds(view(clock_offset=300)) == [] and kinds(view(clock_offset=-300)) == []
+    (p,) = fleet.lock_problems(view(clock_trusted=False, clock_offset=0), site())
+    assert p.kind == "clock-drift" and p.severity == 3 and "not trusted" in p.text
+
+
+def test_battery_from_the_forecast_or_the_level() -> None:
+    (p,) = fleet.lock_problems(view(battery_days=20, battery_mv=4700), site())
+    assert p.text == "battery low: about 20 days left (4700 mV)" and p.severity == 2
+    assert kinds(view(battery_days=5)) == [("battery", 3)]
+    assert kinds(view(battery_days=45)) == [("battery", 1)]
+    assert kinds(view(battery_days=400)) == []
+    assert kinds(view(battery=1)) == [("battery", 2)]
+    assert kinds(view(battery=2)) == [("battery", 3)]
+
+
+def test_log_fill_counts_only_what_is_not_collected() -> None:
+    assert kinds(view(last_seq=800, collected_seq=40)) == [("log-fill", 2)]  # 76 %
+    assert kinds(view(last_seq=800, collected_seq=60)) == []  # 74 %
+    (p,) = fleet.lock_problems(view(last_seq=5000, collected_seq=10), site())
+    assert p.severity == 3 and "overwritten" in p.text
+
+
+def test_silent() -> None:
+    assert kinds(view(last_seen=NOW - 7 * DAY)) == []
+    (p,) = fleet.lock_problems(view(last_seen=NOW - 8 * DAY), site())
+    assert (p.kind, p.severity, p.since) == ("silent", 1, NOW - 8 * DAY)
+    assert p.text.startswith("not heard from in 8 days")
+    assert kinds(view(last_seen=NOW - 31 * DAY)) == [("silent", 2)]
+
+
+def test_most_urgent_first() -> None:
+    probs = fleet.lock_problems(view(last_seen=NOW - 8 * DAY, battery=2, clock_offset=900), site())
+    assert [p.kind for p in probs] == ["battery", "clock-drift", "silent"]
+
+
+def test_alarms_count_issues_per_night() -> None:
+    # 21:30 local on 2026-11-30 is 20:30 UTC; one issue covers two doors.
+    start = 1796070600  # 2026-11-30 21:30 Stockholm
+    keys = []
+    for i in range(5):
+        t = start + i * 3600  # 21:30 .. 01:30: one night
+        keys += [fleet.AlarmKey("S9", t, "L1"), fleet.AlarmKey("S9", t, "L2")]
+    keys.append(fleet.AlarmKey("S8", start, "L1"))
+    keys.append(fleet.AlarmKey("S8", start + 12 * 3600, "L1"))  # 09:30: by day
+    out = fleet.staff_problems(keys, site(), {"S9": "Nattpatrull 9"})
+    assert list(out) == ["S9"]
+    (p,) = out["S9"]
+    assert p.kind == "alarms" and p.severity == 2 and p.since == 1796068800  # 21:00
+    assert "5 alarm keys in the night of 2026-11-30" in p.text and "Nattpatrull 9" in p.text
+    assert fleet.staff_problems(keys[:8], site()) == {}  # 4 issues: not many
+
+
+# --- the status line and its MAC ------------------------------------------------------
+
+SITE_SECRET = bytes(range(32))
+
+
+def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
+    return HKDF(hashes.SHA256(), 32, salt, info).derive(ikm)
+
+
+def oracle_answer(lock_id: str, cti: bytes, status: dict[int, object], outcome: int = 0,
+                  lock_time: int = NOW, secret: bytes = SITE_SECRET) -> bytes:
+    """A lock's RESULT, built from PROTOCOL.md with cbor2 and cryptography."""
+    lock_secret = _hkdf(secret, b"nyckelfri-lock/v1", b"lock:" + lock_id.encode())
+    pop = _hkdf(lock_secret, cti, b"pop")
+    nonce = bytes(16)
+    h = hmac.HMAC(pop, hashes.SHA256())
+    h.update(cbor2.dumps(["result", nonce, lock_id, outcome, lock_time, 7, status]))
+    return cbor2.dumps({0: 3, 1: nonce, 2: outcome, 3: lock_time, 4: 7, 5: status,
+                        6: h.finalize()})
+
+
+STATUS = {1: 3, 2: 0, 3: 6800, 4: 10, 5: 7936, 6: True, 7: NOW + 36000, 8: 12, 9: "0.1.0"}
+CTI = bytes.fromhex("6adec0106cdd278d518b034886fc376d")
+
+
+def check(text: str, token_lock: str | None = "L1", issued: int | None = NOW - 3600
+          ) -> fleet.CheckedAnswer:
+    return fleet.check_answer(fleet.parse_line(text), SITE_SECRET, token_lock, issued, NOW)
+
+
+def test_a_genuine_answer_is_taken() -> None:
+    line = fleet.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS), NOW - 60)
+    got = check(line)
+    assert got.lock_id == "L1" and got.seen == NOW - 60 and got.lock_time == NOW
+    f = fleet.status_fields(got.status, got.seen)
+    assert (f.revocation_version, f.clock_offset, f.battery_mv, f.firmware) == (3, 36060, 6800,
+                                                                                 "0.1.0")
+
+
+def test_wrong_lock_other_site_and_bad_times_are_refused() -> None:
+    line = fleet.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS), NOW - 60)
+    with pytest.raises(IngestError, match="not issued by this site"):
+        check(line, token_lock=None, issued=None)
+    with pytest.raises(IngestError, match="is for lock L2"):
+        check(line, token_lock="L2")
+    other = fleet.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS, secret=bytes(32)), NOW)
+    with pytest.raises(IngestError, match="forged or altered"):
+        check(other)
+    # The answer of lock L2 presented as L1's (the MAC binds the lock id).
+    swapped = fleet.status_line("L1", CTI, oracle_answer("L2", CTI, STATUS), NOW)
+    with pytest.raises(IngestError, match="forged or altered"):
+        check(swapped)
+    with pytest.raises(IngestError, match="future"):
+        check(fleet.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS), NOW + 3600))
+    with pytest.raises(IngestError, match="before its key was issued"):
+        check(fleet.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS), NOW - 7200))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_change_to_an_answer_is_refused(data: st.DataObject) -> None:
+    answer = bytearray(oracle_answer("L1", CTI, STATUS))
+    i = data.draw(st.integers(0, len(answer) - 1))
+    answer[i] ^= data.draw(st.integers(1, 255))
+    line = fleet.status_line("L1", CTI, bytes(answer), NOW - 60)
+    with pytest.raises(IngestError):
+        check(line)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=16, max_size=16))  # the issuer makes 16-byte ids
+def test_another_token_id_is_refused(cti: bytes) -> None:
+    if cti == CTI:
+        return
+    line = fleet.status_line("L1", cti, oracle_answer("L1", CTI, STATUS), NOW - 60)
+    with pytest.raises(IngestError, match="forged or altered"):
+        check(line)
+
+
+JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                       lambda c: st.lists(c, max_size=4)
+                       | st.dictionaries(st.text(max_size=8), c, max_size=5), max_leaves=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    st.text(max_size=300),
+    JSONISH.map(json.dumps),
+    st.fixed_dictionaries({"v": st.sampled_from([1, 2, "1", None]), "lock": JSONISH | st.text(),
+                           "cti": st.text() | JSONISH, "answer": st.text() | JSONISH,
+                           "seen": JSONISH}).map(json.dumps)))
+def test_bad_lines_raise_only_ingest_error(text: str) -> None:
+    try:
+        check(text)
+    except IngestError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 200
+    else:
+        pytest.fail("a line that is no genuine answer was taken")
+
+
+# --- the number of queries -------------------------------------------------------------
+
+def count_queries(tmp: Path, n: int) -> tuple[int, dict[str, object]]:
+    now = int(time.time())
+    reg = fleetbench.make_registry(tmp / f"site{n}", n, now, events_per_lock=2)
+    statements: list[str] = []
+    reg.db.set_trace_callback(statements.append)
+    try:
+        out = fleet.fleet_status(reg, now)
+    finally:
+        reg.db.set_trace_callback(None)
+        reg.close()
+    return len(statements), out
+
+
+def test_the_query_count_does_not_grow_with_the_fleet(tmp_path: Path) -> None:
+    small, out_small = count_queries(tmp_path, 40)
+    large, out_large = count_queries(tmp_path, 800)
+    assert small == large <= 10, (small, large)
+    # Both fleets are flagged for the same kinds of problem: the rules ran.
+    found = {p["kind"] for lk in out_large["locks"] for p in lk["problems"]}  # type: ignore[attr-defined]
+    assert {"block-missing", "silent", "log-fill"} <= found
+    assert out_large["staff"] and out_large["staff"][0]["staff"] == "S0"  # type: ignore[index]
