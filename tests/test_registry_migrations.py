@@ -190,3 +190,34 @@ def test_a_copy_with_the_mode_git_gives_it_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match=f"run chmod 600 {site / DB_NAME}$"):
         Registry(site)
     assert user_version(site) == 1  # refused before anything was migrated
+
+
+def test_fleet_health_migration_on_a_version_3_registry(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fleet-health migration (firmware, clock trusted, battery forecast,
+    status source) on a registry of the schema before it: the locks keep their
+    status, the new fields are unknown, and fleet status reads it."""
+    site = copy_of_v1(tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(registry, "MIGRATIONS", registry.MIGRATIONS[:3])
+        Registry(site).close()
+    assert user_version(site) == 3
+    db = connect(site)
+    before = db.execute("SELECT lock_id, last_seen, revocation_version, battery_mv "
+                        "FROM locks ORDER BY lock_id").fetchall()
+    db.close()
+    Registry(site).close()
+    assert user_version(site) == len(registry.MIGRATIONS)
+    db = connect(site)
+    try:
+        assert db.execute("SELECT lock_id, last_seen, revocation_version, battery_mv "
+                          "FROM locks ORDER BY lock_id").fetchall() == before
+        assert db.execute("SELECT firmware, clock_trusted, battery_days, status_source "
+                          "FROM locks").fetchall() == [(None,) * 4] * len(before)
+    finally:
+        db.close()
+    env = dict(os.environ, LOCKCTL_SITE=str(site))
+    p = subprocess.run([LOCKCTL, "--json", "fleet", "status", "--all"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert [lk["lock"] for lk in json.loads(p.stdout)["locks"]] == [r[0] for r in before]
