@@ -249,3 +249,26 @@ def test_the_query_count_does_not_grow_with_the_fleet(tmp_path: Path) -> None:
     found = {p["kind"] for lk in out_large["locks"] for p in lk["problems"]}  # type: ignore[attr-defined]
     assert {"block-missing", "silent", "log-fill"} <= found
     assert out_large["staff"] and out_large["staff"][0]["staff"] == "S0"  # type: ignore[index]
+
+
+# --- "this key expired at 23:00" -------------------------------------------------------
+
+def test_an_expired_key_says_when_it_expired(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from tools import device, issuer
+    dev = device.Device.init(tmp_path / "phone")
+    now = int(time.time())
+    end = now + 600
+    g = issuer.issue_token(SITE_SECRET, "L1", iss="Kommun", sub="S1", start=now - 3600,
+                           end=end, iat=now - 3600)
+    (tmp_path / "a.grant").write_bytes(device.seal_grant(
+        dev.public, device.grant_content("S1", "Kommun", now - 3600, end, [g])))
+    dev.load_grant(tmp_path / "a.grant", "246813",
+                   kdf={"alg": "argon2id", "time_cost": 1, "memory_cost": 8, "parallelism": 1})
+    assert dev.grant_for("L1", "246813", now=now).cti == g.cti
+    hhmm = datetime.fromtimestamp(end).astimezone().strftime("%H:%M")
+    with pytest.raises(device.DeviceError, match=f"your key for lock L1 expired at .*{hhmm}"):
+        dev.grant_for("L1", "246813", now=end + 1)
+    with pytest.raises(device.DeviceError, match="no unexpired key for lock L2"):
+        dev.grant_for("L2", "246813", now=now)
