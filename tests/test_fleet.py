@@ -272,3 +272,53 @@ def test_an_expired_key_says_when_it_expired(tmp_path: Path) -> None:
         dev.grant_for("L1", "246813", now=end + 1)
     with pytest.raises(device.DeviceError, match="no unexpired key for lock L2"):
         dev.grant_for("L2", "246813", now=now)
+
+
+# --- ingest through the service layer --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ingest_site(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from tools.site import Site
+    site = Site.init(tmp_path_factory.mktemp("ingest") / "site", "Kommun", actor="t")
+    reg = site.registry
+    site.add_client("t", "C1", "Astrid")
+    site.add_staff("t", "S1", "Anna")
+    reg.add_lock("L1", "apartment", "hmac", ["C1"], NOW - DAY)
+    reg.add_lock("L2", "apartment", "hmac", ["C1"], NOW - DAY)
+    with reg.tx():
+        reg.db.execute("INSERT INTO tokens VALUES (?, 'S1', 'L1', ?, ?, ?, 'open', 0, NULL)",
+                       (CTI, NOW - 3600, NOW + 3600, NOW - 3600))
+    yield site
+    site.close()
+
+
+def genuine(site: object, seen: int = NOW - 60) -> str:
+    secret = site.registry.site_secret()  # type: ignore[attr-defined]
+    return fleet.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS, secret=secret), seen)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_ingest_keeps_nothing_of_a_bad_line(ingest_site, data: st.DataObject) -> None:  # type: ignore[no-untyped-def]
+    obj = json.loads(genuine(ingest_site))
+    field = data.draw(st.sampled_from(["lock", "cti", "answer", "seen", "v"]))
+    value = data.draw(st.sampled_from(["L2", "L3", "", "ff" * 16, obj["answer"][:-2] + "aa",
+                                       NOW + 10 ** 6, 2, None, []]))
+    bad = dict(obj, **{field: value})
+    if bad == obj:
+        return
+    dump = list(ingest_site.registry.db.iterdump())
+    result = ingest_site.ingest_statuses("t", "x", [json.dumps(bad), "", "junk"], now=NOW)
+    assert result.taken == [] and result.older == [] and [n for n, _ in result.refused] == [1, 3]
+    assert list(ingest_site.registry.db.iterdump()) == dump
+
+
+def test_ingest_takes_a_genuine_line_once_and_keeps_the_newest(ingest_site) -> None:  # type: ignore[no-untyped-def]
+    lines = [genuine(ingest_site, NOW - 60), genuine(ingest_site, NOW - 600)]
+    result = ingest_site.ingest_statuses("t", "x", lines, now=NOW)
+    assert result.taken == [1, 2] and result.locks == {"L1"}
+    row = ingest_site.registry.lock("L1")
+    assert row.last_seen == NOW - 60 and row.status_source == "key"
+    assert row.clock_offset == 36060 and row.firmware == "0.1.0" and row.revocation_version == 3
+    again = ingest_site.ingest_statuses("t", "x", lines, now=NOW)
+    assert again.taken == [] and again.older == [1, 2]

@@ -346,37 +346,45 @@ class Site:
         """Statuses a staff device brought home (`fleet ingest`): each line's
         answer is taken only if its MAC verifies under the key this site
         issued for that lock; a status older than the one held is not taken
-        (so the same file ingested twice changes nothing more). One act; the
-        refused lines are returned by number, nothing of them is kept."""
+        (so the same file ingested twice changes nothing more). The refused
+        lines are returned by number and nothing of them is kept; the genuine
+        ones are recorded in one act (none at all if no line is genuine)."""
         from tools import fleet
         now = int(time.time()) if now is None else now
         reg = self.registry
         result = IngestResult()
         secret = reg.site_secret()
         known = {r[0] for r in reg.db.execute("SELECT lock_id FROM locks")}
+        checked: list[tuple[int, Any]] = []
+        for number, text in enumerate(lines, start=1):
+            if not text.strip():
+                continue
+            try:
+                line = fleet.parse_line(text)
+                if line.lock_id not in known:
+                    raise fleet.IngestError(f"lock {line.lock_id} is not in this site")
+                row = reg.db.execute("SELECT lock_id, issued_at FROM tokens WHERE cti = ?",
+                                     (line.cti,)).fetchone()
+                checked.append((number, fleet.check_answer(
+                    line, secret, None if row is None else row["lock_id"],
+                    None if row is None else int(row["issued_at"]), now)))
+            except fleet.IngestError as exc:
+                result.refused.append((number, str(exc)))
+        if not checked:
+            return result
+        # Oldest first, so that of one file's statuses of a lock the newest stays.
+        checked.sort(key=lambda x: x[1].seen)
         with self.act(actor, "fleet ingest", {"file": source}) as detail:
-            for number, text in enumerate(lines, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    line = fleet.parse_line(text)
-                    if line.lock_id not in known:
-                        raise fleet.IngestError(f"lock {line.lock_id} is not in this site")
-                    row = reg.db.execute("SELECT lock_id, issued_at FROM tokens WHERE cti = ?",
-                                         (line.cti,)).fetchone()
-                    answer = fleet.check_answer(
-                        line, secret, None if row is None else row["lock_id"],
-                        None if row is None else int(row["issued_at"]), now)
-                except fleet.IngestError as exc:
-                    result.refused.append((number, str(exc)))
-                    continue
+            for number, answer in checked:
                 if reg.record_health(answer.lock_id, answer.status, answer.seen, "key"):
                     result.taken.append(number)
                 else:
                     result.older.append(number)
                 result.locks.add(answer.lock_id)
             detail.update(taken=len(result.taken), older=len(result.older),
-                          refused=len(result.refused))
+                          refused=len(result.refused), locks=sorted(result.locks))
+        result.taken.sort()
+        result.older.sort()
         return result
 
 

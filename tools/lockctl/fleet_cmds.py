@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import stat
 import sys
 import time
 from pathlib import Path
@@ -29,36 +30,52 @@ MAX_FILE = 256 * 1024 * 1024  # a year of a busy device's openings is a few MB
 def read_lines(path_text: str) -> list[str]:
     path = Path(path_text)
     try:
-        if path.is_dir():
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
             raise Failed(f"{shorten(path_text)} is a directory: name the device's "
                          f"{fleet.STATUS_FILE}")
-        if path.stat().st_size > MAX_FILE:
+        if not stat.S_ISREG(st.st_mode):
+            raise Failed(f"{shorten(path_text)} is not a regular file")
+        if st.st_size > MAX_FILE:
             raise Failed(f"{shorten(path_text)} is too large to be a status file")
         data = path.read_bytes()
     except OSError as exc:
         raise Failed(f"{shorten(path_text)}: {exc.strerror}") from None
     try:
-        return data.decode("utf-8").splitlines()
+        lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError:
         raise Failed(f"{shorten(path_text)}: not a status file (not UTF-8 text)") from None
+    if not any(line.strip() for line in lines):
+        raise Failed(f"{shorten(path_text)} holds no status: nothing was recorded")
+    return lines
 
 
 def cmd_fleet_ingest(args: argparse.Namespace, out: Output) -> int:
     reg = open_registry(args)
     lines = read_lines(args.file)
     result = Site(reg).ingest_statuses(actor(args), str(args.file), lines)
-    for number, why in result.refused:
-        print(f"{shorten(str(args.file))}:{number}: refused: {why}", file=sys.stderr)
+    where = shorten(str(args.file))
+    if len(result.refused) > 1:  # one line each, then the verdict (below)
+        for number, why in result.refused:
+            print(f"{where}:{number}: refused: {why}", file=sys.stderr)
     data = {"file": str(args.file), "taken": len(result.taken), "older": len(result.older),
             "refused": [{"line": n, "error": why} for n, why in result.refused],
             "locks": sorted(result.locks)}
     text = (f"{len(result.taken)} status(es) recorded for {len(result.locks)} lock(s)"
             + (f", {len(result.older)} not newer than what the site holds" if result.older
                else "")
-            + (f"; {len(result.refused)} line(s) refused (above)" if result.refused else "")
+            + (f"; {len(result.refused)} line(s) refused" if result.refused else "")
             + ".")
     out.done(data, text)
-    return 1 if result.refused else 0
+    if len(result.refused) == 1:
+        number, why = result.refused[0]
+        print(f"lockctl: {where}:{number}: refused: {why}", file=sys.stderr)
+    elif result.refused:
+        print(f"lockctl: {len(result.refused)} lines of {where} refused (not genuine answers "
+              "of this site's locks): nothing of them was recorded", file=sys.stderr)
+    if result.refused:
+        return 1
+    return 0
 
 
 def cmd_fleet_status(args: argparse.Namespace, out: Output) -> int:
