@@ -73,6 +73,8 @@ FS_PARTITION = "storage"
 LOG_PARTITION = "eventlog"
 FS_MOUNT = "/flash"  # where ports/zephyr/modules/_boot.py mounts "storage"
 
+# The port reports no MTU exchange to aioble: notifications of ATT_MTU 23 - 3.
+BLE_NOTIFY_BYTES = 20
 ADV_INTERVAL_MS = 1000  # idle; firmware/radio.py sets the fast interval after an event
 
 CAPABILITIES = {
@@ -137,7 +139,7 @@ SLEEP_BETWEEN_ADVERTS = {
     # ESTIMATE: one wake-up of the firmware (HFCLK start, one asyncio step in
     # MicroPython at 64 MHz, ~2 ms at ~4 mA), mA*s.
     "wake_mas": 0.008,
-    "title": "today on the Zephyr port (MODELLED, not measured)",
+    "title": "today, Zephyr port (MODELLED)",
 }
 
 # The pack feeds the SoC through a buck converter (4 x AA is up to 7 V; the
@@ -188,12 +190,19 @@ STATIC_MA = {
     "closed_switch_pullups": 0.0,
 }
 
+# ESTIMATE: the lock's HMAC decision (token, proof, decision, record) in
+# MicroPython on a 64 MHz Cortex-M4F; bench's unlock_hmac_us is the unix port
+# on a desktop core. Used for the time to open.
+DECISION_S = 0.15
+
 # What the lock's own forecast (firmware/battery.py) assumes, from the energy
 # report of this board as the firmware runs (tests/test_energy.py holds them
 # to it): idle mAh per day and mAh per opening (visit, motor both ways).
 FORECAST = {
-    "idle_mah_per_day": 0.59,
-    "mah_per_open": 0.063,
+    # At today's 5 timer wake-ups a second; lower it once issue #13 section 1
+    # has taken them away (the test allows the forecast to be pessimistic).
+    "idle_mah_per_day": 0.80,
+    "mah_per_open": 0.052,
 }
 
 BATTERY_DERATING = {
