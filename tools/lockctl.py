@@ -420,12 +420,15 @@ def cmd_lock_info(args: argparse.Namespace, out: Output) -> int:
         "clock_trusted": status.get(msg.ST_CLOCK_TRUSTED),
         "lock_time": status.get(msg.ST_TIME), "log_count": status.get(msg.ST_LOG_COUNT),
         "log_capacity": status.get(msg.ST_LOG_CAPACITY), "firmware": status.get(msg.ST_FIRMWARE),
+        "battery_days": status.get(msg.ST_BATTERY_DAYS),
     }
     text = "\n".join([
         f"Lock {row.lock_id}: {info['door']} door of {', '.join(row.clients)} ({info['suite']})",
         f"  clock: {local_str(info['lock_time'] or 0, tz)} "
         f"({'trusted' if info['clock_trusted'] else 'NOT trusted'})",
-        f"  battery: {info['battery']} ({info['battery_mv']} mV)",
+        f"  battery: {info['battery']} ({info['battery_mv']} mV"
+        + (f", about {info['battery_days']} days left at its recent openings)"
+           if info["battery_days"] is not None else ")"),
         f"  block list version: {info['revocation_version']}",
         f"  log: {info['log_count']} of {info['log_capacity']} events",
         f"  firmware: {info['firmware']}"])
