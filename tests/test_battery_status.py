@@ -10,10 +10,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from fakehal import FakeHAL
 
 import boards.nrf52840_zephyr as nrf
 import boards.sim as sim
+from fakehal import FakeHAL
 from firmware import app as app_mod
 from firmware.lock import Session
 from protocol import clock, events, keys
