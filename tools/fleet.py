@@ -29,10 +29,10 @@ from protocol import crypto, keys
 from protocol import messages as msg
 from protocol import token as tok
 
-# The lock's own battery forecast (days left at its recent openings per day):
-# a status field the battery work adds; until a lock sends it the rules use
-# the battery level and voltage.
-ST_BATTERY_DAYS: int | None = getattr(msg, "ST_BATTERY_DAYS", None)
+# The lock's own battery forecast (days left at its recent openings per day,
+# firmware/battery.py); a lock that does not send it (older firmware, a board
+# without forecast figures) is judged by its battery level and voltage.
+ST_BATTERY_DAYS: int = msg.ST_BATTERY_DAYS
 
 STATUS_FILE = "status.jsonl"
 LINE_FORMAT = 1
@@ -76,9 +76,7 @@ class StatusFields:
     firmware: str | None = None
 
 
-def _uint(status: dict[Any, Any], key: int | None) -> int | None:
-    if key is None:
-        return None
+def _uint(status: dict[Any, Any], key: int) -> int | None:
     v = status.get(key)
     return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63 else None
 

@@ -152,8 +152,8 @@ def cmd_lock_info(args: argparse.Namespace, out: Output) -> int:
         f"  clock: {local_str(info['lock_time'] or 0, tz)} "
         f"({'trusted' if info['clock_trusted'] else 'NOT trusted'})",
         f"  battery: {info['battery']} ({info['battery_mv']} mV"
-        + (f", about {info['battery_days']} days left)" if info["battery_days"] is not None
-           else ")"),
+        + (f", about {info['battery_days']} days left at its recent openings)"
+           if info["battery_days"] is not None else ")"),
         f"  block list version: {info['revocation_version']}",
         f"  log: {info['log_count']} of {info['log_capacity']} events",
         f"  firmware: {info['firmware']}"]
