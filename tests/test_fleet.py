@@ -299,7 +299,8 @@ def ingest_site(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     reg.add_lock("L1", "apartment", "hmac", ["C1"], NOW - DAY)
     reg.add_lock("L2", "apartment", "hmac", ["C1"], NOW - DAY)
     with reg.tx():
-        reg.db.execute("INSERT INTO tokens VALUES (?, 'S1', 'L1', ?, ?, ?, 'open', 0, NULL)",
+        reg.db.execute("INSERT INTO tokens (cti, staff_id, lock_id, start, end, issued_at, "
+                       "scope, alarm) VALUES (?, 'S1', 'L1', ?, ?, ?, 'open', 0)",
                        (CTI, NOW - 3600, NOW + 3600, NOW - 3600))
     yield site
     site.close()

@@ -70,6 +70,7 @@ class World:
         site.add_client("test", "C1", "Astrid Lindqvist")
         site.add_staff("test", "S1", "Anna Berg")
         site.add_staff("test", "S3", "Cecilia Ek")
+        site.add_property("test", "P-1", "Storgatan 4", "Brf Storgatan")
         reg = site.registry
         reg.add_lock("NT-1", "apartment", "hmac", ["C1"], int(time.time()))
         now = int(time.time())
@@ -507,9 +508,9 @@ def legit(command: tuple[str, ...], option: str, value: str, root: Path) -> bool
     paths = value in ("/dev/null", str(root / "adir"), str(root / "missing" / "x"))
     if command in OFF_SITE and option in ("--site", "--actor"):
         return True
-    if option in ("--name", "--address", "--provider", "--actor"):
+    if option in ("--name", "--address", "--provider", "--actor", "--by", "--owner", "--what"):
         return plain or paths  # any short printable text is a name
-    if option in ("client_id", "staff_id") or (command == ("commission",)
+    if option in ("client_id", "staff_id", "property_id") or (command == ("commission",)
                                                and option == "--lock-id"):
         return value == "NO-SUCH-ID"
     # A file or directory lockctl creates may have any name the system takes.
@@ -562,6 +563,19 @@ def valid_arguments(world: World) -> dict[tuple[str, ...], list[dict[str, str]]]
                              "--to": now.date().isoformat(), "--format": "csv",
                              "--out": "report.csv"}],
         ("flash",): [{"--board": "sim", "--port": "/dev/ttyACM-none"}],
+        ("handout", "add"): [{"--person": "S1", "--item": "fob:F1", "--by": "Eva"}],
+        ("handout", "return"): [{"--person": "S1", "--item": f"device:{world.fingerprint}",
+                                 "--by": "Eva"}],
+        ("receipt", "list"): [{"--person": "S1"}],
+        ("receipt", "show"): [{"receipt_id": "R-000001", "--format": "html",
+                               "--out": "r.html"}],
+        ("property", "add"): [{"property_id": "P-9", "--address": "A", "--owner": "O"}],
+        ("consent", "add"): [{"--property": "P-1", "--by": "O", "--date": "2026-11-01"}],
+        ("lock", "remove"): [{"--port": "/dev/ttyACM-none", "--by": "Ola", "--to": "C1"}],
+        ("lock", "retire"): [{"lock_id": "NT-1", "--reason": "stolen"}],
+        ("incident", "add"): [{"--lock": "NT-1", "--what": "x",
+                               "--at": local(now - timedelta(hours=1)), "--window": "30"}],
+        ("incident", "list"): [{"--lock": "NT-1"}],
         ("fleet", "ingest"): [{"file": str(world.root / "status.jsonl")}],
         ("fleet", "status"): [{}],
     }
@@ -675,6 +689,9 @@ def test_every_command_with_hostile_arguments(world: World, capsys,
     [b"log", b"verify", b"--lock-id", b"A" * 100_000],
     [b"commission", b"--port", b"", b"--lock-id", b"NT-3", b"--client", b"C1"],
     [b"revoke", b"--token", b"-1"],
+    [b"handout", b"add", b"--person", b"S1", b"--item", b"fob:\xff", b"--by", b"E"],
+    [b"receipt", b"show", b"R-1", b"--out", b"\xff/x.html"],
+    [b"incident", b"add", b"--lock", b"NT-1", b"--what", b"\xfe\xff"],
 ])
 def test_hostile_arguments_from_a_shell(world: World, argv: list[bytes]) -> None:
     before = world.dump()

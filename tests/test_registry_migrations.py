@@ -21,6 +21,7 @@ from tools.registry import DB_NAME, Registry, RegistryError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "registry-v1" / DB_NAME
 LOCKCTL = str(Path(sys.executable).parent / "lockctl")
+SITE_NAME = "Testkommun hemtjänst"  # the fixture's (make.sh)
 
 
 def copy_of_v1(tmp_path: Path) -> Path:
@@ -82,7 +83,14 @@ def test_a_version_1_registry_is_migrated_and_keeps_its_data(tmp_path: Path) -> 
     db = connect(site)
     try:
         for table, (cols, rows) in v1_rows().items():
-            assert sorted(db.execute(f"SELECT {', '.join(cols)} FROM {table}")) == rows, table
+            got = sorted(db.execute(f"SELECT {', '.join(cols)} FROM {table}"))
+            if table == "staff":
+                # Migration 4: a staff member registered without a provider
+                # is put under the site's own (named as the site).
+                rows = sorted((sid, name, prov or SITE_NAME, kid) for sid, name, prov, kid in rows)
+            if table == "providers":
+                rows = sorted([*rows, (SITE_NAME,)])
+            assert got == rows, table
     finally:
         db.close()
     # Opening again changes nothing more.
@@ -192,16 +200,109 @@ def test_a_copy_with_the_mode_git_gives_it_is_refused(tmp_path: Path) -> None:
     assert user_version(site) == 1  # refused before anything was migrated
 
 
-def test_fleet_health_migration_on_a_version_3_registry(tmp_path: Path,
+def registry_at(tmp_path: Path, version: int, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The fixture brought up to `version` only, as that release left it."""
+    site = copy_of_v1(tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(registry, "MIGRATIONS", registry.MIGRATIONS[:version])
+        Registry(site).close()
+    assert user_version(site) == version
+    return site
+
+
+def test_migration_4_keeps_everyone_s_access_and_adds_care_operations(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = registry_at(tmp_path, 3, monkeypatch)
+    db = connect(site)
+    db.execute("INSERT INTO devices VALUES ('ab' || hex(randomblob(8)), 'S1', x'01', 5, "
+               "'active', NULL)")
+    db.commit()
+    old_clients = [r[0] for r in db.execute("SELECT client_id FROM clients")]
+    old_providers = [r[0] for r in db.execute("SELECT name FROM providers")]
+    db.close()
+    assert old_clients and old_providers
+    reg = Registry(site)
+    try:
+        assert reg.db.execute("PRAGMA user_version").fetchone()[0] == len(registry.MIGRATIONS)
+        # Every existing client has every provider that existed (and the
+        # site's own, which the provider-less S3 was put under).
+        pairs = {(r[0], r[1]) for r in reg.db.execute(
+            "SELECT client_id, provider FROM client_providers")}
+        assert pairs == {(c, p) for c in old_clients for p in [*old_providers, SITE_NAME]}
+        staff = {r["staff_id"]: r for r in reg.db.execute("SELECT * FROM staff")}
+        assert {r["role"] for r in staff.values()} == {"home-care"}
+        assert {r["state"] for r in staff.values()} == {"active"}
+        assert staff["S3"]["provider"] == SITE_NAME and staff["S1"]["provider"] == "Kommunen"
+        assert all(r["unit"] is None for r in staff.values())
+        clients = list(reg.db.execute("SELECT * FROM clients"))
+        assert all(r["active"] == 1 and r["medicine_roles"] == "nurse" and r["unit"] is None
+                   for r in clients)
+        provs = list(reg.db.execute("SELECT * FROM providers"))
+        assert all(r["alarms"] == 0 and r["active"] == 1 for r in provs)
+        assert reg.db.execute("SELECT state FROM devices").fetchone()[0] == "active"
+        assert reg.lock("NT-1").provider is None
+        for table in ("units", "bookings", "alarm_keys"):
+            assert reg.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
+        # One key per alarm id, enforced by the schema itself.
+        with pytest.raises(sqlite3.IntegrityError):
+            with reg.tx():
+                for _ in range(2):
+                    reg.db.execute(
+                        "INSERT INTO alarm_keys VALUES ('A-1', 'C1', 'S1', 'fall', 60, 1, 2, 1,"
+                        " 'dev', 'x')")
+    finally:
+        reg.close()
+
+
+def test_migration_5_adds_receipts_properties_retirements_and_incidents(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = registry_at(tmp_path, 4, monkeypatch)
+    before = {t: rows for t, rows in (
+        (t, sorted(connect(site).execute(f"SELECT * FROM {t}")))
+        for t in ("clients", "locks", "tokens", "staff", "audit"))}
+    with monkeypatch.context() as m:  # migration 5 alone (6 has its own test)
+        m.setattr(registry, "MIGRATIONS", registry.MIGRATIONS[:5])
+        reg = Registry(site)
+    try:
+        assert reg.db.execute("PRAGMA user_version").fetchone()[0] == 5
+        # What was there is untouched; clients gain two empty columns.
+        for table, rows in before.items():
+            got = [tuple(r) for r in reg.db.execute(f"SELECT * FROM {table}")]
+            if table == "clients":
+                new = [tuple(r) for r in reg.db.execute(
+                    "SELECT property_id, informed_on FROM clients")]
+                assert new and set(new) == {(None, None)}
+                got = [r[:-2] for r in got]
+            assert sorted(got) == rows, table
+        for table in ("receipts", "receipt_items", "properties", "consents", "retired_locks",
+                      "incidents"):
+            assert reg.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
+        assert reg.held_items("S1") == []
+        # The schema itself refuses an item that goes neither way, and a
+        # client in a property that does not exist.
+        no = reg.add_receipt("handout add", "S1", "staff", "E", 1, [("to", "fob", "F1")], "x")
+        with pytest.raises(sqlite3.IntegrityError):
+            with reg.tx():
+                reg.db.execute("INSERT INTO receipt_items VALUES (?, 2, 'sideways', 'fob', 'F')",
+                               (no,))
+        with pytest.raises(sqlite3.IntegrityError):
+            with reg.tx():
+                reg.db.execute("UPDATE clients SET property_id = 'P-404' WHERE client_id = 'C1'")
+        assert reg.held_items("S1") == [("fob", "F1", 1)]
+    finally:
+        reg.close()
+
+
+def test_fleet_health_migration_on_a_version_5_registry(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """The fleet-health migration (firmware, clock trusted, battery forecast,
     status source) on a registry of the schema before it: the locks keep their
-    status, the new fields are unknown, and fleet status reads it."""
+    status, the new fields are unknown, and fleet status reads it (migration 6)."""
     site = copy_of_v1(tmp_path)
     with monkeypatch.context() as m:
-        m.setattr(registry, "MIGRATIONS", registry.MIGRATIONS[:3])
+        m.setattr(registry, "MIGRATIONS", registry.MIGRATIONS[:5])
         Registry(site).close()
-    assert user_version(site) == 3
+    assert user_version(site) == 5
     db = connect(site)
     before = db.execute("SELECT lock_id, last_seen, revocation_version, battery_mv "
                         "FROM locks ORDER BY lock_id").fetchall()

@@ -324,27 +324,23 @@ def lock_problems(lock: LockView, site: SiteView) -> list[Problem]:
 
 
 def _battery_problem(lock: LockView) -> Problem | None:
+    """From the lock's own forecast where it sends one (days left at its
+    recent openings), else from its battery level."""
     mv = f" ({lock.battery_mv} mV)" if lock.battery_mv else ""
-    if lock.battery_days is not None:
-        days = lock.battery_days
-        if days <= BATTERY_DAYS_URGENT or lock.battery == 2:
-            return Problem("battery", 3, lock.last_seen,
-                           f"battery critical: about {days} days left{mv}",
-                           "replace the batteries now")
-        if days <= BATTERY_DAYS_LOW or lock.battery == 1:
-            return Problem("battery", 2, lock.last_seen,
-                           f"battery low: about {days} days left{mv}",
-                           "replace the batteries at the next visit")
-        if days <= BATTERY_DAYS_NOTICE:
-            return Problem("battery", 1, lock.last_seen, f"battery: about {days} days left{mv}",
-                           "plan a battery change within a month")
-        return None
+    days = lock.battery_days
+    left = "" if days is None else f": about {days} days left"
     if lock.battery == 2:
-        return Problem("battery", 3, lock.last_seen, f"battery critical{mv}",
+        return Problem("battery", 3, lock.last_seen, f"battery critical{left}{mv}",
                        "replace the batteries now")
-    if lock.battery == 1:
-        return Problem("battery", 2, lock.last_seen, f"battery low{mv}",
+    if days is not None and days <= BATTERY_DAYS_URGENT:
+        return Problem("battery", 3, lock.last_seen, f"battery nearly empty{left}{mv}",
+                       "replace the batteries now")
+    if lock.battery == 1 or (days is not None and days <= BATTERY_DAYS_LOW):
+        return Problem("battery", 2, lock.last_seen, f"battery low{left}{mv}",
                        "replace the batteries at the next visit")
+    if days is not None and days <= BATTERY_DAYS_NOTICE:
+        return Problem("battery", 1, lock.last_seen, f"battery: about {days} days left{mv}",
+                       "plan a battery change within a month")
     return None
 
 

@@ -39,7 +39,8 @@ def make_registry(site_dir: Path, n_locks: int, now: int, seed: int = 1,
     db = reg.db
     n_staff = max(1, n_locks // 8)
     with reg.tx():
-        db.executemany("INSERT INTO staff VALUES (?, ?, NULL, ?)",
+        db.executemany("INSERT INTO staff (staff_id, name, provider, key_id) "
+                       "VALUES (?, ?, NULL, ?)",
                        [(f"S{i}", f"Staff {i}", os.urandom(8)) for i in range(n_staff)])
         locks, coms, clients, links, events, tokens = [], [], [], [], [], []
         for i in range(n_locks):
@@ -76,10 +77,12 @@ def make_registry(site_dir: Path, n_locks: int, now: int, seed: int = 1,
                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", locks)
         db.executemany("INSERT INTO commissionings (lock_id, epoch, commissioned_at, first_seq) "
                        "VALUES (?, ?, ?, ?)", coms)
-        db.executemany("INSERT INTO clients VALUES (?, ?, ?)", clients)
+        db.executemany("INSERT INTO clients (client_id, name, address) VALUES (?, ?, ?)",
+                       clients)
         db.executemany("INSERT INTO lock_clients VALUES (?, ?)", links)
         db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", events)
-        db.executemany("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", tokens)
+        db.executemany("INSERT INTO tokens (cti, staff_id, lock_id, start, end, issued_at, "
+                       "scope, alarm, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", tokens)
         # Blocks of this morning: some staff, some single keys; none has
         # reached a lock yet (every lock reports version 0).
         blocks = [("staff", f"S{rng.randrange(n_staff)}", now, now - 1800) for _ in range(20)]

@@ -67,6 +67,7 @@ FACTORY_RESET = "lost to a factory reset at the lock"
 DECOMMISSIONED_ELSEWHERE = "not collected before the lock was decommissioned by another tool"
 REPLACED = ("unknown: the lock was commissioned again with no record of this identity "
             "(a new board, or its flash erased)")
+RETIRED = "unknown: the lock was retired (stolen or destroyed) and cannot be collected"
 
 
 def _local_day(lock_time: int, tz: ZoneInfo) -> str:
@@ -132,6 +133,9 @@ def check_epoch(com: Any, rows: list[Any], log_key: bytes, zone: str, retention_
         v.gaps.append(Gap(last_held + 1, int(end_seq), DECOMMISSIONED_ELSEWHERE))
     elif end_kind == "replaced":
         v.gaps.append(Gap(last_held + 1, None, REPLACED))
+    elif end_kind == "retired":
+        # What it recorded after its last collection is out of reach for good.
+        v.gaps.append(Gap(last_held + 1, None, RETIRED))
     v.complete = chain_ok and not v.gaps
     if pruned_seq:
         v.since = (_local_day(decoded[0].time, tz) if decoded else

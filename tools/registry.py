@@ -112,8 +112,107 @@ MIGRATIONS: list[str] = [
                           state TEXT NOT NULL, changed_at INTEGER);
     ALTER TABLE tokens ADD COLUMN device TEXT;
     """,
-    # 4 (to be 6: careops takes 4 and alarms 5; whoever merges after them moves
-    # this entry behind theirs): fleet health. What a lock's status carries
+    # 4: care operations (issue #14 sections 1-3). Nothing is deleted: a
+    # client, provider or unit that is removed is deactivated (active = 0),
+    # because the log and the audit record refer to it. A staff member's state
+    # is 'active' or 'deactivated'; a device's state gains 'suspended' (its
+    # staff member was deactivated: `staff activate` restores it, never a
+    # 'revoked' one). A staff member belongs to a provider: one registered
+    # without is put under a provider named as the site (its own service).
+    # Every existing client gets every existing provider
+    # (nobody loses access by upgrading) and every existing staff member the
+    # role home-care. A client's medicine cabinet is for the roles in
+    # medicine_roles (comma-separated). A key box belongs to one provider
+    # (locks.provider). A booking lets a staff member hold keys to another
+    # unit's clients for its period. An alarm key is one per alarm id.
+    """
+    ALTER TABLE providers ADD COLUMN alarms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE providers ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE providers ADD COLUMN changed_at INTEGER;
+    CREATE TABLE units (unit_id TEXT PRIMARY KEY,
+                        provider TEXT NOT NULL REFERENCES providers(name),
+                        name TEXT, active INTEGER NOT NULL DEFAULT 1,
+                        created_at INTEGER NOT NULL, changed_at INTEGER);
+    ALTER TABLE clients ADD COLUMN unit TEXT REFERENCES units(unit_id);
+    ALTER TABLE clients ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE clients ADD COLUMN medicine_roles TEXT NOT NULL DEFAULT 'nurse';
+    ALTER TABLE clients ADD COLUMN changed_at INTEGER;
+    INSERT OR IGNORE INTO providers (name)
+        SELECT value FROM settings WHERE key = 'name'
+        AND EXISTS (SELECT 1 FROM staff WHERE provider IS NULL);
+    UPDATE staff SET provider = (SELECT value FROM settings WHERE key = 'name')
+        WHERE provider IS NULL;
+    CREATE TABLE client_providers (client_id TEXT NOT NULL REFERENCES clients(client_id),
+                                   provider TEXT NOT NULL REFERENCES providers(name),
+                                   since INTEGER NOT NULL,
+                                   PRIMARY KEY (client_id, provider));
+    INSERT INTO client_providers (client_id, provider, since)
+        SELECT c.client_id, p.name, CAST(strftime('%s', 'now') AS INTEGER)
+        FROM clients c CROSS JOIN providers p;
+    ALTER TABLE staff ADD COLUMN role TEXT NOT NULL DEFAULT 'home-care';
+    ALTER TABLE staff ADD COLUMN unit TEXT REFERENCES units(unit_id);
+    ALTER TABLE staff ADD COLUMN state TEXT NOT NULL DEFAULT 'active';
+    ALTER TABLE staff ADD COLUMN changed_at INTEGER;
+    ALTER TABLE locks ADD COLUMN provider TEXT REFERENCES providers(name);
+    CREATE TABLE bookings (booking_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                           staff_id TEXT NOT NULL REFERENCES staff(staff_id),
+                           unit TEXT NOT NULL REFERENCES units(unit_id),
+                           start INTEGER NOT NULL, end INTEGER NOT NULL,
+                           created_at INTEGER NOT NULL, created_by TEXT NOT NULL,
+                           cancelled_at INTEGER);
+    CREATE INDEX bookings_by_staff ON bookings (staff_id, unit, start);
+    CREATE TABLE alarm_keys (alarm_id TEXT PRIMARY KEY,
+                             client_id TEXT NOT NULL REFERENCES clients(client_id),
+                             staff_id TEXT NOT NULL REFERENCES staff(staff_id),
+                             reason TEXT NOT NULL, minutes INTEGER NOT NULL,
+                             start INTEGER NOT NULL, end INTEGER NOT NULL,
+                             issued_at INTEGER NOT NULL, device TEXT NOT NULL,
+                             actor TEXT NOT NULL);
+    ALTER TABLE tokens ADD COLUMN alarm_id TEXT REFERENCES alarm_keys(alarm_id);
+    ALTER TABLE tokens ADD COLUMN booking_id INTEGER REFERENCES bookings(booking_id);
+    CREATE INDEX tokens_by_lock ON tokens (lock_id, end);
+    CREATE INDEX tokens_by_staff ON tokens (staff_id, end);
+    CREATE INDEX audit_by_time ON audit (at);
+    """,
+    # 5: receipts, properties and consent, retired locks, incidents (issue #14
+    # sections 4 and 5). A receipt (kvittens) records items changing hands
+    # with a person (a staff member, a client or a property's owner); each
+    # item goes 'to' the person (handed out) or 'from' them (given back), so
+    # what a person still holds is the difference. A client may live in a
+    # property whose owner must consent before its shared doors get a lock.
+    # A retired lock id (stolen, destroyed) is never commissioned again. An
+    # incident is linked to its lock's log by a window around its time.
+    """
+    CREATE TABLE receipts (receipt_no INTEGER PRIMARY KEY AUTOINCREMENT,
+                           kind TEXT NOT NULL, person TEXT NOT NULL,
+                           person_kind TEXT NOT NULL, by_name TEXT NOT NULL,
+                           at INTEGER NOT NULL, lock_id TEXT, note TEXT,
+                           actor TEXT NOT NULL);
+    CREATE INDEX receipts_by_person ON receipts (person, at);
+    CREATE TABLE receipt_items (receipt_no INTEGER NOT NULL REFERENCES receipts(receipt_no),
+                                pos INTEGER NOT NULL, direction TEXT NOT NULL
+                                CHECK (direction IN ('to', 'from')),
+                                item_kind TEXT NOT NULL, label TEXT NOT NULL,
+                                PRIMARY KEY (receipt_no, pos));
+    CREATE TABLE properties (property_id TEXT PRIMARY KEY, address TEXT NOT NULL,
+                             owner TEXT NOT NULL, added_at INTEGER NOT NULL);
+    CREATE TABLE consents (consent_no INTEGER PRIMARY KEY AUTOINCREMENT,
+                           property_id TEXT NOT NULL REFERENCES properties(property_id),
+                           given_by TEXT NOT NULL, given_on TEXT NOT NULL,
+                           recorded_at INTEGER NOT NULL, actor TEXT NOT NULL);
+    ALTER TABLE clients ADD COLUMN property_id TEXT REFERENCES properties(property_id);
+    ALTER TABLE clients ADD COLUMN informed_on TEXT;
+    CREATE TABLE retired_locks (lock_id TEXT PRIMARY KEY REFERENCES locks(lock_id),
+                                reason TEXT NOT NULL, retired_at INTEGER NOT NULL,
+                                actor TEXT NOT NULL);
+    CREATE TABLE incidents (incident_no INTEGER PRIMARY KEY AUTOINCREMENT,
+                            lock_id TEXT NOT NULL REFERENCES locks(lock_id),
+                            at INTEGER NOT NULL, what TEXT NOT NULL,
+                            window_s INTEGER NOT NULL, recorded_at INTEGER NOT NULL,
+                            actor TEXT NOT NULL);
+    CREATE INDEX incidents_by_lock ON incidents (lock_id, at);
+    """,
+    # 6: fleet health (issue #15 section 1). What a lock's status carries
     # beyond the first schema's columns: its firmware version, whether its
     # clock is trusted, its own battery forecast (days left), and where the
     # status came from ("serial" or "key"). Tokens by end time: fleet status
@@ -127,6 +226,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX tokens_alarm ON tokens (alarm, issued_at);
     """,
 ]
+ROLES = ("home-care", "nurse", "rehab", "night-patrol", "installer")
 # How a lock reports its previous identity's end when commissioned (firmware.lock END_*).
 PREVIOUS_END = {0: "none", 1: "decommissioned", 2: "factory-reset"}
 
@@ -156,6 +256,7 @@ class LockRow:
     log_capacity: int | None = None
     last_seq: int | None = None
     epoch: int = 1
+    provider: str | None = None  # a key box's provider
     firmware: str | None = None
     clock_trusted: int | None = None
     battery_days: int | None = None
@@ -413,7 +514,7 @@ class Registry:
             if self.db.execute("SELECT 1 FROM clients WHERE client_id = ?",
                                (client_id,)).fetchone():
                 raise RegistryError(f"client {client_id} already exists")
-            self.db.execute("INSERT INTO clients VALUES (?, ?, ?)", (client_id, name, address))
+            self.db.execute("INSERT INTO clients (client_id, name, address) VALUES (?, ?, ?)", (client_id, name, address))
 
     def client(self, client_id: str) -> sqlite3.Row:
         row = self.db.execute("SELECT * FROM clients WHERE client_id = ?", (client_id,)).fetchone()
@@ -426,8 +527,8 @@ class Registry:
             if self.db.execute("SELECT 1 FROM staff WHERE staff_id = ?", (staff_id,)).fetchone():
                 raise RegistryError(f"staff member {staff_id} already exists")
             if provider:
-                self.db.execute("INSERT OR IGNORE INTO providers VALUES (?)", (provider,))
-            self.db.execute("INSERT INTO staff VALUES (?, ?, ?, ?)",
+                self.db.execute("INSERT OR IGNORE INTO providers (name) VALUES (?)", (provider,))
+            self.db.execute("INSERT INTO staff (staff_id, name, provider, key_id) VALUES (?, ?, ?, ?)",
                             (staff_id, name, provider, events.key_id_of(staff_id)))
 
     def staff(self, staff_id: str) -> sqlite3.Row:
@@ -498,13 +599,13 @@ class Registry:
     def add_token(self, cti: bytes, staff_id: str, lock_id: str, start: int, end: int,
                   scope: str, alarm: bool, device: str | None = None) -> None:
         with self.tx():
-            self.db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.db.execute("INSERT INTO tokens (cti, staff_id, lock_id, start, end, issued_at, scope, alarm, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (cti, staff_id, lock_id, start, end, int(time.time()), scope,
                              int(alarm), device))
 
     # --- staff devices -----------------------------------------------------------------
     def add_device(self, fingerprint: str, staff_id: str, public: bytes, at: int) -> None:
-        self.db.execute("INSERT INTO devices VALUES (?, ?, ?, ?, 'active', NULL)",
+        self.db.execute("INSERT INTO devices (fingerprint, staff_id, public, enrolled_at, state, changed_at) VALUES (?, ?, ?, ?, 'active', NULL)",
                         (fingerprint, staff_id, public, at))
 
     def devices(self) -> list[sqlite3.Row]:
@@ -610,7 +711,7 @@ class Registry:
         self.db.execute("UPDATE locks SET epoch = ? WHERE lock_id = ?", (epoch, lock_id))
         return epoch
 
-    def end_epoch(self, lock_id: str, epoch: int, kind: str, seq: int, at: int) -> None:
+    def end_epoch(self, lock_id: str, epoch: int, kind: str, seq: int | None, at: int) -> None:
         self.db.execute("UPDATE commissionings SET end_kind = ?, end_seq = ?, ended_at = ? "
                         "WHERE lock_id = ? AND epoch = ?", (kind, seq, at, lock_id, epoch))
 
@@ -709,6 +810,128 @@ class Registry:
                     (lock_id, epoch, seq))
                 removed += cur.rowcount
         return removed
+
+    # --- receipts (migration 5) ----------------------------------------------------------
+    def add_receipt(self, kind: str, person: str, person_kind: str, by: str, at: int,
+                    items: list[tuple[str, str, str]], actor: str, lock_id: str | None = None,
+                    note: str | None = None) -> int:
+        """A receipt and its items, (direction 'to' | 'from', kind, label) each;
+        returns its number."""
+        with self.tx():
+            cur = self.db.execute(
+                "INSERT INTO receipts (kind, person, person_kind, by_name, at, lock_id, note, "
+                "actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (kind, person, person_kind, by, at, lock_id, note, actor))
+            no = int(cur.lastrowid or 0)
+            for pos, (direction, item_kind, label) in enumerate(items, start=1):
+                self.db.execute("INSERT INTO receipt_items VALUES (?, ?, ?, ?, ?)",
+                                (no, pos, direction, item_kind, label))
+        return no
+
+    def receipt(self, no: int) -> sqlite3.Row:
+        row = self.db.execute("SELECT * FROM receipts WHERE receipt_no = ?", (no,)).fetchone()
+        if row is None:
+            raise RegistryError(f"no receipt R-{no:06d} in this site")
+        return row  # type: ignore[no-any-return]
+
+    def receipts(self, person: str | None = None) -> list[sqlite3.Row]:
+        if person is None:
+            return list(self.db.execute("SELECT * FROM receipts ORDER BY receipt_no"))
+        return list(self.db.execute("SELECT * FROM receipts WHERE person = ? ORDER BY receipt_no",
+                                    (person,)))
+
+    def receipt_items(self, no: int) -> list[sqlite3.Row]:
+        return list(self.db.execute("SELECT * FROM receipt_items WHERE receipt_no = ? "
+                                    "ORDER BY pos", (no,)))
+
+    def held_items(self, person: str, upto: int | None = None) -> list[tuple[str, str, int]]:
+        """What the person still holds (after receipt number `upto`, if given):
+        (kind, label, count) of the items handed to them and not given back."""
+        rows = self.db.execute(
+            "SELECT i.item_kind, i.label, SUM(CASE i.direction WHEN 'to' THEN 1 ELSE -1 END) "
+            "FROM receipt_items i JOIN receipts r USING (receipt_no) WHERE r.person = ? "
+            "AND r.receipt_no <= ? GROUP BY i.item_kind, i.label "
+            "ORDER BY MIN(r.receipt_no), i.item_kind, i.label",
+            (person, (1 << 62) if upto is None else upto))
+        return [(r[0], r[1], int(r[2])) for r in rows if r[2] > 0]
+
+    # --- properties and consent ------------------------------------------------------------
+    def add_property(self, property_id: str, address: str, owner: str, at: int) -> None:
+        with self.tx():
+            if self.db.execute("SELECT 1 FROM properties WHERE property_id = ?",
+                               (property_id,)).fetchone():
+                raise RegistryError(f"property {property_id} already exists")
+            self.db.execute("INSERT INTO properties VALUES (?, ?, ?, ?)",
+                            (property_id, address, owner, at))
+
+    def property(self, property_id: str) -> sqlite3.Row:
+        row = self.db.execute("SELECT * FROM properties WHERE property_id = ?",
+                              (property_id,)).fetchone()
+        if row is None:
+            raise RegistryError(f"no property {property_id} (lockctl property add)")
+        return row  # type: ignore[no-any-return]
+
+    def add_consent(self, property_id: str, given_by: str, given_on: str, at: int,
+                    actor: str) -> int:
+        with self.tx():
+            cur = self.db.execute(
+                "INSERT INTO consents (property_id, given_by, given_on, recorded_at, actor) "
+                "VALUES (?, ?, ?, ?, ?)", (property_id, given_by, given_on, at, actor))
+        return int(cur.lastrowid or 0)
+
+    def consents(self, property_id: str) -> list[sqlite3.Row]:
+        return list(self.db.execute("SELECT * FROM consents WHERE property_id = ? "
+                                    "ORDER BY given_on, consent_no", (property_id,)))
+
+    def set_client_fields(self, client_id: str, **fields: Any) -> None:
+        """Set a client's property_id / informed_on (the columns of migration 5)."""
+        allowed = {"property_id", "informed_on"}
+        if not fields or set(fields) - allowed:
+            raise RegistryError(f"set_client_fields takes {', '.join(sorted(allowed))}")
+        with self.tx():
+            cols = sorted(fields)
+            self.db.execute(f"UPDATE clients SET {', '.join(c + ' = ?' for c in cols)} "
+                            "WHERE client_id = ?", (*[fields[c] for c in cols], client_id))
+
+    # --- retired locks and incidents --------------------------------------------------------
+    def retirement(self, lock_id: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM retired_locks WHERE lock_id = ?",  # type: ignore[no-any-return]
+                               (lock_id,)).fetchone()
+
+    def add_retirement(self, lock_id: str, reason: str, at: int, actor: str) -> None:
+        self.db.execute("INSERT INTO retired_locks VALUES (?, ?, ?, ?)",
+                        (lock_id, reason, at, actor))
+
+    def lock_tokens(self, lock_id: str, now: int) -> list[sqlite3.Row]:
+        """The lock's tokens that have not expired yet."""
+        return list(self.db.execute("SELECT * FROM tokens WHERE lock_id = ? AND end > ?",
+                                    (lock_id, now)))
+
+    def add_incident(self, lock_id: str, at: int, what: str, window_s: int, recorded_at: int,
+                     actor: str) -> int:
+        with self.tx():
+            cur = self.db.execute(
+                "INSERT INTO incidents (lock_id, at, what, window_s, recorded_at, actor) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (lock_id, at, what, window_s, recorded_at, actor))
+        return int(cur.lastrowid or 0)
+
+    def incidents(self, lock_id: str | None = None) -> list[sqlite3.Row]:
+        if lock_id is None:
+            return list(self.db.execute("SELECT * FROM incidents ORDER BY at, incident_no"))
+        return list(self.db.execute("SELECT * FROM incidents WHERE lock_id = ? "
+                                    "ORDER BY at, incident_no", (lock_id,)))
+
+    def last_pull(self, lock_id: str) -> int | None:
+        """When the lock's log was last collected (POSIX), from the audit record."""
+        row = self.db.execute("SELECT MAX(at) FROM audit WHERE action = 'log pull' AND "
+                              "json_extract(detail, '$.lock') = ?", (lock_id,)).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def events_between(self, lock_id: str, first: int, last: int) -> list[sqlite3.Row]:
+        """The lock's records whose lock time (seconds since 2020) is in [first, last]."""
+        return list(self.db.execute(
+            "SELECT * FROM events WHERE lock_id = ? AND time BETWEEN ? AND ? "
+            "ORDER BY epoch, seq", (lock_id, first, last)))
 
 
 def _remove(paths: list[Path]) -> None:

@@ -86,6 +86,9 @@ def cmd_commission(args: argparse.Namespace, out: Output) -> int:
     if args.door in ("apartment", "key-box", "medicine-cabinet") and len(clients) > 1:
         raise UsageError(f"a {args.door} door serves one client; shared doors are "
                          "entrance or waste-room")
+    problem = Site(reg).commission_problem(lock_id, args.door, clients)
+    if problem is not None:
+        raise Failed(problem)
     secret = keys.lock_secret(reg.site_secret(), lock_id)
     pk = reg.signing_public() if args.suite == tok.SUITE_ED25519 else None
     now = int(time.time())

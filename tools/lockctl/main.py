@@ -13,7 +13,15 @@ from typing import Any
 from tools import device as device_mod
 from tools import issuer, keyfile
 from tools.client import ClientError, ForeignLock, Refused
-from tools.lockctl import fleet_cmds, key_cmds, lock_cmds, log_cmds, site_cmds
+from tools.lockctl import (
+    care_cmds,
+    fleet_cmds,
+    key_cmds,
+    lock_cmds,
+    lock_life_cmds,
+    log_cmds,
+    site_cmds,
+)
 from tools.lockctl.cli import (
     Commands,
     Failed,
@@ -28,7 +36,7 @@ from tools.lockctl.cli import (
 from tools.registry import RegistryError
 from tools.transport import TransportError
 
-MODULES = (site_cmds, lock_cmds, key_cmds, log_cmds, fleet_cmds)
+MODULES = (site_cmds, lock_cmds, key_cmds, log_cmds, care_cmds, lock_life_cmds, fleet_cmds)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from tools.lockctl.cli import (
     actor,
     check_id,
     days_arg,
+    id_arg,
     open_registry,
     site_dir,
     text_arg,
@@ -37,7 +38,7 @@ def cmd_site_init(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_client_add(args: argparse.Namespace, out: Output) -> int:
     Site(open_registry(args)).add_client(actor(args), check_id(args.client_id, "client id"),
-                                         args.name, args.address)
+                                         args.name, args.address, args.property)
     out.done({"client": args.client_id}, f"Client {args.client_id} ({args.name}) added.")
     return 0
 
@@ -63,6 +64,8 @@ def register(c: Commands) -> None:
     sp.add_argument("client_id", metavar="CLIENT_ID")
     sp.add_argument("--name", required=True, type=text_arg(200))
     sp.add_argument("--address", type=text_arg(200))
+    sp.add_argument("--property", metavar="PROPERTY_ID", type=id_arg("property id"),
+                    help="the property (building) the client lives in (lockctl property add)")
 
     staff = c.group("staff", "staff")
     sp = c.add(staff, "add", cmd_staff_add, "register a staff member")
