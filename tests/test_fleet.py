@@ -124,6 +124,11 @@ def test_alarms_count_issues_per_night() -> None:
     assert p.kind == "alarms" and p.severity == 2 and p.since == 1796068800  # 21:00
     assert "5 alarm keys in the night of 2026-11-30" in p.text and "Nattpatrull 9" in p.text
     assert fleet.staff_problems(keys[:8], site()) == {}  # 4 issues: not many
+    # `alarm issue`'s keys: one alarm id is one response, whatever its times.
+    same = [fleet.AlarmKey("S7", start + i, f"L{i}", "A-1") for i in range(6)]
+    assert fleet.staff_problems(same, site()) == {}
+    many = [fleet.AlarmKey("S7", start + i, "L1", f"A-{i}") for i in range(6)]
+    assert [p.kind for p in fleet.staff_problems(many, site())["S7"]] == ["alarms"]
 
 
 # --- the status line and its MAC ------------------------------------------------------

@@ -349,6 +349,7 @@ class AlarmKey:
     staff_id: str
     issued_at: int
     lock_id: str
+    alarm_id: str | None = None  # `alarm issue`'s id: one alarm response, all its doors
 
 
 def night_of(t: int, zone: ZoneInfo) -> datetime | None:
@@ -366,14 +367,16 @@ def night_of(t: int, zone: ZoneInfo) -> datetime | None:
 def staff_problems(keys_: Iterable[AlarmKey], site: SiteView,
                    names: dict[str, str] | None = None) -> dict[str, list[Problem]]:
     """Patrols given many alarm keys in one night. One alarm response is one
-    issue (its keys for the client's doors share the issue time)."""
-    nights: dict[tuple[str, int], set[int]] = {}
+    issue (its keys for the client's doors share the alarm id, or without one
+    the issue time)."""
+    nights: dict[tuple[str, int], set[object]] = {}
     for k in keys_:
         if k.issued_at < site.now - ALARM_WINDOW_S:
             continue
         night = night_of(k.issued_at, site.zone)
         if night is not None:
-            nights.setdefault((k.staff_id, int(night.timestamp())), set()).add(k.issued_at)
+            nights.setdefault((k.staff_id, int(night.timestamp())), set()).add(
+                k.alarm_id or k.issued_at)
     out: dict[str, list[Problem]] = {}
     for (staff, start), issues in sorted(nights.items()):
         if len(issues) < ALARM_NIGHT_KEYS:
@@ -421,7 +424,8 @@ WHERE end > :now AND (
                            AND until + :skew >= :now))
 """
 
-_ALARMS = "SELECT staff_id, issued_at, lock_id FROM tokens WHERE alarm = 1 AND issued_at >= ?"
+_ALARMS = ("SELECT staff_id, issued_at, lock_id, alarm_id FROM tokens "
+           "WHERE alarm = 1 AND issued_at >= ?")
 
 
 def _lock_view(r: Any) -> LockView:
@@ -474,7 +478,7 @@ def fleet_view(reg: Any, now: int, lock_id: str | None = None
                 hits.append(tb)
             if hits:
                 site.blocks.setdefault(t["lock_id"], []).extend(hits)
-    alarms = [AlarmKey(r[0], int(r[1]), r[2])
+    alarms = [AlarmKey(r[0], int(r[1]), r[2], r[3])
               for r in db.execute(_ALARMS, (now - ALARM_WINDOW_S - 86400,))]
     names = {r[0]: r[1] for r in db.execute("SELECT staff_id, name FROM staff")} if alarms else {}
     return locks, site, alarms, names
