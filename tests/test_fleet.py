@@ -19,8 +19,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tools import fleet, fleetbench
-from tools.fleet import IngestError, LockView, SiteView
+from tools import fleet, fleetbench, statusfile
+from tools.fleet import LockView, SiteView
+from tools.statusfile import IngestError
 
 ZONE = ZoneInfo("Europe/Stockholm")
 NOW = 1796150000  # 2026-12-01 20:33 in Stockholm
@@ -157,46 +158,46 @@ CTI = bytes.fromhex("6adec0106cdd278d518b034886fc376d")
 
 
 def check(text: str, token_lock: str | None = "L1", issued: int | None = NOW - 3600
-          ) -> fleet.CheckedAnswer:
-    return fleet.check_answer(fleet.parse_line(text), SITE_SECRET, token_lock, issued, NOW)
+          ) -> statusfile.CheckedAnswer:
+    return statusfile.check_answer(statusfile.parse_line(text), SITE_SECRET, token_lock, issued, NOW)
 
 
 def test_a_genuine_answer_is_taken() -> None:
-    line = fleet.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS), NOW - 60)
+    line = statusfile.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS), NOW - 60)
     got = check(line)
     assert got.lock_id == "L1" and got.seen == NOW - 60 and got.lock_time == NOW
-    f = fleet.status_fields(got.status, got.seen)
+    f = statusfile.status_fields(got.status, got.seen)
     assert (f.revocation_version, f.clock_offset, f.battery_mv, f.firmware) == (3, 36060, 6800,
                                                                                  "0.1.0")
 
 
 def test_wrong_lock_other_site_and_bad_times_are_refused() -> None:
-    line = fleet.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS), NOW - 60)
+    line = statusfile.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS), NOW - 60)
     with pytest.raises(IngestError, match="not issued by this site"):
         check(line, token_lock=None, issued=None)
     with pytest.raises(IngestError, match="is for lock L2"):
         check(line, token_lock="L2")
-    other = fleet.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS, secret=bytes(32)), NOW)
+    other = statusfile.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS, secret=bytes(32)), NOW)
     with pytest.raises(IngestError, match="forged or altered"):
         check(other)
     # The answer of lock L2 presented as L1's (the MAC binds the lock id).
-    swapped = fleet.status_line("L1", CTI, oracle_answer("L2", CTI, STATUS), NOW)
+    swapped = statusfile.status_line("L1", CTI, oracle_answer("L2", CTI, STATUS), NOW)
     with pytest.raises(IngestError, match="forged or altered"):
         check(swapped)
     with pytest.raises(IngestError, match="future"):
-        check(fleet.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS), NOW + 3600))
+        check(statusfile.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS), NOW + 3600))
     with pytest.raises(IngestError, match="before its key was issued"):
-        check(fleet.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS), NOW - 7200))
+        check(statusfile.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS), NOW - 7200))
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_any_change_to_an_answer_is_refused(data: st.DataObject) -> None:
-    original = check(fleet.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS), NOW - 60))
+    original = check(statusfile.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS), NOW - 60))
     answer = bytearray(oracle_answer("L1", CTI, STATUS))
     i = data.draw(st.integers(0, len(answer) - 1))
     answer[i] ^= data.draw(st.integers(1, 255))
-    line = fleet.status_line("L1", CTI, bytes(answer), NOW - 60)
+    line = statusfile.status_line("L1", CTI, bytes(answer), NOW - 60)
     try:
         got = check(line)
     except IngestError:
@@ -209,8 +210,8 @@ def test_any_change_to_an_answer_is_refused(data: st.DataObject) -> None:
     assert status_of(got) == status_of(original)
 
 
-def status_of(a: fleet.CheckedAnswer) -> fleet.StatusFields:
-    return fleet.status_fields(a.status, a.seen)
+def status_of(a: statusfile.CheckedAnswer) -> statusfile.StatusFields:
+    return statusfile.status_fields(a.status, a.seen)
 
 
 @settings(max_examples=200, deadline=None)
@@ -218,7 +219,7 @@ def status_of(a: fleet.CheckedAnswer) -> fleet.StatusFields:
 def test_another_token_id_is_refused(cti: bytes) -> None:
     if cti == CTI:
         return
-    line = fleet.status_line("L1", cti, oracle_answer("L1", CTI, STATUS), NOW - 60)
+    line = statusfile.status_line("L1", cti, oracle_answer("L1", CTI, STATUS), NOW - 60)
     with pytest.raises(IngestError, match="forged or altered"):
         check(line)
 
@@ -313,7 +314,7 @@ def ingest_site(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
 
 def genuine(site: object, seen: int = NOW - 60) -> str:
     secret = site.registry.site_secret()  # type: ignore[attr-defined]
-    return fleet.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS, secret=secret), seen)
+    return statusfile.status_line("L1", CTI, oracle_answer("L1", CTI, STATUS, secret=secret), seen)
 
 
 @settings(max_examples=150, deadline=None)

@@ -581,8 +581,8 @@ class Registry:
         """Fleet health as a key or the installer brought it home, seen at
         `seen` (POSIX). A status older than the one held is not taken (keys
         bring statuses home late and in any order): returns whether it was."""
-        from tools import fleet
-        st = fleet.status_fields(status, seen)
+        from tools import statusfile
+        st = statusfile.status_fields(status, seen)
         with self.tx():
             cur = self.db.execute(
                 "UPDATE locks SET last_seen = ?, revocation_version = ?, clock_offset = ?, "

@@ -662,7 +662,7 @@ class Site:
         (so the same file ingested twice changes nothing more). The refused
         lines are returned by number and nothing of them is kept; the genuine
         ones are recorded in one act (none at all if no line is genuine)."""
-        from tools import fleet
+        from tools import statusfile
         now = int(time.time()) if now is None else now
         reg = self.registry
         result = IngestResult()
@@ -673,15 +673,15 @@ class Site:
             if not text.strip():
                 continue
             try:
-                line = fleet.parse_line(text)
+                line = statusfile.parse_line(text)
                 if line.lock_id not in known:
-                    raise fleet.IngestError(f"lock {line.lock_id} is not in this site")
+                    raise statusfile.IngestError(f"lock {line.lock_id} is not in this site")
                 row = reg.db.execute("SELECT lock_id, issued_at FROM tokens WHERE cti = ?",
                                      (line.cti,)).fetchone()
-                checked.append((number, fleet.check_answer(
+                checked.append((number, statusfile.check_answer(
                     line, secret, None if row is None else row["lock_id"],
                     None if row is None else int(row["issued_at"]), now)))
-            except fleet.IngestError as exc:
+            except statusfile.IngestError as exc:
                 result.refused.append((number, str(exc)))
         if not checked:
             return result

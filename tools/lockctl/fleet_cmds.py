@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tools import fleet
+from tools import fleet, statusfile
 from tools.lockctl.cli import (
     Commands,
     Failed,
@@ -33,7 +33,7 @@ def read_lines(path_text: str) -> list[str]:
         st = path.stat()
         if stat.S_ISDIR(st.st_mode):
             raise Failed(f"{shorten(path_text)} is a directory: name the device's "
-                         f"{fleet.STATUS_FILE}")
+                         f"{statusfile.STATUS_FILE}")
         if not stat.S_ISREG(st.st_mode):
             raise Failed(f"{shorten(path_text)} is not a regular file")
         if st.st_size > MAX_FILE:

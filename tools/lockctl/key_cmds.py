@@ -13,7 +13,7 @@ from protocol import messages as msg
 from protocol import reasons
 from protocol import token as tok
 from tools import device as device_mod
-from tools import fleet
+from tools import statusfile
 from tools.client import access
 from tools.lockctl.cli import (
     Commands,
@@ -282,7 +282,7 @@ def cmd_open(args: argparse.Namespace, out: Output) -> int:
     now = int(time.time())
     if outcome.answer:  # the lock's authenticated answer: fleet health for the site
         try:
-            fleet.append_status(Path(args.device), grant.lock_id, grant.cti, outcome.answer, now)
+            statusfile.append_status(Path(args.device), grant.lock_id, grant.cti, outcome.answer, now)
         except OSError as exc:
             out.info(f"lockctl: the lock's status was not kept on this device ({exc.strerror})")
     names = {0: "ok", 1: "low", 2: "critical"}

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from protocol import keys, reasons
 from protocol import messages as msg
 from protocol import token as tok
-from tools import fleet, issuer
+from tools import fleet, issuer, statusfile
 from tools.client import Installer, Refused
 from tools.lockctl.cli import (
     DOORS,
@@ -167,7 +167,7 @@ def cmd_lock_info(args: argparse.Namespace, out: Output) -> int:
 
 
 def row_days(status: dict[int, Any]) -> int | None:
-    return fleet.status_fields(status, 0).battery_days
+    return statusfile.status_fields(status, 0).battery_days
 
 
 def _time_text(result: Any, status: dict[int, Any], tz: ZoneInfo) -> str:
