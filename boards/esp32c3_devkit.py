@@ -140,6 +140,24 @@ SLEEP_BETWEEN_ADVERTS = {
     # ESTIMATE: one firmware wake-up (leave light sleep, run one asyncio
     # step in MicroPython, sleep again), ~1.5 ms at ~25 mA, mA*s.
     "wake_mas": 0.04,
+    # What a custom MicroPython build would need for this what-if (none of it
+    # is in the stock ESP32_GENERIC_C3 build): ESP-IDF power management with
+    # automatic light sleep (CONFIG_PM_ENABLE and esp_pm_configure with
+    # light_sleep_enable = true; the port's machine.freq() sets it false),
+    # FreeRTOS tickless idle (CONFIG_FREERTOS_USE_TICKLESS_IDLE), the BLE
+    # controller's modem sleep (CONFIG_BT_CTRL_MODEM_SLEEP) clocked by a
+    # 32.768 kHz crystal (CONFIG_BT_CTRL_LPCLK_SEL_EXT_32K_XTAL: on
+    # XTAL_32K_P/N = GPIO0/GPIO1, where this add-on has the buzzer and the
+    # reed switch: a product board moves them), and MicroPython waiting in
+    # the idle hook rather than polling (its event loop wakes every tick).
+    "title": "WHAT-IF: custom MicroPython build",
+    "needs": (
+        "ESP-IDF power management with automatic light sleep (CONFIG_PM_ENABLE, "
+        "light_sleep_enable = true)",
+        "FreeRTOS tickless idle (CONFIG_FREERTOS_USE_TICKLESS_IDLE)",
+        "BLE controller modem sleep (CONFIG_BT_CTRL_MODEM_SLEEP)",
+        "a 32.768 kHz crystal on GPIO0/GPIO1 as the BLE sleep clock",
+    ),
 }
 
 # Battery derating for the energy report (each factor an ESTIMATE). The
@@ -153,4 +171,12 @@ BATTERY_DERATING = {
     # the L91 a shelf life of 20 years or more (well under 1 %/year at room
     # temperature); 1 %/year is taken as a margin.
     "self_discharge_per_year": 0.01,
+}
+
+# What the lock's own forecast (firmware/battery.py) assumes: the energy
+# report's "today" for this board (python -m simulator energy), idle mAh per
+# day and mAh per opening (tests/test_energy.py holds them to the report).
+FORECAST = {
+    "idle_mah_per_day": 484.5,
+    "mah_per_open": 0.052,
 }

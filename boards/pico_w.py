@@ -129,3 +129,11 @@ BATTERY_DERATING = {
     "cold": 0.95,  # ESTIMATE, as boards/esp32c3_devkit.py
     "self_discharge_per_year": 0.01,  # ESTIMATE, as boards/esp32c3_devkit.py
 }
+
+# What the lock's own forecast (firmware/battery.py) assumes: the energy
+# report's "today" for this board (python -m simulator energy), idle mAh per
+# day and mAh per opening (tests/test_energy.py holds them to the report).
+FORECAST = {
+    "idle_mah_per_day": 963.6,
+    "mah_per_open": 0.047,
+}

@@ -65,6 +65,7 @@ import machine
 
 from firmware import hal as hal_mod
 from firmware.fs import Fs
+from firmware.radio import AdvertisingPolicy
 from protocol import ble as ble_proto
 
 try:
@@ -296,12 +297,14 @@ class BleLink(hal_mod.Link):
 
 
 class MachineHAL(hal_mod.HAL):
+    PORTS = ("esp32", "rp2")  # a subclass for another port widens this (board_zephyr.py)
+
     def __init__(self, board, port=None, stdio=None):
         """board: a boards/*.py module. port: "esp32" or "rp2" (default
         sys.platform). stdio: (reader, writer) for the serial link instead of
         the REPL stream (tests)."""
         port = port or sys.platform
-        if port not in ("esp32", "rp2"):
+        if port not in self.PORTS:
             raise ValueError("no MachineHAL for port " + str(port))
         self.port = port
         self.board = board
@@ -325,7 +328,7 @@ class MachineHAL(hal_mod.HAL):
         self._inputs = {}
         self._stable = {}
         for name in ("bolt_retracted", "bolt_thrown", "door_closed", "button"):
-            pin = Pin(pins[name], Pin.IN, Pin.PULL_UP)  # type: ignore[attr-defined,call-arg]  # unix-stubs
+            pin = Pin(pins[name], Pin.IN, self._input_pull())  # type: ignore[attr-defined,call-arg]  # unix-stubs
             self._inputs[name] = pin
             self._stable[name] = pin.value()
         self._active_low = board.ACTIVE_LOW
@@ -338,26 +341,26 @@ class MachineHAL(hal_mod.HAL):
             self._np = neopixel.NeoPixel(Pin(pins["led"], Pin.OUT), 1)  # type: ignore[attr-defined,call-arg]  # unix-stubs
         else:
             self._led = Pin(pins["led"], Pin.OUT, value=0)  # type: ignore[attr-defined,call-arg]  # unix-stubs
-        self._buzzer = machine.PWM(Pin(pins["buzzer"], Pin.OUT), freq=2000, duty_u16=0)  # type: ignore[attr-defined,call-arg]  # unix-stubs
+        self._buzzer = self._make_buzzer(pins)
         self.indication = "off"
         self._pattern_gen = 0
         # Battery through the divider: read_uv (calibrated, ESP32) where the
         # port has it, else read_u16 against the reference.
-        if port == "esp32":
-            # 11 dB attenuation: the ESP32-C3 measures up to ~2.5 V (the pack
-            # at 7 V is 2.33 V behind the 1:3 divider).
-            self._adc = machine.ADC(Pin(pins["battery_adc"]), atten=machine.ADC.ATTN_11DB)  # type: ignore[attr-defined,call-arg]  # unix-stubs
-        else:
-            self._adc = machine.ADC(Pin(pins["battery_adc"]))  # type: ignore[attr-defined,call-arg]  # unix-stubs
+        self._adc = self._make_adc(pins)
+        # A switched divider (pin "battery_en"): on only while measuring.
+        self._battery_en = None
+        if "battery_en" in pins:
+            self._battery_en = Pin(pins["battery_en"], Pin.OUT, value=0)  # type: ignore[attr-defined,call-arg]  # unix-stubs
+        self._divider_settle_us = getattr(board, "DIVIDER_SETTLE_US", 1000)
         self._divider = board.BATTERY_DIVIDER
         self._vref_mv = getattr(board, "ADC_VREF_MV", 3300)
-        self._rtc = machine.RTC()
+        self._rtc = self._make_rtc()
         # Monotonic ms: see ticks_ms.
         self._raw_ticks = time.ticks_ms()
         self._ms = 0
         self._wdt = None
         self.watchdog_timeout_ms = None
-        self._cause = machine.reset_cause()  # type: ignore[attr-defined,call-arg]  # unix-stubs
+        self._cause = self._read_reset_cause()
         self.power = hal_mod.POWER_ADVERTISING
         self.power_ms = {}
         self._power_since = 0
@@ -374,6 +377,37 @@ class MachineHAL(hal_mod.HAL):
         self._gap_name = None
         self._conn = None
         self.adv_interval_ms = getattr(board, "ADV_INTERVAL_MS", 1000)
+        # Slow when idle, fast for a while after a door or button event.
+        self.radio = AdvertisingPolicy(idle_ms=self.adv_interval_ms)
+        self._radio_gen = 0
+
+    # --- what differs between ports (board_zephyr.py overrides these) ----------
+    def _input_pull(self):
+        return machine.Pin.PULL_UP  # type: ignore[attr-defined]  # unix-stubs
+
+    def _make_buzzer(self, pins):
+        Pin = machine.Pin
+        return machine.PWM(Pin(pins["buzzer"], Pin.OUT), freq=2000, duty_u16=0)  # type: ignore[attr-defined,call-arg]  # unix-stubs
+
+    def _make_adc(self, pins):
+        Pin = machine.Pin
+        if self.port == "esp32":
+            # 11 dB attenuation: the ESP32-C3 measures up to ~2.5 V (the pack
+            # at 7 V is 2.33 V behind the 1:3 divider).
+            return machine.ADC(Pin(pins["battery_adc"]), atten=machine.ADC.ATTN_11DB)  # type: ignore[attr-defined,call-arg]  # unix-stubs
+        return machine.ADC(Pin(pins["battery_adc"]))  # type: ignore[attr-defined,call-arg]  # unix-stubs
+
+    def _make_rtc(self):
+        return machine.RTC()
+
+    def _read_reset_cause(self):
+        return machine.reset_cause()  # type: ignore[attr-defined,call-arg]  # unix-stubs
+
+    def _config_mtu(self, aioble):
+        aioble.config(mtu=PREFERRED_MTU)
+
+    def _fs_mount_point(self):
+        return getattr(self.board, "FS_MOUNT", "/")
 
     # --- time -------------------------------------------------------------
     def rtc_now(self):
@@ -447,6 +481,8 @@ class MachineHAL(hal_mod.HAL):
             if pin.value() != v:
                 v = self._stable[name]
                 break
+        if v != self._stable[name] and name in ("door_closed", "button"):
+            self._radio_event()
         self._stable[name] = v
         if name in self._active_low:
             return v == 0
@@ -504,14 +540,22 @@ class MachineHAL(hal_mod.HAL):
             self._buzzer.duty_u16(0)
 
     def battery_mv(self):
-        adc = self._adc
-        read_uv = getattr(adc, "read_uv", None)
-        total = 0
-        for _ in range(ADC_SAMPLES):
-            if read_uv is not None:
-                total += read_uv() // 1000
-            else:
-                total += adc.read_u16() * self._vref_mv // 65535  # type: ignore[attr-defined,call-arg]  # unix-stubs
+        en = self._battery_en
+        if en is not None:
+            en.value(_ON)  # the divider conducts only while measuring
+            time.sleep_us(self._divider_settle_us)
+        try:
+            adc = self._adc
+            read_uv = getattr(adc, "read_uv", None)
+            total = 0
+            for _ in range(ADC_SAMPLES):
+                if read_uv is not None:
+                    total += read_uv() // 1000
+                else:
+                    total += adc.read_u16() * self._vref_mv // 65535  # type: ignore[attr-defined,call-arg]  # unix-stubs
+        finally:
+            if en is not None:
+                en.value(_OFF)
         return int(total // ADC_SAMPLES * self._divider)
 
     # --- supervision ---------------------------------------------------------
@@ -570,13 +614,14 @@ class MachineHAL(hal_mod.HAL):
             import vfs
 
             root = None
+            at = self._fs_mount_point()
             for obj, point in vfs.mount():
-                if point == "/":
+                if point == at:
                     root = obj
             if root is None:
-                raise OSError(19, "no filesystem mounted at /")
+                raise OSError(19, "no filesystem mounted at " + at)
             if not isinstance(root, vfs.VfsLfs2):
-                raise OSError(19, "the filesystem at / is not littlefs")
+                raise OSError(19, "the filesystem at %s is not littlefs" % at)
             st = root.statvfs("/")
             size = st[1] * st[2]
             if size > self.board.FS_REGION[1]:
@@ -588,13 +633,15 @@ class MachineHAL(hal_mod.HAL):
     def log_device(self):
         """The raw block device of LOG_REGION (checked against the board file)."""
         if self._log is None:
-            if self.port == "esp32":
-                self._log = self._esp32_log()
-            else:
-                self._log = self._rp2_log()
+            self._log = self._port_log()
             if self._log.ioctl(5, 0) != self.board.FLASH_BLOCK_SIZE:
                 raise OSError(22, "the log region's block size is not FLASH_BLOCK_SIZE")
         return self._log
+
+    def _port_log(self):
+        if self.port == "esp32":
+            return self._esp32_log()
+        return self._rp2_log()
 
     def _esp32_log(self):
         import esp32  # type: ignore[import-not-found]  # (only the ESP32 stubs have it)
@@ -648,7 +695,7 @@ class MachineHAL(hal_mod.HAL):
         core = getattr(aioble, "core", None)
         if core is not None:
             core.log_level = 0  # aioble prints errors to stdout: the serial link's stream
-        aioble.config(mtu=PREFERRED_MTU)
+        self._config_mtu(aioble)
         service = aioble.Service(bluetooth.UUID(ble_proto.SERVICE_UUID))
         # RX: capture keeps every write's value in order; the buffer holds a
         # whole write at the largest MTU (the default is 20 bytes).
@@ -682,7 +729,7 @@ class MachineHAL(hal_mod.HAL):
                 pass
         self._advertising = True
         try:
-            conn = await aioble.advertise(self.adv_interval_ms * 1000, adv_data=self._adv[0],
+            conn = await aioble.advertise(self._adv_interval_us(), adv_data=self._adv[0],
                                           resp_data=self._adv[1], connectable=True)
         finally:
             self._advertising = False
@@ -704,9 +751,34 @@ class MachineHAL(hal_mod.HAL):
         if aioble is None or ble is None:
             return  # BLE starts at the first ble_accept, with this payload
         self._set_gap_name(aioble)
-        if self._advertising:
-            ble.gap_advertise(self.adv_interval_ms * 1000, adv[0], resp_data=adv[1],
-                                    connectable=True)
+        self._readvertise()
+
+    # --- advertising interval (firmware/radio.py) ---------------------------------
+    def _adv_interval_us(self):
+        return self.radio.interval_ms(self.ticks_ms()) * 1000
+
+    def _readvertise(self):
+        # Put the current payload and interval on the air (only while advertising).
+        ble = self._ble
+        if self._advertising and ble is not None:
+            ble.gap_advertise(self._adv_interval_us(), self._adv[0], resp_data=self._adv[1],
+                              connectable=True)
+
+    def _radio_event(self):
+        # A door or button event: advertise fast for radio.FAST_WINDOW_MS, then
+        # slow again (one timer per event; none while nothing happens).
+        now = self.ticks_ms()
+        was_fast = self.radio.fast_left_ms(now) > 0
+        self.radio.event(now)
+        self._radio_gen += 1
+        if not was_fast:
+            self._readvertise()
+        _spawn(self._slow_after(self._radio_gen, self.radio.window_ms))
+
+    async def _slow_after(self, gen, ms):
+        await _sleep_ms(ms)
+        if gen == self._radio_gen:  # no later event extended the window
+            self._readvertise()
 
 
 def _name_from_adv(adv_data):

@@ -1,6 +1,7 @@
 # The lock's decisions: challenges, access requests, commissioning, admin
 # requests, and the audit log. Everything here is synchronous and touches the
 # hardware only through the HAL; firmware/app.py drives it from asyncio.
+from firmware import battery as battery_mod
 from firmware import hal as hal_mod
 from firmware import peerbudget
 from firmware.config import CONFIG_NAME, Config, ConfigError
@@ -126,6 +127,8 @@ class Lock:
         self.proof_failures = ProofFailures(self.store)
         self.battery = BATTERY_OK
         self.battery_mv = hal.battery_mv()
+        # Days of battery left at the recent openings (None: the board has no figures).
+        self.forecast = battery_mod.forecast_for(hal)
         self.battery = self._battery_state(self.battery_mv)
         if self.config is not None and self.log.next_seq <= self.config.commissioned_seq:
             # Power was cut after the identity was committed but before its
@@ -193,6 +196,8 @@ class Lock:
         writes exactly one record)."""
         if code != events.LOG_READ and self.budget.due():
             self._write_summary()
+        if code in (events.OPENED, events.ALARM_OPEN) and self.forecast is not None:
+            self.forecast.note_open(self.clock.now())
         return self._append(code, detail, key_id, flags)
 
     def _write_summary(self):
@@ -251,8 +256,15 @@ class Lock:
         return state
 
     # --- status and challenges -------------------------------------------------
+    def battery_days(self):
+        """Days until the battery-change warning at the recent openings per day
+        (firmware/battery.py), or None when the board has no figures."""
+        if self.forecast is None:
+            return None
+        return self.forecast.days_left(self.battery_mv, self.clock.now())
+
     def status(self):
-        return {
+        st = {
             msg.ST_REVOCATION_VERSION: self.revocations.version,
             msg.ST_BATTERY: self.battery,
             msg.ST_BATTERY_MV: self.battery_mv,
@@ -263,6 +275,10 @@ class Lock:
             msg.ST_LAST_SEQ: self.log.next_seq - 1,
             msg.ST_FIRMWARE: FIRMWARE_VERSION,
         }
+        days = self.battery_days()
+        if days is not None:
+            st[msg.ST_BATTERY_DAYS] = days
+        return st
 
     def hello(self, session):
         session.nonce = self.hal.random_bytes(msg.NONCE_LEN)

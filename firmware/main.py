@@ -51,6 +51,10 @@ def make_hal(board):
         import unixport  # type: ignore[import-not-found]
 
         return unixport.make_hal(board)
+    if sys.platform == "zephyr":  # the nRF52840 (boards/nrf52840_zephyr.py)
+        from firmware.board_zephyr import ZephyrHAL
+
+        return ZephyrHAL(board)
     # Boards (esp32, rp2): machine, bluetooth/aioble and the port's raw flash.
     from firmware.board_machine import MachineHAL
 

@@ -126,6 +126,7 @@ ST_CLOCK_TRUSTED = const(6)
 ST_TIME = const(7)
 ST_LAST_SEQ = const(8)
 ST_FIRMWARE = const(9)
+ST_BATTERY_DAYS = const(10)  # days until the battery-change warning at recent openings/day
 
 
 class MessageError(ValueError):

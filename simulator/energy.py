@@ -40,6 +40,7 @@ from types import ModuleType
 from typing import Any
 
 import boards
+from firmware import radio
 from firmware.hal import POWER_ADVERTISING, POWER_CONNECTED, POWER_SLEEP, POWER_STATES
 from simulator.energy_visit import (
     BLE_CHUNK,
@@ -63,6 +64,17 @@ VARIANT_TITLES = {
     VARIANT_TODAY: "today (as the firmware runs)",
     VARIANT_WHAT_IF: "WHAT-IF: port sleeps between adverts",
 }
+LABEL_MODELLED = "modelled, not measured"
+
+# Time to open (issue #13 section 3): from a key coming into range to the bolt
+# withdrawn. ESTIMATES of the key's side; the exchange itself is measured.
+ADV_DELAY_MEAN_S = 0.005  # the spec's random 0-10 ms advDelay added to each interval
+ADV_DELAY_MAX_S = 0.010
+CONNECT_EVENTS = 2  # CONNECT_IND, transmit window, the first connection event
+GATT_SETUP_EVENTS = 6  # MTU exchange, service and characteristic discovery, CCCD write
+DECISION_S_DEFAULT = 0.15  # ESTIMATE: the lock's HMAC decision on a board (not measured)
+TIME_TO_OPEN_GOAL_S = 2.0
+SECTION1_WAKEUPS_PER_HOUR = 61  # issue #13 section 1's bound on a board with a >= 1 min watchdog
 
 
 class UsageError(Exception):
@@ -134,6 +146,38 @@ def year_budget_ma(effective_mah: float, self_discharge_mah_day: float,
     return max(0.0, (effective_mah / days - self_discharge_mah_day) / 24.0)
 
 
+def supply_factor(board: ModuleType) -> tuple[float, float]:
+    """(factor, quiescent mA): pack current = rail current * factor + quiescent.
+    A linear regulator (no SUPPLY in the board file) is 1:1."""
+    sup = getattr(board, "SUPPLY", None)
+    if not sup:
+        return 1.0, 0.0
+    return (sup["vout_v"] / (sup["pack_v"] * sup["efficiency"]), sup.get("quiescent_ma", 0.0))
+
+
+def time_to_open(adv_interval_ms: float, conn_interval_ms: float, exchange_s: float,
+                 decision_s: float) -> dict[str, float]:
+    """Seconds from a key coming into range to "door opened" (the bolt withdrawn):
+    discovery by a phone scanning all the time (half an advertising interval on
+    average, a whole one at worst, plus advDelay), connection set-up, the
+    key's GATT set-up, the measured exchange (which includes the motor's
+    stroke) and the lock's decision."""
+    conn = conn_interval_ms / 1000.0
+    setup = (CONNECT_EVENTS + GATT_SETUP_EVENTS) * conn
+    rest = setup + exchange_s + decision_s
+    return {"discovery_mean_s": adv_interval_ms / 2000.0 + ADV_DELAY_MEAN_S,
+            "discovery_worst_s": adv_interval_ms / 1000.0 + ADV_DELAY_MAX_S,
+            "setup_s": setup, "exchange_s": exchange_s, "decision_s": decision_s,
+            "mean_s": adv_interval_ms / 2000.0 + ADV_DELAY_MEAN_S + rest,
+            "worst_s": adv_interval_ms / 1000.0 + ADV_DELAY_MAX_S + rest}
+
+
+def fast_advertising_mas_per_visit(adv_event_mas: float, idle_ms: float, fast_ms: float,
+                                   window_s: float) -> float:
+    """Extra charge of advertising fast for `window_s` after a visit's door events."""
+    return max(0.0, window_s * adv_event_mas * (1000.0 / fast_ms - 1000.0 / idle_ms))
+
+
 def sleep_between_adverts_ma(floor_ma: float, adv_interval_ms: float, adv_event_mas: float,
                              wakeups_per_s: float, wake_mas: float) -> dict[str, float]:
     """Average idle current if the CPU slept between advertising events."""
@@ -166,14 +210,17 @@ def load_board(name: str) -> ModuleType:
 
 def _variant(state_s: dict[str, float], currents: dict[str, float], motor_mas: float,
              opens: float, static: dict[str, float], eff_mah: float, sd_day: float,
-             days: float) -> dict:
+             days: float, extra_mah_day: float = 0.0) -> dict:
     charge = charge_per_day(state_s, currents, motor_mas, opens, static)
+    charge["total"] += extra_mah_day
+    charge["average_ma"] = charge["total"] / 24.0
     life = life_days(eff_mah, charge["total"], sd_day)
     return {
         "currents_ma": {s: currents[s] for s in POWER_STATES},
         "hours_per_day": {s: state_s[s] / 3600.0 for s in POWER_STATES},
         "mah_per_day": charge["states"],
         "motor_winding_mah_per_day": charge["motor_winding"],
+        "fast_advertising_mah_per_day": extra_mah_day,
         "static_mah_per_day": charge["static"],
         "total_mah_per_day": charge["total"],
         "average_ma": charge["average_ma"],
@@ -193,25 +240,81 @@ def report_board(board: ModuleType, opens: float, days: float,
     derate = getattr(board, "BATTERY_DERATING", {"cold": 1.0, "self_discharge_per_year": 0.0})
     static = dict(getattr(board, "STATIC_MA", {}))
     what = getattr(board, "SLEEP_BETWEEN_ADVERTS", None)
+    caps = getattr(board, "CAPABILITIES", {})
+    # A port that sleeps whenever the firmware waits: "today" is priced that way.
+    sleeps = bool(caps.get("can_deep_sleep_between_adverts", False)) and what is not None
     capacity = float(battery_mah if battery_mah is not None else batt["capacity_mah"])
     usable = usable_fraction(batt["curve"], batt["low_mv"])
     eff = effective_capacity(capacity, usable, derate["cold"])
     sd_day = self_discharge_per_day(capacity, derate["self_discharge_per_year"])
-    currents = dict(board.CURRENT_MA)
+    factor, quiescent = supply_factor(board)
+    currents = {s: c * factor + quiescent for s, c in board.CURRENT_MA.items()}
+    motor_mas = visit["motor_winding_mas"]
 
-    today_s = day_seconds(visit["firmware_states_s"], idle["firmware_mix"], opens)
-    variants = {VARIANT_TODAY: _variant(today_s, currents, visit["motor_winding_mas"], opens,
-                                        static, eff, sd_day, days)}
+    variants: dict[str, dict] = {}
     idle_parts = None
+    fast_mah_day = 0.0
     if what is not None:
         idle_parts = sleep_between_adverts_ma(what["floor_ma"], what["adv_interval_ms"],
                                               what["adv_event_mas"], idle["wakeups_per_s"],
                                               what["wake_mas"])
+        idle_parts = {k: v * factor for k, v in idle_parts.items()}
+        idle_parts["total"] += quiescent
+        window_s = DOOR_HELD_OPEN_S + radio.FAST_WINDOW_MS / 1000.0
+        fast_mah_day = opens * factor * fast_advertising_mas_per_visit(
+            what["adv_event_mas"], what["adv_interval_ms"], radio.FAST_INTERVAL_MS,
+            window_s) / 3600.0
         wi_currents = dict(currents, **{POWER_ADVERTISING: idle_parts["total"]})
         wi_s = day_seconds(visit["observed_states_s"], idle["observed_mix"], opens)
-        variants[VARIANT_WHAT_IF] = _variant(wi_s, wi_currents, visit["motor_winding_mas"],
-                                             opens, static, eff, sd_day, days)
-        variants[VARIANT_WHAT_IF]["idle_current_parts_ma"] = idle_parts
+        wi = _variant(wi_s, wi_currents, motor_mas, opens, static, eff, sd_day, days,
+                      fast_mah_day)
+        wi["idle_current_parts_ma"] = idle_parts
+    if sleeps and what is not None:
+        variants[VARIANT_TODAY] = wi
+        wi["title"] = what.get("title", VARIANT_TITLES[VARIANT_TODAY])
+        wi["label"] = LABEL_MODELLED
+    else:
+        today_s = day_seconds(visit["firmware_states_s"], idle["firmware_mix"], opens)
+        variants[VARIANT_TODAY] = _variant(today_s, currents, motor_mas, opens, static, eff,
+                                           sd_day, days)
+        variants[VARIANT_TODAY]["title"] = VARIANT_TITLES[VARIANT_TODAY]
+        variants[VARIANT_TODAY]["label"] = ("priced from the firmware's measured states; "
+                                            "currents are datasheet rows and ESTIMATES")
+        if what is not None:
+            variants[VARIANT_WHAT_IF] = wi
+            wi["title"] = what.get("title", VARIANT_TITLES[VARIANT_WHAT_IF])
+            wi["label"] = "WHAT-IF, " + LABEL_MODELLED
+            if what.get("needs"):
+                wi["needs"] = list(what["needs"])
+
+    adv_ms = what["adv_interval_ms"] if what is not None else getattr(board, "ADV_INTERVAL_MS",
+                                                                        1000)
+    tto = time_to_open(adv_ms, radio.CONN_INTERVAL_MAX_MS, visit.get("connect_to_open_s", 0.0),
+                       getattr(board, "DECISION_S", DECISION_S_DEFAULT))
+    tto["goal_s"] = TIME_TO_OPEN_GOAL_S
+    tto["meets_goal"] = tto["mean_s"] <= TIME_TO_OPEN_GOAL_S  # on average
+    tto["meets_goal_worst"] = tto["worst_s"] <= TIME_TO_OPEN_GOAL_S
+    # With the section-1 goal (idle wake-ups: the watchdog's and one battery
+    # reading an hour, at most 61/h): what each sleep-priced variant would give.
+    for v in variants.values():
+        parts = v.get("idle_current_parts_ma")
+        if parts is None or what is None:
+            continue
+        target = min(idle["wakeups_per_s"], SECTION1_WAKEUPS_PER_HOUR / 3600.0)
+        saved_ma = (idle["wakeups_per_s"] - target) * what["wake_mas"] * factor
+        idle_h = v["hours_per_day"][POWER_ADVERTISING]
+        total = v["total_mah_per_day"] - saved_ma * idle_h
+        v["life_years_at_section1_wakeups"] = life_days(eff, total, sd_day) / 365.0
+    motor = {
+        "mah_per_open": motor_mas / 3600.0,
+        "run_s_per_open": visit.get("motor_run_s", 0.0),
+        "stall_s_per_open": visit.get("motor_stall_s", 0.0),
+        "run_ma": board.MOTOR["run_ma"], "stall_ma": board.MOTOR["stall_ma"],
+        "stall_share_of_charge": (visit.get("motor_stall_s", 0.0) * board.MOTOR["stall_ma"]
+                                  / motor_mas
+                                  if motor_mas else 0.0),
+        "stopped_by": "end stop (the firmware polls the switch every 20 ms)",
+    }
 
     out = {
         "board": board.NAME,
@@ -232,6 +335,12 @@ def report_board(board: ModuleType, opens: float, days: float,
             "period_budget_ma": year_budget_ma(eff, sd_day, days),
         },
         "variants": variants,
+        "time_to_open": tto,
+        "motor_per_open": motor,
+        "idle_wakeups_per_hour": idle["wakeups_per_s"] * 3600.0,
+        "supply": {"kind": getattr(board, "SUPPLY", {}).get("kind", "linear"),
+                   "factor": factor, "quiescent_ma": quiescent},
+        "label": LABEL_MODELLED if sleeps else "",
     }
     out["assumptions"] = _assumptions(board, out, idle_parts)
     out["findings"] = _findings(board, out)
@@ -276,10 +385,18 @@ def _assumptions(board: ModuleType, r: dict, idle_parts: dict | None) -> list[st
         + "; the motor winding as MOTOR (run "
         f"{board.MOTOR['run_ma']:g} mA, stall {board.MOTOR['stall_ma']:g} mA, ESTIMATE), "
         f"{visit['motor_winding_mas'] / 3600.0:.4f} mAh per visit measured.",
-        "Pack current = board current (a linear regulator; its quiescent current is not "
-        "counted). A buck converter would cut the board's share by roughly "
-        "3.3 V / (pack V x efficiency).",
     ]
+    sup = getattr(board, "SUPPLY", None)
+    if sup:
+        a.append(f"Pack current = rail current x {r['supply']['factor']:.3f} "
+                 f"({sup['vout_v']:g} V rail / ({sup['pack_v']:g} V pack x "
+                 f"{sup['efficiency']:g} efficiency), a {sup['kind']} converter, ESTIMATE) + "
+                 f"{sup.get('quiescent_ma', 0.0) * 1000:g} uA quiescent; the motor and the "
+                 "drains are at the pack.")
+    else:
+        a.append("Pack current = board current (a linear regulator; its quiescent current is "
+                 "not counted). A buck converter would cut the board's share by roughly "
+                 "3.3 V / (pack V x efficiency).")
     static = getattr(board, "STATIC_MA", {})
     if static:
         a.append("Always-on drains (boards/%s.py STATIC_MA, ESTIMATES): " % name
@@ -298,19 +415,39 @@ def _assumptions(board: ModuleType, r: dict, idle_parts: dict | None) -> list[st
                  "bluetooth module does not sleep between advertising events), so idle is "
                  f"priced at the '{POWER_ADVERTISING}' current.")
     what = getattr(board, "SLEEP_BETWEEN_ADVERTS", None)
+    sleeps = caps.get("can_deep_sleep_between_adverts", False)
     if what is not None and idle_parts is not None:
+        head = ("MODELLED, NOT MEASURED (as the firmware runs on this port, which sleeps "
+                "whenever the firmware waits; docs/ENERGY.md lists what is unverified): "
+                if sleeps else
+                "WHAT-IF (not how the firmware runs today): the port sleeps between "
+                "advertising events. ")
+        if not sleeps and what.get("needs"):
+            head += "It needs: " + "; ".join(what["needs"]) + ". "
         a.append(
-            "WHAT-IF (not how the firmware runs today): the port sleeps between advertising "
-            f"events. Idle = floor {what['floor_ma']:g} mA + one advertising event every "
+            head + f"Idle = floor {what['floor_ma']:g} mA + one advertising event every "
             f"{what['adv_interval_ms']:g} ms at {what['adv_event_mas']:g} mA*s "
             f"({idle_parts['advertising_events']:.3f} mA) + {idle['wakeups_per_s']:.2f} "
             "firmware wake-ups/s (measured: every firing of the firmware's timers counted "
             f"on its own; {idle['wake_instants_per_s']:.2f}/s if the timers that fall "
             f"together in virtual time share a wake-up) at {what['wake_mas']:g} "
             f"mA*s ({idle_parts['firmware_wakeups']:.3f} mA) = {idle_parts['total']:.3f} mA "
-            f"(boards/{name}.py SLEEP_BETWEEN_ADVERTS, ESTIMATES). The visit keeps today's "
-            "connected and motor currents; time per state is as the hardware saw it "
-            "(link open, motor driven).")
+            f"(boards/{name}.py SLEEP_BETWEEN_ADVERTS, ESTIMATES, at the rail). The visit keeps "
+            "the connected and motor currents; time per state is as the hardware saw it "
+            "(link open, motor driven). Fast advertising after each visit's door events "
+            f"({radio.FAST_INTERVAL_MS} ms for {radio.FAST_WINDOW_MS // 1000} s after the last "
+            "one, firmware/radio.py) is added.")
+    t = r["time_to_open"]
+    a.append(
+        f"Time to open (MODEL): a phone scanning all the time finds a {t['discovery_worst_s'] - ADV_DELAY_MAX_S:g} s "
+        f"advertiser in {t['discovery_mean_s']:.2f} s on average, {t['discovery_worst_s']:.2f} s at "
+        f"worst; connection and the key's GATT set-up {CONNECT_EVENTS + GATT_SETUP_EVENTS} "
+        f"connection events at {radio.CONN_INTERVAL_MAX_MS} ms ({t['setup_s']:.2f} s, ESTIMATE); "
+        f"the exchange from the connection to the bolt withdrawn (the end of the unlock stroke) {t['exchange_s']:.2f} s (MEASURED in virtual "
+        f"time, {r['measured']['visit'].get('notify_bytes', 244)}-byte notifications); the "
+        f"decision {t['decision_s']:.2f} s (ESTIMATE for this board's CPU). A phone scanning in "
+        "the background (iOS, Android's low-power modes) takes seconds longer: the key app "
+        "scans in the foreground.")
     extra = getattr(board, "DEVKIT_EXTRA_MA", None)
     if extra:
         today = r["variants"][VARIANT_TODAY]
@@ -343,9 +480,38 @@ def _findings(board: ModuleType, r: dict) -> list[str]:
     wi = r["variants"].get(VARIANT_WHAT_IF)
     budget = r["battery"]["one_year_budget_ma"]
     today = r["variants"][VARIANT_TODAY]
+    ratio = today["average_ma"] / budget
     f.append(f"One year needs an average of at most {budget:.3f} mA; today the lock draws "
-             f"{today['average_ma']:.3f} mA ({today['average_ma'] / budget:.0f}x too much).")
-    if wi is not None:
+             f"{today['average_ma']:.3f} mA ("
+             + (f"{ratio:.0f}x too much)." if ratio > 1 else
+                f"{today['life_years']:.1f} years at {r['opens_per_day']:g} openings/day).")
+             + (f" {today.get('label', '')}." if today.get("label") == LABEL_MODELLED else ""))
+    if today["life_years"] < 3 and caps_sleep(board):
+        parts = today["idle_current_parts_ma"]
+        f.append(f"Under 3 years: the firmware's timer wake-ups cost {parts['firmware_wakeups']:.4f} "
+                 f"mA of {today['average_ma']:.4f} mA; pin interrupts instead of polling timers "
+                 "(issue #13 section 1) take them to the watchdog's and the hourly battery reading.")
+    t = r["time_to_open"]
+    f.append(f"Time to open: {t['mean_s']:.2f} s on average (goal {t['goal_s']:g} s: "
+             f"{'met' if t['meets_goal'] else 'NOT met'}), {t['worst_s']:.2f} s at worst, for "
+             "a key arriving just after an advert ("
+             + ("met too)." if t["meets_goal_worst"] else
+                f"{t['worst_s'] - t['goal_s']:.2f} s over: a 15 ms connection interval saves "
+                f"{GATT_SETUP_EVENTS + CONNECT_EVENTS} x 15 ms, an idle interval of 760 ms "
+                "0.24 s)."))
+    for v in r["variants"].values():
+        if "life_years_at_section1_wakeups" in v:
+            f.append(f"{v['title']}: {v['life_years']:.2f} years now; "
+                     f"{v['life_years_at_section1_wakeups']:.2f} years with at most "
+                     f"{SECTION1_WAKEUPS_PER_HOUR} firmware wake-ups an hour (issue #13 section 1, "
+                     "another change).")
+    mo = r["motor_per_open"]
+    f.append(f"Motor per opening (both strokes): {mo['mah_per_open'] * 1000:.1f} uAh, of which "
+             f"{100 * mo['stall_share_of_charge']:.0f} % is stall against the end stop "
+             f"({mo['stall_s_per_open'] * 1000:.0f} ms at {mo['stall_ma']:g} mA) before the "
+             "firmware sees the switch; a current-sensing cut-off or an end-stop interrupt "
+             "would stop it within about a millisecond.")
+    if wi is not None and not caps_sleep(board):
         parts = wi["idle_current_parts_ma"]
         static = sum(getattr(board, "STATIC_MA", {}).values())
         verdict = "reaches" if wi["life_days"] >= 365 else "does not reach"
@@ -357,6 +523,11 @@ def _findings(board: ModuleType, r: dict) -> list[str]:
             f"drains {static:.3f} mA. Wake-ups would go with interrupts instead of polling "
             "timers; the drains with switched dividers and high-value pull-ups.")
     return f
+
+
+def caps_sleep(board: ModuleType) -> bool:
+    return bool(getattr(board, "CAPABILITIES", {}).get("can_deep_sleep_between_adverts", False)
+                and getattr(board, "SLEEP_BETWEEN_ADVERTS", None) is not None)
 
 
 def render(results: list[dict]) -> str:
@@ -380,7 +551,7 @@ def render(results: list[dict]) -> str:
                 + f"; the firmware's timers fire {idle['wakeups_per_s']:.2f} times/s")
         lines.append(f"  {r['opens_per_day']:g} opens/day")
         keys_ = list(r["variants"])
-        head = f"  {'':<24}" + "".join(f"{VARIANT_TITLES[k]:>40}" for k in keys_)
+        head = f"  {'':<24}" + "".join(f"{r['variants'][k]['title'][:39]:>40}" for k in keys_)
         lines.append(head)
         lines.append(f"  {'state':<24}" + "".join(
             f"{'mA':>12}{'h/day':>12}{'mAh/day':>16}" for _ in keys_))
@@ -394,6 +565,11 @@ def render(results: list[dict]) -> str:
         row = f"  {'motor winding':<24}"
         for k in keys_:
             row += f"{'':>12}{'':>12}{r['variants'][k]['motor_winding_mah_per_day']:>16.3f}"
+        lines.append(row)
+        row = f"  {'fast advertising':<24}"
+        for k in keys_:
+            v = r["variants"][k]["fast_advertising_mah_per_day"]
+            row += f"{'':>12}{'':>12}{v:>16.3f}"
         lines.append(row)
         for name in r["variants"][VARIANT_TODAY]["static_mah_per_day"]:
             row = f"  {name.replace('_', ' '):<24}"
@@ -418,6 +594,13 @@ def render(results: list[dict]) -> str:
             v = r["variants"][k]
             row += f"{v['packs_for_period']:>40.1f}"
         lines.append(row)
+        for k in keys_:
+            if r["variants"][k].get("label"):
+                lines.append(f"  {r['variants'][k]['title']}: {r['variants'][k]['label']}")
+        t = r["time_to_open"]
+        lines.append(f"  time to open: {t['mean_s']:.2f} s mean, {t['worst_s']:.2f} s worst "
+                     f"(goal {t['goal_s']:g} s); idle wake-ups {r['idle_wakeups_per_hour']:.0f}/h; "
+                     f"motor {r['motor_per_open']['mah_per_open'] * 1000:.1f} uAh per opening")
         lines.append("  assumptions:")
         for i, text in enumerate(r["assumptions"], 1):
             lines.append(f"    {i}. {text}")

@@ -167,13 +167,15 @@ class _MemLink(hal_mod.Link):
 class _MemBle:
     """Stands in for simulator.endpoints.BleServer (what SimHAL uses of it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, notify_bytes: int = BLE_CHUNK) -> None:
         self._incoming: asyncio.Queue = asyncio.Queue()
         self.advertisement: tuple | None = None
         self.connections = 0
+        self.notify_bytes = notify_bytes
 
     def connect(self) -> _MemLink:
         lock_end, key_end = _MemLink.pair(BLE_INTERVAL_S, BLE_CHUNK)
+        lock_end.chunk = self.notify_bytes  # the lock's notifications (the board's ATT MTU - 3)
         self._incoming.put_nowait(lock_end)
         return key_end
 
@@ -274,6 +276,7 @@ async def _visit(hw: Hardware, ble: _MemBle, clock: ManualClock, timeline: list)
     t0 = clock.now()
     fw0 = hw.power.seconds()
     motor0 = _motor_s(hw)
+    run0, stall0 = hw.bolt.run_s, hw.bolt.stall_s
     charge0 = hw.bolt.charge_mas()
     mark = len(timeline)
     key = _Peer(ble.connect())
@@ -288,6 +291,7 @@ async def _visit(hw: Hardware, ble: _MemBle, clock: ManualClock, timeline: list)
     if outcome != reasons.ALLOW or not authenticated:
         raise EnergyError(f"the lock refused the visit: {reasons.name(outcome)}")
     t_answer = clock.now()
+    retracted = hw.bolt.retracted()
     await key.recv((msg.HELLO,))  # the lock is ready for another request
     await asyncio.sleep(max(0.0, t_answer + DISCONNECT_AFTER_S - clock.now()))
     key.link.close()
@@ -306,6 +310,14 @@ async def _visit(hw: Hardware, ble: _MemBle, clock: ManualClock, timeline: list)
             raise EnergyError("the lock did not relock after the door closed")
         await asyncio.sleep(0.01)
     t_end = clock.now()
+    # "Door opened": the end of the first motor run of the visit (the unlock
+    # stroke stops when the firmware sees the bolt withdrawn).
+    states = timeline[mark:]
+    t_open = t_answer
+    for i, (_t, state) in enumerate(states):
+        if state == POWER_MOTOR:
+            t_open = states[i + 1][0] if i + 1 < len(states) else t_answer
+            break
     fw = _diff(hw.power.seconds(), fw0)
     total = t_end - t0
     motor_total = _motor_s(hw) - motor0
@@ -319,6 +331,16 @@ async def _visit(hw: Hardware, ble: _MemBle, clock: ManualClock, timeline: list)
         "firmware_states_s": fw,
         "observed_states_s": observed,
         "motor_winding_mas": hw.bolt.charge_mas() - charge0,
+        # Both strokes of the visit (unlock and relock): moving, and driven
+        # against the end stop until the firmware saw it and stopped.
+        "motor_run_s": hw.bolt.run_s - run0,
+        "motor_stall_s": hw.bolt.stall_s - stall0,
+        # From the key's connection to the lock's answer (sent once the bolt
+        # is withdrawn): the exchange part of the time to open.
+        "connect_to_answer_s": t_answer - t0,
+        "connect_to_open_s": t_open - t0,
+        "retracted_at_answer": retracted,
+        "notify_bytes": ble.notify_bytes,
         "link_open_s": link_s,
         "door": {"opened_after_answer_s": DOOR_OPEN_AFTER_S, "held_open_s": DOOR_HELD_OPEN_S},
         "power_states": [[round(t - t0, 3), s] for t, s in timeline[mark:]],
@@ -364,7 +386,7 @@ async def _scenario(board: ModuleType, loop: _VirtualLoop, clock: ManualClock) -
     flash = flash_mod.FlashDevice(board.FLASH_SIZE, board.FLASH_BLOCK_SIZE)
     fs = LittleFsFs.mkfs(_region(flash, board.FS_REGION, "fs"))
     log_dev = _region(flash, board.LOG_REGION, "log")
-    ble = _MemBle()
+    ble = _MemBle(getattr(board, "BLE_NOTIFY_BYTES", BLE_CHUNK))
     serial = _MemSerial()
     hal = SimHAL(hw, reset_cause=hal_mod.RESET_POWER_ON, config_fs=lambda: fs,
                  log_device=lambda: log_dev, serial=serial, ble=ble)  # type: ignore[arg-type]

@@ -107,6 +107,9 @@ def test_the_whole_story(world) -> None:
     site, sim, root = world
     info = json.loads(site.ok("--json", "lock", "info", "--port", sim.serial))
     assert info["lock"] == "NT-1" and info["clock_trusted"] is True
+    # The lock's own battery forecast (status key 10, firmware/battery.py).
+    assert isinstance(info["battery_days"], int) and info["battery_days"] >= 0
+    assert "days left at its recent openings" in site.ok("lock", "info", "--port", sim.serial)
     shift(site, "S1", "anna.key")
     opened = site.run("open", "--device", "dev-S1", "--lock-id", "NT-1", "--ble", sim.ble)
     assert opened.returncode == 0 and "opened" in opened.stdout

@@ -252,6 +252,7 @@ def test_sim_state_naming_a_file(world: World, capsys) -> None:
 
 def test_out_dir_that_is_not_a_directory(world: World, capsys) -> None:
     now = datetime.now(ZONE)
+    (world.root / "status.jsonl").write_text('{"v": 1, "lock": "NT-1"}\n')  # not genuine
     (world.root / "roster.csv").write_text(
         f"staff,clients,start,end\nS1,C1,{local(now)},{local(now + timedelta(hours=2))}\n")
     (world.root / "afile").write_text("")
@@ -561,6 +562,7 @@ def valid_arguments(world: World) -> dict[tuple[str, ...], list[dict[str, str]]]
     now = datetime.now(ZONE)
     phone = str(world.device)
     shift = world.shift_args()
+    (world.root / "status.jsonl").write_text('{"v": 1, "lock": "NT-1"}\n')  # not genuine
     (world.root / "roster.csv").write_text(
         f"staff,clients,start,end\nS1,C1,{local(now)},{local(now + timedelta(hours=2))}\n")
     return {
@@ -648,6 +650,8 @@ def valid_arguments(world: World) -> dict[tuple[str, ...], list[dict[str, str]]]
         ("incident", "add"): [{"--lock": "NT-1", "--what": "x",
                                "--at": local(now - timedelta(hours=1)), "--window": "30"}],
         ("incident", "list"): [{"--lock": "NT-1"}],
+        ("fleet", "ingest"): [{"file": str(world.root / "status.jsonl")}],
+        ("fleet", "status"): [{}],
     }
 
 

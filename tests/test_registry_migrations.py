@@ -260,7 +260,9 @@ def test_migration_5_adds_receipts_properties_retirements_and_incidents(
     before = {t: rows for t, rows in (
         (t, sorted(connect(site).execute(f"SELECT * FROM {t}")))
         for t in ("clients", "locks", "tokens", "staff", "audit"))}
-    reg = Registry(site)
+    with monkeypatch.context() as m:  # migration 5 alone (6 has its own test)
+        m.setattr(registry, "MIGRATIONS", registry.MIGRATIONS[:5])
+        reg = Registry(site)
     try:
         assert reg.db.execute("PRAGMA user_version").fetchone()[0] == 5
         # What was there is untouched; clients gain two empty columns.
@@ -289,3 +291,34 @@ def test_migration_5_adds_receipts_properties_retirements_and_incidents(
         assert reg.held_items("S1") == [("fob", "F1", 1)]
     finally:
         reg.close()
+
+
+def test_fleet_health_migration_on_a_version_5_registry(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fleet-health migration (firmware, clock trusted, battery forecast,
+    status source) on a registry of the schema before it: the locks keep their
+    status, the new fields are unknown, and fleet status reads it (migration 6)."""
+    site = copy_of_v1(tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(registry, "MIGRATIONS", registry.MIGRATIONS[:5])
+        Registry(site).close()
+    assert user_version(site) == 5
+    db = connect(site)
+    before = db.execute("SELECT lock_id, last_seen, revocation_version, battery_mv "
+                        "FROM locks ORDER BY lock_id").fetchall()
+    db.close()
+    Registry(site).close()
+    assert user_version(site) == len(registry.MIGRATIONS)
+    db = connect(site)
+    try:
+        assert db.execute("SELECT lock_id, last_seen, revocation_version, battery_mv "
+                          "FROM locks ORDER BY lock_id").fetchall() == before
+        assert db.execute("SELECT firmware, clock_trusted, battery_days, status_source "
+                          "FROM locks").fetchall() == [(None,) * 4] * len(before)
+    finally:
+        db.close()
+    env = dict(os.environ, LOCKCTL_SITE=str(site))
+    p = subprocess.run([LOCKCTL, "--json", "fleet", "status", "--all"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert [lk["lock"] for lk in json.loads(p.stdout)["locks"]] == [r[0] for r in before]

@@ -56,6 +56,7 @@ class Outcome:
     time: int | None = None
     status: dict[int, Any] = field(default_factory=dict)
     records: list[bytes] = field(default_factory=list)
+    answer: bytes = b""  # the RESULT as it arrived (the issuer can check it again)
 
     @property
     def opened(self) -> bool:
@@ -109,7 +110,7 @@ def access(link: Any, grant: Grant, action: str = "open", log_from: int | None =
         raise ClientError(f"the lock sent something unexpected ({exc})") from None
     except keyside.AnswerError as exc:
         raise ClientError(str(exc)) from None
-    return Outcome(outcome, ok, seq, when, status, records)
+    return Outcome(outcome, ok, seq, when, status, records, bytes(payload) if ok else b"")
 
 
 # --- the installer -------------------------------------------------------------

@@ -26,6 +26,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +238,12 @@ class Device:
                 if g[0] == lock_id and (best is None or rank > best[2]):
                     best = (d, g, rank)
         if best is None:
+            ended = [d["end"] for d in self.sealed_keys()
+                     if any(g[0] == lock_id for g in d["grants"])]
+            if ended:
+                raise DeviceError(f"your key for lock {lock_id} expired at "
+                                  f"{local_hhmm(max(ended))} (this device's clock): ask for "
+                                  "a new key")
             raise DeviceError(f"no unexpired key for lock {lock_id} on this device "
                               "(load a grant with lockctl key load)")
         d, g, _ = best
@@ -244,6 +251,15 @@ class Device:
         secret = _stretch(code, d["kdf"]["salt"], d["kdf"])
         return Grant(lock, token, _xor(masked, _mask(secret, lock, cti)), cti, start, end,
                      scope, list(updates))
+
+
+def local_hhmm(posix: int, day: bool = False) -> str:
+    """A time as this device shows it (its own zone): 23:00, or with the date
+    when it is not today (or `day`)."""
+    t = datetime.fromtimestamp(posix).astimezone()
+    if day or t.date() != datetime.now().astimezone().date():
+        return t.strftime("%Y-%m-%d %H:%M")
+    return t.strftime("%H:%M")
 
 
 def _stretch(code: str, salt: bytes, params: dict[str, Any]) -> bytes:

@@ -212,6 +212,19 @@ MIGRATIONS: list[str] = [
                             actor TEXT NOT NULL);
     CREATE INDEX incidents_by_lock ON incidents (lock_id, at);
     """,
+    # 6: fleet health (issue #15 section 1). What a lock's status carries
+    # beyond the first schema's columns: its firmware version, whether its
+    # clock is trusted, its own battery forecast (days left), and where the
+    # status came from ("serial" or "key"). Tokens by end time: fleet status
+    # looks at the keys still valid.
+    """
+    ALTER TABLE locks ADD COLUMN firmware TEXT;
+    ALTER TABLE locks ADD COLUMN clock_trusted INTEGER;
+    ALTER TABLE locks ADD COLUMN battery_days INTEGER;
+    ALTER TABLE locks ADD COLUMN status_source TEXT;
+    CREATE INDEX tokens_by_end ON tokens (end);
+    CREATE INDEX tokens_alarm ON tokens (alarm, issued_at);
+    """,
 ]
 ROLES = ("home-care", "nurse", "rehab", "night-patrol", "installer")
 # How a lock reports its previous identity's end when commissioned (firmware.lock END_*).
@@ -244,6 +257,10 @@ class LockRow:
     last_seq: int | None = None
     epoch: int = 1
     provider: str | None = None  # a key box's provider
+    firmware: str | None = None
+    clock_trusted: int | None = None
+    battery_days: int | None = None
+    status_source: str | None = None
 
 
 # Files SQLite keeps beside the registry while it works (rollback journal, or
@@ -607,20 +624,24 @@ class Registry:
         with self.tx():
             self.db.execute("UPDATE locks SET status = ? WHERE lock_id = ?", (status, lock_id))
 
-    def record_health(self, lock_id: str, status: dict[int, Any], seen: int) -> None:
-        """Fleet health as a key or the installer brought it home."""
-        from protocol import messages as msg
-        lock_time = status.get(msg.ST_TIME)
+    def record_health(self, lock_id: str, status: dict[int, Any], seen: int,
+                      source: str = "serial") -> bool:
+        """Fleet health as a key or the installer brought it home, seen at
+        `seen` (POSIX). A status older than the one held is not taken (keys
+        bring statuses home late and in any order): returns whether it was."""
+        from tools import statusfile
+        st = statusfile.status_fields(status, seen)
         with self.tx():
-            self.db.execute(
+            cur = self.db.execute(
                 "UPDATE locks SET last_seen = ?, revocation_version = ?, clock_offset = ?, "
-                "battery = ?, battery_mv = ?, log_count = ?, log_capacity = ?, last_seq = ? "
-                "WHERE lock_id = ?",
-                (seen, status.get(msg.ST_REVOCATION_VERSION),
-                 None if lock_time is None else int(lock_time) - seen,
-                 status.get(msg.ST_BATTERY), status.get(msg.ST_BATTERY_MV),
-                 status.get(msg.ST_LOG_COUNT), status.get(msg.ST_LOG_CAPACITY),
-                 status.get(msg.ST_LAST_SEQ), lock_id))
+                "battery = ?, battery_mv = ?, log_count = ?, log_capacity = ?, last_seq = ?, "
+                "firmware = ?, clock_trusted = ?, battery_days = ?, status_source = ? "
+                "WHERE lock_id = ? AND (? = 'serial' OR last_seen IS NULL OR last_seen < ?)",
+                (seen, st.revocation_version, st.clock_offset, st.battery, st.battery_mv,
+                 st.log_count, st.log_capacity, st.last_seq, st.firmware,
+                 None if st.clock_trusted is None else int(st.clock_trusted),
+                 st.battery_days, source, lock_id, source, seen))
+            return cur.rowcount > 0
 
     # --- tokens and revocations ------------------------------------------------------
     def add_token(self, cti: bytes, staff_id: str, lock_id: str, start: int, end: int,

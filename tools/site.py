@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -356,3 +356,64 @@ class Site(PeopleActs, KeyActs, CareActs):
                                 "decommissioned")
             if status:
                 reg.record_health(lock_id, status, now)
+
+
+    # --- fleet health -----------------------------------------------------------------
+    def record_info(self, actor: str, lock_id: str, status: dict[int, Any], now: int) -> None:
+        """`lock info` over serial: the lock's status, as the installer saw it."""
+        with self.act(actor, "lock info", {"lock": lock_id}):
+            self.registry.record_health(lock_id, status, now)
+
+    def ingest_statuses(self, actor: str, source: str, lines: list[str],
+                        now: int | None = None) -> "IngestResult":
+        """Statuses a staff device brought home (`fleet ingest`): each line's
+        answer is taken only if its MAC verifies under the key this site
+        issued for that lock; a status older than the one held is not taken
+        (so the same file ingested twice changes nothing more). The refused
+        lines are returned by number and nothing of them is kept; the genuine
+        ones are recorded in one act (none at all if no line is genuine)."""
+        from tools import statusfile
+        now = int(time.time()) if now is None else now
+        reg = self.registry
+        result = IngestResult()
+        secret = reg.site_secret()
+        known = {r[0] for r in reg.db.execute("SELECT lock_id FROM locks")}
+        checked: list[tuple[int, Any]] = []
+        for number, text in enumerate(lines, start=1):
+            if not text.strip():
+                continue
+            try:
+                line = statusfile.parse_line(text)
+                if line.lock_id not in known:
+                    raise statusfile.IngestError(f"lock {line.lock_id} is not in this site")
+                row = reg.db.execute("SELECT lock_id, issued_at FROM tokens WHERE cti = ?",
+                                     (line.cti,)).fetchone()
+                checked.append((number, statusfile.check_answer(
+                    line, secret, None if row is None else row["lock_id"],
+                    None if row is None else int(row["issued_at"]), now)))
+            except statusfile.IngestError as exc:
+                result.refused.append((number, str(exc)))
+        if not checked:
+            return result
+        # Oldest first, so that of one file's statuses of a lock the newest stays.
+        checked.sort(key=lambda x: x[1].seen)
+        with self.act(actor, "fleet ingest", {"file": source}) as detail:
+            for number, answer in checked:
+                if reg.record_health(answer.lock_id, answer.status, answer.seen, "key"):
+                    result.taken.append(number)
+                else:
+                    result.older.append(number)
+                result.locks.add(answer.lock_id)
+            detail.update(taken=len(result.taken), older=len(result.older),
+                          refused=len(result.refused), locks=sorted(result.locks))
+        result.taken.sort()
+        result.older.sort()
+        return result
+
+
+@dataclass
+class IngestResult:
+    taken: list[int] = field(default_factory=list)  # line numbers recorded
+    older: list[int] = field(default_factory=list)  # authentic, but not newer than held
+    refused: list[tuple[int, str]] = field(default_factory=list)  # (line, why)
+    locks: set[str] = field(default_factory=set)

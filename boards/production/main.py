@@ -11,7 +11,7 @@ import machine
 
 import firmware.main
 
-BOARDS = ("esp32c3_devkit", "pico_w")  # the image freezes exactly one of these
+BOARDS = ("esp32c3_devkit", "pico_w", "nrf52840_zephyr")  # the image freezes exactly one
 
 
 def board_name():

@@ -33,13 +33,16 @@
 import gc
 import sys
 
-PORTS = ("esp32", "rp2")
+PORTS = ("esp32", "rp2", "zephyr")
 _MODULES = {
     "esp32": ("machine", "bluetooth", "aioble", "esp32", "neopixel", "vfs"),
     "rp2": ("machine", "bluetooth", "aioble", "rp2", "vfs"),
+    # The Zephyr port (nRF52840): the common fakes, then fakes/zephyr_port.py
+    # patches what this port does differently; `zephyr` is FlashArea.
+    "zephyr": ("machine", "bluetooth", "aioble", "zephyr", "vfs"),
 }
 _ALL = ("machine", "bluetooth", "aioble", "aioble.core", "esp32", "rp2", "neopixel", "vfs",
-        "micropython", "faketime", "flash")
+        "micropython", "faketime", "flash", "zephyr", "zephyr_port")
 
 MICROPYTHON = sys.implementation.name == "micropython"
 
@@ -79,6 +82,9 @@ def install(port="esp32", reset_cause=None):
             sys.modules["aioble.core"] = sys.modules["fakes.aioble.core"]
         elif name == "vfs":
             mod.configure(real_vfs)
+    if port == "zephyr":
+        fk.zephyr_port = _load("zephyr_port")
+        fk.zephyr_port.patch(fk)
     if not MICROPYTHON:
         # CPython has no `micropython` module: this one records kbd_intr.
         mod = _load("micropython")
@@ -95,9 +101,11 @@ def uninstall():
         if pkg is not None and "." not in name and name in pkg.__dict__:
             delattr(pkg, name)  # the package's reference to its submodule
     sys.modules.pop("firmware.board_machine", None)
+    sys.modules.pop("firmware.board_zephyr", None)
     fw = sys.modules.get("firmware")
-    if fw is not None and "board_machine" in fw.__dict__:
-        delattr(fw, "board_machine")
+    for name in ("board_machine", "board_zephyr"):
+        if fw is not None and name in fw.__dict__:
+            delattr(fw, name)
     gc.collect()
 
 
@@ -109,3 +117,12 @@ def board_machine(fk):
     bm = sys.modules["firmware.board_machine"]
     bm.time = fk.faketime
     return bm
+
+
+def board_zephyr(fk):
+    """firmware.board_zephyr imported over the installed fakes (port "zephyr"),
+    with the fake clock as board_machine's `time`."""
+    bm = board_machine(fk)
+    sys.modules.pop("firmware.board_zephyr", None)
+    __import__("firmware.board_zephyr")
+    return sys.modules["firmware.board_zephyr"], bm

@@ -13,6 +13,7 @@ from protocol import messages as msg
 from protocol import reasons
 from protocol import token as tok
 from tools import device as device_mod
+from tools import statusfile
 from tools.client import access
 from tools.lockctl.cli import (
     Commands,
@@ -239,10 +240,34 @@ def cmd_revoke(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def _clock_text(reason: int, lock_time: int | None, grant: Any, now: int) -> str | None:
+    """An expired or not-yet-valid refusal: the key's own validity (by this
+    device's clock) or the lock's clock, whichever is wrong."""
+    if reason not in (reasons.EXPIRED, reasons.NOT_YET_VALID):
+        return None
+    if reason == reasons.EXPIRED and now >= grant.end - tok.SKEW:
+        return f"this key expired at {device_mod.local_hhmm(grant.end)}: ask for a new key"
+    if reason == reasons.NOT_YET_VALID and now < grant.start + tok.SKEW:
+        return f"this key is valid from {device_mod.local_hhmm(grant.start)}"
+    reads = ""
+    if lock_time is not None:
+        reads = (f" (it reads {device_mod.local_hhmm(lock_time, day=True)}, this device "
+                 f"{device_mod.local_hhmm(now, day=True)})")
+    return (f"the lock's clock looks wrong{reads}: your key is valid until "
+            f"{device_mod.local_hhmm(grant.end)}. Tell the alarm centre: the lock needs "
+            "lockctl lock sync")
+
+
 def cmd_open(args: argparse.Namespace, out: Output) -> int:
     grant = device_grant(args, args.lock_id)
     with connect_lock(ble_url(args.ble), timeout=10.0) as link:
         outcome = access(link, grant, action=args.action)
+    now = int(time.time())
+    if outcome.answer:  # the lock's authenticated answer: fleet health for the site
+        try:
+            statusfile.append_status(Path(args.device), grant.lock_id, grant.cti, outcome.answer, now)
+        except OSError as exc:
+            out.info(f"lockctl: the lock's status was not kept on this device ({exc.strerror})")
     names = {0: "ok", 1: "low", 2: "critical"}
     st = outcome.status
     data = {"lock": args.lock_id, "opened": outcome.opened, "reason": outcome.reason_name,
@@ -251,6 +276,9 @@ def cmd_open(args: argparse.Namespace, out: Output) -> int:
             "revocation_version": st.get(msg.ST_REVOCATION_VERSION)}
     if outcome.opened:
         text = f"Door {args.lock_id} opened (confirmed by the lock, event {outcome.seq})."
+    elif outcome.authenticated and _clock_text(outcome.reason, outcome.time, grant, now):
+        text = (f"Door {args.lock_id} stayed locked: {outcome.reason_name}: "
+                f"{_clock_text(outcome.reason, outcome.time, grant, now)}.")
     elif outcome.authenticated:
         text = f"Door {args.lock_id} stayed locked: {outcome.reason_name} (answer authenticated)."
     elif outcome.reason == reasons.BAD_PROOF:

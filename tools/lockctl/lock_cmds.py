@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from protocol import keys, reasons
 from protocol import messages as msg
 from protocol import token as tok
-from tools import flashing, issuer
+from tools import flashing, fleet, issuer, statusfile
 from tools.client import Installer, Refused
 from tools.lockctl.cli import (
     DOORS,
@@ -135,7 +135,9 @@ def _admin(args: argparse.Namespace, out: Output, op: str, argmap: dict[int, Any
 def cmd_lock_info(args: argparse.Namespace, out: Output) -> int:
     reg, row, data = _admin(args, out, "info")
     status = data.get(msg.INFO_STATUS) or {}
-    reg.record_health(row.lock_id, status, int(time.time()))
+    now = int(time.time())
+    Site(reg).record_info(actor(args), row.lock_id, status, now)
+    problems = fleet.one_lock_problems(reg, row.lock_id, now)
     tz = zone_of(reg)
     info = {
         "lock": row.lock_id, "door": data.get(msg.INFO_DOOR), "suite": data.get(msg.INFO_SUITE),
@@ -145,17 +147,26 @@ def cmd_lock_info(args: argparse.Namespace, out: Output) -> int:
         "clock_trusted": status.get(msg.ST_CLOCK_TRUSTED),
         "lock_time": status.get(msg.ST_TIME), "log_count": status.get(msg.ST_LOG_COUNT),
         "log_capacity": status.get(msg.ST_LOG_CAPACITY), "firmware": status.get(msg.ST_FIRMWARE),
+        "battery_days": row_days(status), "problems": [p.as_json() for p in problems],
     }
     text = "\n".join([
         f"Lock {row.lock_id}: {info['door']} door of {', '.join(row.clients)} ({info['suite']})",
         f"  clock: {local_str(info['lock_time'] or 0, tz)} "
         f"({'trusted' if info['clock_trusted'] else 'NOT trusted'})",
-        f"  battery: {info['battery']} ({info['battery_mv']} mV)",
+        f"  battery: {info['battery']} ({info['battery_mv']} mV"
+        + (f", about {info['battery_days']} days left at its recent openings)"
+           if info["battery_days"] is not None else ")"),
         f"  block list version: {info['revocation_version']}",
         f"  log: {info['log_count']} of {info['log_capacity']} events",
-        f"  firmware: {info['firmware']}"])
+        f"  firmware: {info['firmware']}"]
+        + [f"  {fleet.SEVERITY[p.severity]}: {p.text}: {p.action}" for p in problems]
+        + ([] if problems else ["  no problems"]))
     out.done(info, text)
     return 0
+
+
+def row_days(status: dict[int, Any]) -> int | None:
+    return statusfile.status_fields(status, 0).battery_days
 
 
 def _time_text(result: Any, status: dict[int, Any], tz: ZoneInfo) -> str:

@@ -18,6 +18,7 @@ from tools.lockctl import (
     alarm_cmds,
     care_cmds,
     cli_cmds,
+    fleet_cmds,
     key_cmds,
     lock_cmds,
     lock_life_cmds,
@@ -44,7 +45,7 @@ from tools.registry import RegistryError
 from tools.transport import TransportError
 
 MODULES = (site_cmds, people_cmds, org_cmds, lock_cmds, key_cmds, log_cmds, registry_cmds,
-           alarm_cmds, care_cmds, lock_life_cmds, cli_cmds, settings_cmds)
+           alarm_cmds, care_cmds, lock_life_cmds, fleet_cmds, cli_cmds, settings_cmds)
 
 
 def build_parser() -> argparse.ArgumentParser:
