@@ -300,8 +300,8 @@ def ingest_site(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     from tools.site import Site
     site = Site.init(tmp_path_factory.mktemp("ingest") / "site", "Kommun", actor="t")
     reg = site.registry
-    site.add_client("t", "C1", "Astrid")
-    site.add_staff("t", "S1", "Anna")
+    site.add_staff("t", "S1", "Anna", provider="Kommunen")
+    site.add_client("t", "C1", "Astrid", providers=["Kommunen"])
     reg.add_lock("L1", "apartment", "hmac", ["C1"], NOW - DAY)
     reg.add_lock("L2", "apartment", "hmac", ["C1"], NOW - DAY)
     with reg.tx():

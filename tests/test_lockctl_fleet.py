@@ -24,9 +24,9 @@ def fleet_world(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("fleet")
     site = Site(root)
     site.ok("site", "init", "--name", "Flottkommun")
-    site.ok("client", "add", "C1", "--name", "Astrid Lindqvist")
-    site.ok("staff", "add", "S1", "--name", "Anna Berg")
-    site.ok("staff", "add", "S2", "--name", "Bilal Haddad")
+    site.ok("staff", "add", "S1", "--name", "Anna Berg", "--provider", "Kommunen")
+    site.ok("staff", "add", "S2", "--name", "Bilal Haddad", "--provider", "Kommunen")
+    site.ok("client", "add", "C1", "--name", "Astrid Lindqvist", "--providers", "Kommunen")
     sim = SimulatedLock(root / "lock", ["--serial-link", str(root / "lock.tty")]).start()
     site.ok("commission", "--port", str(root / "lock.tty"), "--lock-id", "NT-1",
             "--client", "C1")
