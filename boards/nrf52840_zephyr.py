@@ -72,6 +72,10 @@ LOG_REGION = (0x0F0000, 0x010000)
 FS_PARTITION = "storage"
 LOG_PARTITION = "eventlog"
 FS_MOUNT = "/flash"  # where ports/zephyr/modules/_boot.py mounts "storage"
+# NOT YET: `lockctl flash` writes /main.py and its slots at "/", which is not
+# a filesystem on this port (the storage is at /flash), so tools/flashing.py
+# does not offer this board: build a frozen image (boards/manifest.py with
+# board=nrf52840_zephyr, the port's Zephyr build) until the deploy learns FS_MOUNT.
 
 # The port reports no MTU exchange to aioble: notifications of ATT_MTU 23 - 3.
 BLE_NOTIFY_BYTES = 20

@@ -10,7 +10,10 @@
 # battery_adc), ACTIVE_LOW, LED_KIND ("ws2812" or "plain"), BATTERY_DIVIDER,
 # BATTERY (low_mv, critical_mv), FLASH_SIZE, FLASH_BLOCK_SIZE, FS_REGION,
 # LOG_REGION; optional: LOG_PARTITION (ESP32 label, default "eventlog"),
-# ADC_VREF_MV (rp2 ADC reference, default 3300), ADV_INTERVAL_MS (default 1000).
+# ADC_VREF_MV (rp2 ADC reference, default 3300), ADV_INTERVAL_MS (default 1000,
+# the idle interval: firmware/radio.py advertises faster for a while after a
+# door or button event), PINS["battery_en"] with DIVIDER_SETTLE_US (a switched
+# divider, on only inside battery_mv()), FS_MOUNT (default "/").
 #
 # Flash layout (nothing here formats or repartitions anything; a layout that
 # does not match the board file is refused with OSError, never written over):

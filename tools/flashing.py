@@ -53,10 +53,15 @@ def mpremote_command() -> list[str]:
 
 def boards() -> list[str]:
     """The boards that can be flashed: boards/NAME.py that says NAME = "NAME"
-    (boards/ also holds the freeze manifest, which is not a board)."""
+    (boards/ also holds the freeze manifest, which is not a board), and keeps
+    its filesystem at "/" (the deploy writes /main.py and its slots there; a
+    board with FS_MOUNT elsewhere, the nRF52840 under the Zephyr port, is built
+    as a frozen image instead)."""
     found = []
     for path in sorted((ROOT / "boards").glob("*.py")):
-        if re.search(rf'^NAME = "{re.escape(path.stem)}"$', path.read_text(), re.M):
+        text = path.read_text()
+        if (re.search(rf'^NAME = "{re.escape(path.stem)}"$', text, re.M)
+                and not re.search(r'^FS_MOUNT = "(?!/")', text, re.M)):
             found.append(path.stem)
     return found
 
