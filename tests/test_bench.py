@@ -43,8 +43,9 @@ def test_bench_writes_every_key(tmp_path: Path) -> None:
             assert r[k] is None, k
     for k in ALWAYS:
         assert isinstance(r[k], (int, float)) and not isinstance(r[k], bool) and r[k] >= 0, k
-    assert r["fleet_status_24000_s"] is None
-    assert any("fleet_status_24000_s" in n for n in r["notes"])  # the reason it is null
+    # Measured on a smaller generated fleet in the tiny run (tools/fleetbench.py).
+    assert isinstance(r["fleet_status_24000_s"], float) and r["fleet_status_24000_s"] > 0
+    assert r["fleet_status_24000_flagged"] > 0  # the generated fleet has problems to find
     boards = set(r["battery_years"])
     assert {"esp32c3_devkit", "nrf52840_zephyr", "pico_w"} <= boards
     for per in r["battery_years"].values():
