@@ -117,6 +117,31 @@ def test_decommission_pulls_first_and_recommissioning_keeps_history(world) -> No
     assert [r["kind"] for r in rows["events"]].count("opened") == 2
 
 
+def test_a_key_from_before_a_recommissioning_does_not_open(world) -> None:
+    """A lock id commissioned again (the same lock moved to another door, or a
+    new lock under the old id) derives the same token key, and its new
+    identity starts with an empty block list: a key issued before, still
+    within its 24 hours, would open the new door. The commissioning blocks
+    every such key and sends the block in the same session."""
+    site, start, root = world
+    sim = start()
+    tty = str(root / "lock.tty")
+    commission(site, tty)
+    old = shift(site, "S1", "old.grant", -1, 6)
+    opened = site.run("open", "--device", old, "--lock-id", "NT-1", "--ble", sim.ble)
+    assert opened.returncode == 0, opened.stderr + opened.stdout
+    site.ok("lock", "decommission", "--port", tty)
+    out = json.loads(site.ok("--json", "commission", "--port", tty, "--lock-id", "NT-1",
+                             "--client", "C1"))
+    assert out["earlier_keys_blocked"] == 1 and out["block_sent"] is True
+    again = site.run("--json", "open", "--device", old, "--lock-id", "NT-1", "--ble", sim.ble)
+    assert again.returncode == 1 and json.loads(again.stdout)["reason"] == "revoked", again.stdout
+    # A key issued after the commissioning opens.
+    new = shift(site, "S1", "new.grant", -1, 6)
+    assert site.run("open", "--device", new, "--lock-id", "NT-1", "--ble",
+                    sim.ble).returncode == 0
+
+
 def test_factory_reset_shows_as_records_lost(world) -> None:
     site, start, root = world
     sim = start()

@@ -269,14 +269,21 @@ class Site(PeopleActs, KeyActs, CareActs):
 
     def record_commissioning(self, actor: str, lock_id: str, door: str, suite: str,
                              clients: list[str], now: int, answer: dict[int, Any],
-                             provider: str | None = None) -> int:
-        """The lock took its identity: its registry row and a new epoch."""
+                             provider: str | None = None) -> Commissioned:
+        """The lock took its identity: its registry row and a new epoch. The
+        keys issued for this lock id before (its previous commissioning: the
+        token key derives from the lock id, and a new identity starts with an
+        empty block list) are blocked in the same act; the caller sends the
+        block to the lock before it leaves (`earlier_blocked` > 0)."""
         from protocol import messages as msg
         problem = self.commission_problem(door, clients, provider, lock_id)
         if problem is not None:
             raise InvalidInput(problem)
         with self.act(actor, "commission", {"lock": lock_id, "clients": clients, "door": door,
                                              "suite": suite, "provider": provider}) as detail:
+            blocked = self._block_earlier_keys(lock_id, now)
+            if blocked:
+                detail["earlier_keys_blocked"] = blocked
             epoch = self.registry.add_lock(
                 lock_id, door, suite, clients, now,
                 first_seq=answer.get(msg.COMMISSIONED_SEQ),
@@ -286,7 +293,22 @@ class Site(PeopleActs, KeyActs, CareActs):
             self.registry.db.execute("UPDATE locks SET provider = ? WHERE lock_id = ?",
                                      (provider, lock_id))
             detail["epoch"] = epoch
-        return epoch
+        return Commissioned(epoch, len(blocked))
+
+    def _block_earlier_keys(self, lock_id: str, now: int) -> list[str]:
+        """Token entries for this lock's keys that are still unexpired and not
+        yet blocked (by a token entry or their staff member's block)."""
+        reg = self.registry
+        _, staff_cut, revoked = reg.revocation_state(now)
+        blocked = []
+        for t in list(reg.db.execute("SELECT cti, staff_id, end, issued_at FROM tokens "
+                                     "WHERE lock_id = ? AND end > ?", (lock_id, now - tok.SKEW))):
+            cti = bytes(t["cti"])
+            if cti in revoked or int(t["issued_at"]) < staff_cut.get(t["staff_id"], 0):
+                continue
+            reg.revoke("token", cti.hex(), int(t["end"]))
+            blocked.append(cti.hex())
+        return blocked
 
     def record_pull(self, actor: str, lock_id: str, epoch: int, start: int,
                     records: list[bytes], status: dict[int, Any], now: int) -> tuple[int, int]:
@@ -409,6 +431,12 @@ class Site(PeopleActs, KeyActs, CareActs):
         result.taken.sort()
         result.older.sort()
         return result
+
+
+@dataclass
+class Commissioned:
+    epoch: int
+    earlier_blocked: int  # keys of an earlier commissioning blocked by this one
 
 
 @dataclass

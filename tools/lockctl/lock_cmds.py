@@ -18,7 +18,7 @@ from protocol import keys, reasons
 from protocol import messages as msg
 from protocol import token as tok
 from tools import flashing, fleet, issuer, statusfile
-from tools.client import Installer, Refused
+from tools.client import ClientError, Installer, Refused
 from tools.lockctl.cli import (
     DOORS,
     Commands,
@@ -44,6 +44,7 @@ from tools.lockctl.cli import (
 from tools.lockctl.log_cmds import pull_serial
 from tools.registry import Registry, RegistryError
 from tools.site import Site, revocation_blob
+from tools.transport import TransportError
 
 
 def cmd_sim(args: argparse.Namespace, out: Output) -> int:
@@ -104,13 +105,32 @@ def cmd_commission(args: argparse.Namespace, out: Output) -> int:
             if exc.reason == reasons.ALREADY_COMMISSIONED:
                 raise Failed(ALREADY_COMMISSIONED.format(lock="another lock id")) from None
             raise
-    site.record_commissioning(actor(args), lock_id, args.door, args.suite, clients, now,
-                              data, provider=args.provider)
+        done = site.record_commissioning(actor(args), lock_id, args.door, args.suite, clients,
+                                         now, data, provider=args.provider)
+        sent = _send_block(installer, reg, lock_id) if done.earlier_blocked else None
+    text = (f"Lock {lock_id} commissioned: {args.door} door of {', '.join(clients)}, "
+            f"suite {args.suite}, clock set.")
+    if done.earlier_blocked:
+        text += (f" {done.earlier_blocked} key(s) issued for {lock_id} before were blocked"
+                 + (" and the lock has the block." if sent else
+                    ": the block did NOT reach the lock: run lockctl lock sync now."))
     out.done({"lock": lock_id, "clients": clients, "door": args.door, "suite": args.suite,
-              "provider": args.provider},
-             f"Lock {lock_id} commissioned: {args.door} door of {', '.join(clients)}, "
-             f"suite {args.suite}, clock set.")
-    return 0
+              "provider": args.provider, "earlier_keys_blocked": done.earlier_blocked,
+              "block_sent": sent}, text)
+    return 0 if sent is not False else 1
+
+
+def _send_block(installer: Installer, reg: Registry, lock_id: str) -> bool:
+    """The block list to a just-commissioned lock, in the same session."""
+    blob = revocation_blob(reg, lock_id, int(time.time()))
+    if blob is None:
+        return False
+    try:
+        data = installer.admin(issuer.admin_key_for(reg.site_secret(), lock_id), "sync",
+                               {msg.SYNC_REVOCATION: blob}, expect_lock=lock_id)
+    except (Refused, ClientError, TransportError):
+        return False
+    return data.get(msg.SYNC_REVOCATION) == reasons.ALLOW
 
 
 ALREADY_COMMISSIONED = (
