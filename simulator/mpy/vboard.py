@@ -66,7 +66,7 @@ def _machine():
         s.connect(socket.getaddrinfo("127.0.0.1", cfg["control"])[0][-1])
         s.write(("control %s\n" % cfg["token"]).encode())
         s.readline()
-        s.write(b"reset\n")
+        s.write(b"reset []\n")
         s.readline()
         time.sleep(10)  # the board ends this interpreter
 
