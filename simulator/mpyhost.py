@@ -82,6 +82,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from simulator.board import Board
 
+from mpybuild import in_process_runner, micropython_command  # noqa: E402
+
+__all__ = ["DEFAULT_HEAP", "MpyBoard", "child_main", "heap_bytes", "in_process_runner",
+           "micropython_command", "parse_heap"]
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HEAP = "96wK"  # 96 KB of a 32-bit board (see parse_heap)
 ENV_ROM = "LOCK_UNIXPORT_ROM"

@@ -28,7 +28,7 @@ from typing import Any, Awaitable, Callable
 from firmware import hal as hal_mod
 from simulator.endpoints import BleServer
 from simulator.hal import BoardReset, SimHAL
-from simulator.mpy.proxy import PORT_CALLS
+from simulator.mpy.portcalls import PORT_CALLS
 
 BLE_CONNECTED = b"\x01"
 SerialServer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

@@ -56,7 +56,7 @@ class MpyRunner(Runner):
     def __init__(self, *, heap: str = DEFAULT_HEAP, code: str = "rom") -> None:
         if code not in ("rom", "ram"):
             raise ValueError("code must be 'rom' or 'ram'")
-        self.heap = parse_heap(str(heap))
+        self.heap_size = parse_heap(str(heap))
         self.code = code
         self.child: asyncio.subprocess.Process | None = None
         self.child_status: int | None = None
@@ -171,7 +171,7 @@ class MpyRunner(Runner):
         return cfg
 
     def child_command(self) -> list[str]:
-        heap = f"heapsize={self.heap}"
+        heap = f"heapsize={self.heap_size}"
         assert self._rom_script is not None
         if in_process_runner():
             cmd = [sys.executable, "-m", "simulator.mpyhost"]
@@ -332,7 +332,7 @@ class MpyRunner(Runner):
         self._hang_task = asyncio.ensure_future(resume())
 
     def state_extra(self) -> dict:
-        return {"mode": self.mode, "heap": self.heap, "mem": dict(self.mem)}
+        return {"mode": self.mode, "heap": self.heap_size, "mem": dict(self.mem)}
 
     # --- the port's own calls (proxy.PORT_CALLS) ------------------------------------------
     def before_answer(self) -> None:

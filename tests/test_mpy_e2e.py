@@ -95,8 +95,13 @@ def test_resets_restart_the_interpreter_with_their_cause(tmp_path: Path) -> None
         site.commission(sim, LOCK)
         sim.control({"cmd": "reset"})
         _wait("a soft reset", lambda: boots() == ["power-on", "soft"])
+        ops = sim.control({"cmd": "state"})["flash"]["ops"]
         assert open_with(sim, site.grant(LOCK, "staff-r1")).opened
+        flash = sim.control({"cmd": "state"})["flash"]
+        # Real figures from the child's flash model: the opening's record was written.
+        assert flash["ops"] > ops > 0 and not flash["cut_pending"]
         sim.control({"cmd": "power_cut", "after_writes": 0, "mode": "torn"})
+        assert sim.control({"cmd": "state"})["flash"]["cut_pending"]
         with pytest.raises(TransportError):  # the lock dies logging the opening
             open_with(sim, site.grant(LOCK, "staff-cut"))
         _wait("a power-on boot", lambda: boots() == ["power-on", "soft", "power-on"])

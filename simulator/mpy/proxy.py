@@ -27,11 +27,9 @@ import time
 
 from firmware import hal as hal_mod
 from simulator.mpy.flash import PowerCut
+from simulator.mpy.portcalls import PORT_CALLS  # noqa: F401  (the board's dispatcher takes them)
 
 HOST = "127.0.0.1"
-# The port's own calls: "boot CAUSE", "reset", "cut", "repl closed|open",
-# "heap FREE ALLOC", "flash OPS CUT_PENDING", "poll" (fetch directives).
-PORT_CALLS = ("boot", "reset", "cut", "repl", "heap", "flash", "poll")
 
 
 def connect(port, kind, token):

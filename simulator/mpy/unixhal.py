@@ -154,10 +154,12 @@ class SerialLink(hal_mod.Link):
 class _Flash(Flash):
     """The flash model, reporting its operation count to the board."""
 
-    report = None
+    def __init__(self, report, *args, **kw):
+        self.report = report
+        super().__init__(*args, **kw)
 
     def count(self, kind, region, n):
-        if kind != "read" and self.report is not None:
+        if kind != "read":
             self.report(self.ops, self.cut_pending)
 
 
@@ -184,9 +186,8 @@ class UnixHAL(hal_mod.HAL):
         self.timings = cfg.get("timings") or {}  # overrides of the firmware's waits
         self.control = proxy.Control(cfg["control"], cfg["token"], self._directive)
         self.events = proxy.EventStream(cfg["control"], cfg["token"], self.control)
-        self.flash = _Flash(FileStore(port.flash), board.FLASH_SIZE, board.FLASH_BLOCK_SIZE,
-                            cut=cfg.get("cut"), on_cut=self._power_cut)
-        self.flash.report = self._flash_report
+        self.flash = _Flash(self._flash_report, FileStore(port.flash), board.FLASH_SIZE,
+                            board.FLASH_BLOCK_SIZE, cut=cfg.get("cut"), on_cut=self._power_cut)
         self._fs = None
         self._log = None
         self._serial = None
