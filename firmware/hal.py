@@ -28,6 +28,7 @@ POWER_STATES = (POWER_SLEEP, POWER_ADVERTISING, POWER_CONNECTED, POWER_MOTOR)
 # Events from the hardware (`HAL.next_event`): a sensor's debounced edge.
 EVENT_DOOR = "door"  # value: True closed, False open
 EVENT_BUTTON = "button"  # value: True pressed, False released
+EVENT_TIMINGS = "timings"  # the simulator's timing overrides changed (tests only)
 
 # The HAL methods a board's hardware answers (plain values in, a plain value
 # out: int, str, bool or None). This is the one declaration of them: where the
@@ -83,6 +84,9 @@ class HAL:
     # Battery thresholds in millivolts; boards override them for their cells.
     battery_low_mv = 4400
     battery_critical_mv = 4000
+    # The longest watchdog timeout the board's hardware allows, in ms (its
+    # CAPABILITIES["watchdog_max_ms"]); None: longer than the firmware asks.
+    watchdog_max_ms = None
 
     # --- time -------------------------------------------------------------
     def rtc_now(self):

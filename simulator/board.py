@@ -180,6 +180,10 @@ class Board:
         self.hw = Hardware.from_snapshot(snap, b, self.clock, auto_button=self.auto_button,
                                          rtc_drift_ppm=self.rtc_drift_ppm)
         self.clock = self.hw.clock
+        hw, loop = self.hw, asyncio.get_running_loop()
+        # A scheduled press or release: checked when it is due (the clock may
+        # be a test's, which jumps: the supervision's polls check too).
+        hw.scheduler = lambda t: loop.call_later(max(0.0, t - hw.clock.now()), hw.check_edges)
         try:
             if self.want_serial:
                 self.pty = PtyEndpoint(self.serial_link_path)
@@ -285,6 +289,10 @@ class Board:
         """control "heap": ask the firmware for a heap measurement."""
         return self.runner.heap()
 
+    def timings_changed(self) -> None:
+        """control "timings" changed them: the running firmware hears of it."""
+        self.runner.timings_changed()
+
     def hang_limit(self, seconds: float | None = None) -> float:
         """How long (real seconds) a hang asked for now would last at most."""
         if not self.firmware_running():
@@ -339,6 +347,7 @@ class Board:
                 return "reset"
             if self._hw().watchdog.expired():
                 return "watchdog"
+            self._hw().check_edges()
             if not halted:
                 why = await self.runner.check()
                 if why == "halted":

@@ -185,6 +185,8 @@ class Controlled(Protocol):
 
     def heap(self) -> dict: ...
 
+    def timings_changed(self) -> None: ...
+
 
 class ControlServer:
     """Serves the control channel of one board."""
@@ -402,10 +404,12 @@ class ControlServer:
         return {"seconds": limit, "_after": lambda: self.board.hang(limit)}
 
     def _timings(self, command: dict) -> dict:
+        # Checked before anything changes: a bad set leaves the old timings.
+        new = check_timings(command["set"]) if "set" in command else {}
         if command.get("clear"):
             self.board.timings.clear()
-        if "set" in command:
-            self.board.timings.update(check_timings(command["set"]))
+        self.board.timings.update(new)
+        self.board.timings_changed()
         return {"timings": dict(self.board.timings)}
 
 

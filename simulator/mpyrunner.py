@@ -202,8 +202,10 @@ class MpyRunner(Runner):
         board = self.board
         # The board's side of this boot's HAL: serial and BLE links are the
         # child's own streams (joined here and in mpyport), not SimHAL's.
+        port = self.port
         hal = board.new_hal(cause, serial=None, config_fs=None, log_device=None,
-                            erase_config=None)
+                            erase_config=None,
+                            on_event=lambda kind, v: port.event(f"{kind} {int(v)}"))
         token = self.port.new_boot(hal)
         self._write_config(self.child_config(cause, token))
         self._pushed_timings = dict(board.timings)
@@ -295,6 +297,10 @@ class MpyRunner(Runner):
         if self.port is not None:
             self.port.direct("heap")
         return {"mem": dict(self.mem)}
+
+    def timings_changed(self) -> None:
+        if self.port is not None:
+            self.port.event("wake")  # the firmware's next call fetches them
 
     def cut_power(self, after_writes: int, mode: str) -> None:
         from simulator.mpy.flash import CUT_MODES

@@ -23,6 +23,7 @@ import traceback
 import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
+from firmware import hal as hal_mod
 from simulator import control as control_mod
 from simulator import flash as flash_mod
 from simulator.hal import BoardReset, SimHAL
@@ -91,6 +92,9 @@ class Runner:
     def heap(self) -> dict:
         raise control_mod.ControlError("the firmware's heap is measured under MicroPython only")
 
+    def timings_changed(self) -> None:
+        """The board's timing overrides changed (an event for the firmware)."""
+
     def state_extra(self) -> dict:
         return {}
 
@@ -144,6 +148,10 @@ class InProcessRunner(Runner):
 
     def running(self) -> bool:
         return self.boot is not None and not self.boot.main.done()
+
+    def timings_changed(self) -> None:
+        if self.boot is not None:
+            self.boot.hal.post_event(hal_mod.EVENT_TIMINGS, True)
 
     def cut_power(self, after_writes: int, mode: str) -> None:
         try:

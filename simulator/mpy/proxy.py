@@ -101,12 +101,16 @@ def bind(cls):
 
 
 class EventStream:
-    """The events the hardware sends (see the top of this file)."""
+    """The events the hardware sends (see the top of this file). `local`
+    holds events of this side (a directive's: new timings), returned first;
+    `after_poll` runs after each "wake" has fetched the directives."""
 
-    def __init__(self, port, token, control):
+    def __init__(self, port, token, control, after_poll=None):
         self.port = port
         self.token = token
         self.control = control
+        self.after_poll = after_poll
+        self.local = []
         self.reader = None
 
     async def next(self):
@@ -118,6 +122,8 @@ class EventStream:
             await writer.drain()
             self.reader = reader
         while True:
+            if self.local:
+                return self.local.pop(0)
             line = await self.reader.readline()
             if not line:
                 # The board has gone: so has the power. Nothing more comes.
@@ -126,5 +132,7 @@ class EventStream:
             what, _, value = line.decode().strip().partition(" ")
             if what == "wake":
                 self.control.call("poll")  # its answer brings the directives
+                if self.after_poll is not None:
+                    self.after_poll()
             elif what:
                 return what, value == "1"

@@ -48,8 +48,9 @@
 # kills it and starts the next boot with the right reset cause.
 #
 # Heap (a measurement for the simulator's tests, tools/fuzz.py): the directive
-# "!heap" asks for one; at its next watchdog feed (at least once a second, in
-# the watchdog task, between requests) the HAL runs gc.collect() and answers
+# "!heap" asks for one (the board sends "wake" on the event stream with it);
+# right after the wake-up that fetched it, in the event task (or at a
+# watchdog feed, whichever comes first) the HAL runs gc.collect() and answers
 # "heap FREE ALLOC" (gc.mem_free(), gc.mem_alloc()); control "heap" and
 # "state" show the last one (simulator/mpyrunner.py). Flash figures: after
 # each program or erase the HAL reports the flash's operation count
@@ -185,7 +186,10 @@ class UnixHAL(hal_mod.HAL):
         self._cause = cfg.get("reset_cause", hal_mod.RESET_POWER_ON)
         self.timings = cfg.get("timings") or {}  # overrides of the firmware's waits
         self.control = proxy.Control(cfg["control"], cfg["token"], self._directive)
-        self.events = proxy.EventStream(cfg["control"], cfg["token"], self.control)
+        self.events = proxy.EventStream(cfg["control"], cfg["token"], self.control,
+                                        self._measure_heap)
+        caps = getattr(board, "CAPABILITIES", None) or {}
+        self.watchdog_max_ms = caps.get("watchdog_max_ms")
         self.flash = _Flash(self._flash_report, FileStore(port.flash), board.FLASH_SIZE,
                             board.FLASH_BLOCK_SIZE, cut=cfg.get("cut"), on_cut=self._power_cut)
         self._fs = None
@@ -205,8 +209,9 @@ class UnixHAL(hal_mod.HAL):
             import json
 
             self.timings = json.loads(arg)
+            self.events.local.append((hal_mod.EVENT_TIMINGS, True))  # the app re-arms
         elif what == "heap":
-            self._heap_asked = True  # measured at the next watchdog feed
+            self._heap_asked = True  # measured after the wake-up that brought it
         elif what == "stop":
             self.control.dead = True
             raise SystemExit(0)
@@ -237,6 +242,10 @@ class UnixHAL(hal_mod.HAL):
 
     def watchdog_feed(self):
         self.control.call("watchdog_feed")
+        self._measure_heap()
+
+    def _measure_heap(self):
+        # In the event task (or the watchdog's), between other tasks' steps.
         if self._heap_asked:
             self._heap_asked = False
             gc.collect()
