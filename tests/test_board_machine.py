@@ -208,6 +208,20 @@ def test_door_and_button_wake_the_firmware_by_interrupt_debounced(rig) -> None:
     run(scenario())
 
 
+def test_a_switched_battery_divider_is_on_only_while_measuring(rig) -> None:
+    from types import SimpleNamespace
+
+    free = 2  # GPIO2 / GP2: unused by both board files
+    assert free not in rig.board.PINS.values()
+    attrs = {k: getattr(rig.board, k) for k in dir(rig.board) if k.isupper()}
+    attrs["PINS"] = dict(rig.board.PINS, battery_divider_en=free)
+    hal = rig.bm.MachineHAL(SimpleNamespace(**attrs), port=rig.port)
+    en = rig.m.pin(free)
+    assert en.mode == rig.m.Pin.OUT and en.out == 0  # off from the start
+    assert abs(hal.battery_mv() - 5850) < 60
+    assert en.history == [0, 1, 0]  # on for the reading, off after it
+
+
 def test_watchdog_limit_comes_from_the_board_file(rig) -> None:
     hal = rig.hal()
     assert hal.watchdog_max_ms == rig.board.CAPABILITIES["watchdog_max_ms"]
