@@ -367,7 +367,7 @@ class MachineHAL(hal_mod.HAL):
         for name in ("door_closed", "button"):
             self._levels[name] = self._sense(name)
             edges = machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING  # type: ignore[attr-defined,call-arg]  # unix-stubs
-            self._inputs[name].irq(handler=self._irq, trigger=edges)
+            self._inputs[name].irq(handler=self._irq, trigger=edges)  # type: ignore[attr-defined,call-arg]  # unix-stubs
         self.watchdog_max_ms = board.CAPABILITIES.get("watchdog_max_ms")
         self._divider_en = None
         if "battery_divider_en" in pins:

@@ -518,7 +518,7 @@ class Hardware:
         # supervision calls it as it polls, for clocks that jump).
         self._listeners: list[Callable[[str, bool], None]] = []
         self._levels = {"door": self.door.closed(), "button": self.button.pressed()}
-        self.scheduler: Callable[[float], None] | None = None
+        self.scheduler: Callable[[float], object] | None = None
         self._scheduled: float | None = None
         self.edges = 0
         self.door.on_change = self.check_edges

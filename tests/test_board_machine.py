@@ -798,4 +798,4 @@ def test_board_machine_type_checks_against_the_port_stubs(port: str, tmp_path: P
     # The markers sit only on lines that call into `machine`.
     for line in SOURCE.splitlines():
         if line.endswith(UNIX_MARKER):
-            assert re.search(r"machine\.|Pin\(|\._rtc\.|adc\.", line), line
+            assert re.search(r"machine\.|Pin\(|\._rtc\.|adc\.|\.irq\(", line), line
