@@ -155,19 +155,24 @@ class ChildPort:
         writer.write(b"ok\n")
         await writer.drain()
         self.control_conns += 1
+        firmware = False  # the firmware's HAL (it says "boot"): directives go to it only
         try:
             while True:
                 line = await reader.readline()
                 if not line or token != self.token:
                     return
+                text = line.decode("utf-8", "replace").strip()
                 try:
-                    answer = dispatch(hal, self.port, line.decode("utf-8", "replace").strip())
+                    answer = dispatch(hal, self.port, text)
                 except BoardReset:
                     return
-                self.port.before_answer()
-                out = "".join("!" + d + "\n" for d in self.directives)
-                self.stop_sent = self.stop_sent or "stop" in self.directives
-                self.directives.clear()
+                firmware = firmware or text.startswith("boot ")
+                out = ""
+                if firmware:
+                    self.port.before_answer()
+                    out = "".join("!" + d + "\n" for d in self.directives)
+                    self.stop_sent = self.stop_sent or "stop" in self.directives
+                    self.directives.clear()
                 writer.write((out + answer + "\n").encode())
                 await writer.drain()
         finally:

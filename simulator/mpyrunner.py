@@ -77,10 +77,10 @@ class MpyRunner(Runner):
         # The firmware's last heap measurement (control "heap"):
         # {"free", "alloc" (bytes after gc.collect()), "n" (reports so far)}.
         self.mem: dict[str, int] = {"free": -1, "alloc": -1, "n": 0}
-        # Flash figures as the child's flash model reports them (real counts):
-        # operations of earlier boots, this boot's, its cut pending, cuts.
-        self._ops_before = 0
+        # Flash figures as the child's flash models report them (real counts:
+        # one report per program/erase): operations so far, a cut pending, cuts.
         self._ops = 0
+        self.lock_running = False  # this boot's firmware has made its HAL
         self._cut_armed = False
         self._cuts = 0
 
@@ -234,9 +234,8 @@ class MpyRunner(Runner):
         self.child = None
         if self.port is not None:
             self.port.end_boot()  # connections of that boot are refused from now on
-        self._ops_before += self._ops
-        self._ops = 0
         self._cut_armed = False
+        self.lock_running = False
         if self._serial_writer is not None:
             self._serial_writer.close()
             self._serial_writer = None
@@ -316,7 +315,7 @@ class MpyRunner(Runner):
     def flash_state(self) -> dict:
         return {"powered": not self.board.ending(),
                 "cut_pending": self._pending_cut is not None or self._cut_armed,
-                "ops": self._ops_before + self._ops, "cuts": self._cuts}
+                "ops": self._ops, "cuts": self._cuts}
 
     def hang(self, seconds: float) -> None:
         """The firmware stops running (SIGSTOP) until the watchdog fires or
@@ -349,7 +348,7 @@ class MpyRunner(Runner):
             self.port.directives.append("timings " + json.dumps(self._pushed_timings))
 
     def port_boot(self, cause: int) -> None:
-        return None
+        self.lock_running = True
 
     def port_reset(self) -> None:
         self.board.request_reset(hal_mod.RESET_SOFT)
@@ -365,9 +364,12 @@ class MpyRunner(Runner):
     def port_heap(self, free: int, alloc: int) -> None:
         self.mem = {"free": int(free), "alloc": int(alloc), "n": self.mem["n"] + 1}
 
-    def port_flash(self, ops: int, pending: bool) -> None:
-        self._ops = int(ops)
-        self._cut_armed = bool(pending)
+    def port_flash(self, ops: int, pending: bool | None) -> None:
+        """`ops` more program/erase operations; the reporting flash's cut
+        pending (None: a flash that takes no cuts, the virtual board's root)."""
+        self._ops += int(ops)
+        if pending is not None:
+            self._cut_armed = bool(pending)
 
     def port_poll(self) -> None:
         return None

@@ -179,8 +179,7 @@ class ReplRunner(MpyRunner):
         await super().stop_child()
 
     def _control_active(self) -> bool:
-        # A lock runs (else: the REPL, nothing to stop).
-        return self.port is not None and self.port.control_conns > 0
+        return self.lock_running  # a lock runs (else: the REPL, nothing to stop)
 
     async def child_exited(self, status: int) -> str | None:
         """The interpreter ended by itself: a soft reset."""

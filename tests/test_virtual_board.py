@@ -117,6 +117,11 @@ def test_an_empty_board_has_a_repl_and_no_lock(board: Board) -> None:
     assert sim is not None
     assert "hello from the board" in repl(sim.serial, "print('hello from the board')")
     assert lock_answers_on_ble(sim) is None
+    # The board's state counts the writes of its root littlefs: real figures.
+    ops = sim.control({"cmd": "state"})["flash"]["ops"]
+    repl(sim.serial, "f = open('ops.txt', 'w')\nf.write('x' * 5000)\nf.close()\n"
+                     "import os\nos.remove('ops.txt')")
+    assert sim.control({"cmd": "state"})["flash"]["ops"] > ops
     # `mpremote reset` (machine.reset()) restarts the board, as on hardware.
     # mpremote soft-resets the board first (Ctrl-D in the raw REPL), a boot of
     # its own: the reset is the boot that is not a soft reboot. Until it has

@@ -25,7 +25,6 @@ import socket
 import sys
 import time
 
-from firmware import hal as hal_mod
 from simulator.mpy.flash import PowerCut
 from simulator.mpy.portcalls import PORT_CALLS  # noqa: F401  (the board's dispatcher takes them)
 
@@ -94,6 +93,10 @@ def _remote(name):
 
 def bind(cls):
     """Give `cls` a proxy method for each board call it does not define."""
+    # Imported here: the virtual board's boot (vboard.py) uses this module
+    # before any firmware is deployed.
+    from firmware import hal as hal_mod
+
     for name in hal_mod.BOARD_CALLS:
         if getattr(cls, name) is getattr(hal_mod.HAL, name):
             setattr(cls, name, _remote(name))

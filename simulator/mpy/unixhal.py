@@ -53,8 +53,9 @@
 # watchdog feed, whichever comes first) the HAL runs gc.collect() and answers
 # "heap FREE ALLOC" (gc.mem_free(), gc.mem_alloc()); control "heap" and
 # "state" show the last one (simulator/mpyrunner.py). Flash figures: after
-# each program or erase the HAL reports the flash's operation count
-# ("flash OPS PENDING"), so the board's "state" shows real figures.
+# each program or erase the HAL reports it ("flash 1 PENDING"), so the
+# board's "state" shows real figures (the virtual board's root filesystem
+# reports its own: simulator/mpy/vboard.py).
 import asyncio
 import gc
 import os
@@ -161,7 +162,7 @@ class _Flash(Flash):
 
     def count(self, kind, region, n):
         if kind != "read":
-            self.report(self.ops, self.cut_pending)
+            self.report(1, self.cut_pending)
 
 
 class UnixHAL(hal_mod.HAL):
