@@ -55,6 +55,12 @@ CAPABILITIES = {
     "log_region": LOG_REGION,
     "rtc_keeps_time_on_reset": True,  # the RTC timer survives a chip reset
     "rtc_keeps_time_on_power_loss": False,  # no backup cell on this board
+    # machine.WDT(timeout=ms) on the ESP32 port configures the ESP-IDF task
+    # watchdog, whose timeout is a uint32 (seconds in the older
+    # ports/esp32/machine_wdt.c read here, esp_task_wdt_init(s); milliseconds
+    # in ESP-IDF 5's esp_task_wdt_config_t.timeout_ms): no limit the firmware
+    # meets (it asks for about a minute: firmware/app.py). UNVERIFIED on a board.
+    "watchdog_max_ms": None,
 }
 
 # Current in each firmware power state, mA. These are MODULE figures at its

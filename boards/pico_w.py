@@ -53,6 +53,10 @@ CAPABILITIES = {
     "log_region": LOG_REGION,
     "rtc_keeps_time_on_reset": False,  # MicroPython re-inits the RP2040 RTC at boot
     "rtc_keeps_time_on_power_loss": False,
+    # The RP2040 watchdog's 24-bit counter ticks twice per microsecond:
+    # 0xFFFFFF / 2 us = 8388 ms. MicroPython's ports/rp2/machine_wdt.c refuses
+    # a longer timeout (WDT_TIMEOUT_MAX 8388; the machine.WDT docs say so too).
+    "watchdog_max_ms": 8388,
 }
 
 # Current in each firmware power state, mA, for the WHOLE BOARD (the RP2040

@@ -44,6 +44,8 @@ CAPABILITIES = {
     "log_region": LOG_REGION,
     "rtc_keeps_time_on_reset": True,  # a watchdog or soft reset keeps the RTC
     "rtc_keeps_time_on_power_loss": False,  # no backup cell: time is lost
+    # The simulator's watchdog takes any timeout (as the ESP32-C3's does).
+    "watchdog_max_ms": None,
 }
 
 # Current drawn in each firmware power state (firmware.hal.POWER_STATES), mA,

@@ -2,6 +2,8 @@
 # relocking after the door closes (or when nobody opens it) and again later
 # when the bolt would not go, the door-left-open alarm, and a door opened
 # with no digital opening (by hand, or forced). Every step is logged.
+# The door is never polled: the app calls door_changed() at each door event
+# (a pin interrupt on a board), which wakes whatever waits for the door.
 import asyncio
 
 from firmware import hal as hal_mod
@@ -36,6 +38,8 @@ class Actuator:
         # The power state to go back to after a motor run: the app keeps it
         # current (a relock after the visitor has gone is back to advertising).
         self.rest_state = hal_mod.POWER_ADVERTISING
+        self.after_run = None  # called after every motor run (the battery reading)
+        self._door_edge = asyncio.Event()
 
     async def _drive(self, direction, done):
         hal = self.hal
@@ -56,6 +60,8 @@ class Actuator:
             hal.motor(0)
             self.deadline_ms = None
             hal.power_state(self.rest_state)
+            if self.after_run is not None:
+                self.after_run()
 
     async def unlock(self):
         """Withdraw the bolt. True if it reached the end stop in time."""
@@ -123,26 +129,44 @@ class Actuator:
     def supervising(self):
         return self.supervisor is not None and not self.supervisor.done()
 
-    def door_tick(self):
-        """Polled with the button (no wake-up of its own): a door opened
-        while nothing watches it had no digital opening before it: the
-        client's key or thumb-turn, or force if the bolt is still thrown. It
-        is logged and watched (the left-open alarm), but not relocked: whoever
-        opened it by hand may be the client stepping out."""
+    def door_changed(self):
+        """A door event: wake what waits for the door. A door opened while
+        nothing watches it had no digital opening before it: the client's
+        key or thumb-turn, or force if the bolt is still thrown. It is logged
+        and watched (the left-open alarm), but not relocked: whoever opened
+        it by hand may be the client stepping out."""
+        edge, self._door_edge = self._door_edge, asyncio.Event()
+        edge.set()
         hal = self.hal
         if self.supervising() or self.lock.config is None or hal.door_closed():
             return  # (an uncommissioned lock, on the installer's bench, guards no door)
         how = events.DOOR_FORCED if hal.bolt_thrown() else events.DOOR_BY_HAND
         self._supervise_with(self._watch_open_door(how, relock=False))
 
-    async def _supervise(self):
+    async def _until_door(self, closed, ms=None):
+        """Wait until the door is closed (or open, closed=False), at most `ms`
+        (None: for ever); True once it is. Woken by door events only."""
         hal = self.hal
         start = hal.ticks_ms()
-        while hal.door_closed():
-            if hal.ticks_ms() - start > timing(hal, "open_window_ms", OPEN_WINDOW_MS):
-                await self._relock_or_retry()
-                return
-            await sleep_ms(100)
+        while hal.door_closed() != closed:
+            edge = self._door_edge
+            if ms is None:
+                await edge.wait()
+                continue
+            left = ms - (hal.ticks_ms() - start)
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(edge.wait(), left / 1000)
+            except asyncio.TimeoutError:
+                return hal.door_closed() == closed
+        return True
+
+    async def _supervise(self):
+        window = timing(self.hal, "open_window_ms", OPEN_WINDOW_MS)
+        if not await self._until_door(False, window):
+            await self._relock_or_retry()  # unlocked, and nobody opened the door
+            return
         await self._watch_open_door(events.DOOR_AFTER_OPENING)
 
     async def _relock_or_retry(self):
@@ -153,15 +177,12 @@ class Actuator:
     async def _watch_open_door(self, how, relock=True):
         hal = self.hal
         self.lock.record(events.DOOR_OPENED, how)
-        opened = hal.ticks_ms()
         alarmed = False
-        while not hal.door_closed():
-            if not alarmed and hal.ticks_ms() - opened > timing(hal, "door_alarm_ms",
-                                                                 DOOR_ALARM_MS):
-                alarmed = True
-                self.lock.record(events.DOOR_LEFT_OPEN, 0)
-                hal.indicate("alarm")
-            await sleep_ms(200)
+        if not await self._until_door(True, timing(hal, "door_alarm_ms", DOOR_ALARM_MS)):
+            alarmed = True
+            self.lock.record(events.DOOR_LEFT_OPEN, 0)
+            hal.indicate("alarm")
+            await self._until_door(True)
         self.lock.record(events.DOOR_CLOSED, 0)
         if alarmed:
             hal.indicate("off")

@@ -6,6 +6,13 @@
 # - the serial loop: the installer's framed protocol (commissioning, sync, log,
 #   decommissioning), never the REPL;
 # - supervision: battery, the button (factory reset when held), watchdog.
+#
+# An idle lock does nothing: the door and the button wake it through
+# hal.next_event() (a pin interrupt on a board, debounced in the HAL), the
+# links wait on their own I/O, and only two timers run while nothing happens:
+# the watchdog feed (the longest period the board's watchdog allows, at most a
+# minute: watchdog_periods) and the hourly battery reading (also read after
+# every motor run). No task polls.
 import asyncio
 import gc
 
@@ -35,8 +42,24 @@ HOLD_OFF_MS = const(10000)  # a central dropped for failing is refused this long
 HOLD_KEPT = const(8)  # addresses remembered for the hold-off
 BUTTON_WINDOW_MS = const(30000)  # time the installer has to press the button
 FACTORY_RESET_HOLD_MS = const(10000)
-WATCHDOG_MS = const(8000)
-BATTERY_PERIOD_MS = const(60000)
+# The watchdog: fed at most once a minute, with this margin before it fires
+# (a feed may come late by the longest synchronous step of the firmware); a
+# board whose watchdog cannot wait that long is fed as rarely as it allows.
+WATCHDOG_FEED_MAX_MS = const(60000)
+WATCHDOG_MARGIN_MS = const(2000)
+BATTERY_PERIOD_MS = const(3600000)  # idle: the battery is read hourly
+
+
+def watchdog_periods(hal):
+    """(timeout, feed period) of the watchdog, in ms: the longest the board's
+    hardware allows (hal.watchdog_max_ms), at most a feed a minute; a test
+    may set the timeout ("watchdog_ms")."""
+    longest = WATCHDOG_FEED_MAX_MS + WATCHDOG_MARGIN_MS
+    hw_max = hal.watchdog_max_ms
+    if hw_max is not None and hw_max < longest:
+        longest = hw_max
+    timeout = timing(hal, "watchdog_ms", longest)
+    return timeout, timeout - min(WATCHDOG_MARGIN_MS, timeout // 2)
 
 
 class App:
@@ -48,6 +71,14 @@ class App:
         self.waiting_for_button = False
         self.hal_idle_state = hal_mod.POWER_ADVERTISING
         self.held = []  # [address, ticks when dropped] of centrals held off
+        self.actuator.after_run = self.read_battery  # after every motor run
+        self.battery_reads = 0
+        # The button: a press counts for the factory reset only once it has
+        # been released after boot and after answering the commissioning prompt.
+        self.button_armed = False
+        self._button_seen = None  # an Event while wait_button waits
+        self._hold_task = None
+        self._timings_changed = asyncio.Event()
 
     # --- links ---------------------------------------------------------------
     async def serve(self, link, channel):
@@ -189,20 +220,25 @@ class App:
         return max(1, timing(self.hal, "button_window_ms", BUTTON_WINDOW_MS) // 1000)
 
     async def wait_button(self):
-        """True if the commissioning button is pressed within the window."""
+        """True if the commissioning button is pressed within the window (its
+        press event; nothing polls)."""
+        hal = self.hal
+        seen = self._button_seen = asyncio.Event()
         self.waiting_for_button = True
-        self.hal.indicate("wait-button")
-        start = self.hal.ticks_ms()
-        window = timing(self.hal, "button_window_ms", BUTTON_WINDOW_MS)
+        hal.indicate("wait-button")
+        window = timing(hal, "button_window_ms", BUTTON_WINDOW_MS)
         try:
-            while self.hal.ticks_ms() - start < window:
-                if self.hal.button_pressed():
-                    return True
-                await sleep_ms(50)
-            return False
+            if hal.button_pressed():
+                return True
+            try:
+                await asyncio.wait_for(seen.wait(), window / 1000)
+            except asyncio.TimeoutError:
+                return False
+            return True
         finally:
             self.waiting_for_button = False
-            self.hal.indicate("off")
+            self._button_seen = None
+            hal.indicate("off")
 
     async def physical_presence(self, link, nonce):
         """Ask the installer for the button; on no press, refuse (logged) and say so."""
@@ -306,63 +342,93 @@ class App:
             await sleep_ms(100)
 
     # --- supervision ---------------------------------------------------------
+    def read_battery(self):
+        """Read the battery (the HAL switches its divider on only for this)
+        and advertise its state."""
+        self.battery_reads += 1
+        self.lock.check_battery()
+        self.hal.ble_advertise(self.lock.lock_id, self.lock.battery)
+
     async def battery_loop(self):
         while True:
             await sleep_ms(timing(self.hal, "battery_period_ms", BATTERY_PERIOD_MS))
-            self.lock.check_battery()
-            self.hal.ble_advertise(self.lock.lock_id, self.lock.battery)
+            self.read_battery()
 
-    async def button_loop(self):
+    async def event_loop(self):
+        """The hardware's events (pin interrupts, debounced by the HAL)."""
         hal = self.hal
-        held_since = None
-        armed = False
         while True:
-            await sleep_ms(250)
-            self.actuator.door_tick()  # the door sensor shares this poll: no wake-up of its own
-            pressed = hal.button_pressed()
-            if self.waiting_for_button or not pressed:
-                held_since = None
-                # A press that answers the commissioning prompt, or one still
-                # held from before this boot, counts only after a release.
-                armed = not pressed
-                continue
-            if not armed:
-                continue
-            now = hal.ticks_ms()
-            if held_since is None:
-                held_since = now
-            elif now - held_since >= timing(hal, "factory_reset_hold_ms", FACTORY_RESET_HOLD_MS):
-                self.lock.factory_reset()
-                hal.reset()
-                return
+            what, value = await hal.next_event()
+            if what == hal_mod.EVENT_DOOR:
+                self.actuator.door_changed()
+            elif what == hal_mod.EVENT_BUTTON:
+                self.button_changed(value)
+            elif what == hal_mod.EVENT_TIMINGS:
+                self._timings_changed.set()  # the watchdog loop re-arms at once
+
+    def button_changed(self, pressed):
+        hold = self._hold_task
+        if not pressed:
+            self._hold_task = None
+            if hold is not None:
+                hold.cancel()
+            self.button_armed = True
+            return
+        if self.waiting_for_button:
+            # The answer to the commissioning prompt: it counts for the factory
+            # reset only after a release.
+            self.button_armed = False
+            if self._button_seen is not None:
+                self._button_seen.set()
+            return
+        if self.button_armed and hold is None:
+            self._hold_task = asyncio.create_task(self._factory_reset_when_held())
+
+    async def _factory_reset_when_held(self):
+        hal = self.hal
+        await sleep_ms(timing(hal, "factory_reset_hold_ms", FACTORY_RESET_HOLD_MS))
+        self._hold_task = None
+        if hal.button_pressed() and not self.waiting_for_button and self.button_armed:
+            self.lock.factory_reset()
+            hal.reset()
 
     async def watchdog_loop(self):
         hal = self.hal
-        timeout = timing(hal, "watchdog_ms", WATCHDOG_MS)
+        timeout, feed = watchdog_periods(hal)
         hal.watchdog_start(timeout)
+        changed = self._timings_changed
         while True:
-            if timing(hal, "watchdog_ms", WATCHDOG_MS) != timeout:  # changed by a test
-                timeout = timing(hal, "watchdog_ms", WATCHDOG_MS)
+            try:
+                await asyncio.wait_for(changed.wait(), feed / 1000)
+            except asyncio.TimeoutError:
+                pass
+            changed.clear()
+            t, feed = watchdog_periods(hal)
+            if t != timeout:  # changed by a test
+                timeout = t
                 hal.watchdog_start(timeout)
             deadline = self.actuator.deadline_ms
             # A motor run that overstays its own time limit means a hung task,
-            # and a link loop that ended means a lock nobody can reach: stop
-            # feeding and let the watchdog restart the board safely.
+            # and a loop that ended means a lock nobody can reach (or that no
+            # longer hears its door): stop feeding and let the watchdog
+            # restart the board safely.
             alive = True
             for t in self.links:  # a plain loop: no allocation every tick
                 if t.done():
                     alive = False
             if alive and (deadline is None or hal.ticks_ms() < deadline):
                 hal.watchdog_feed()
-            await sleep_ms(min(1000, timeout // 4))
 
     async def start(self):
         lock = self.lock
         self.hal.ble_advertise(lock.lock_id, lock.battery)
+        # A press held from before this boot counts only after a release.
+        self.button_armed = not self.hal.button_pressed()
+        self.links = [asyncio.create_task(self.event_loop())]
         await self.actuator.make_safe()
-        self.links = [asyncio.create_task(self.serial_loop()),
-                      asyncio.create_task(self.ble_loop())]
-        others = [self.battery_loop(), self.button_loop(), self.watchdog_loop()]
+        self.links += [asyncio.create_task(self.serial_loop()),
+                       asyncio.create_task(self.ble_loop())]
+        others = [self.battery_loop(), self.watchdog_loop()]
         return self.links + [asyncio.create_task(t) for t in others]
 
 
@@ -372,15 +438,17 @@ async def main(hal, stop_event=None):
     tasks = await app.start()
     try:
         if stop_event is None:
-            while True:
-                await asyncio.sleep(3600)
-        else:
-            await stop_event.wait()
+            stop_event = asyncio.Event()  # never set on a board: no timer of its own
+        await stop_event.wait()
     finally:
         for t in tasks:
             t.cancel()
         if app.actuator.supervisor is not None:
             app.actuator.supervisor.cancel()
+        if app._hold_task is not None:
+            app._hold_task.cancel()
+        # Let them end (a task cancelled inside wait_for needs a step more).
+        await asyncio.gather(*tasks, return_exceptions=True)
     return app
 
 

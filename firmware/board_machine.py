@@ -9,11 +9,17 @@
 # motor_sleep, bolt_retracted, bolt_thrown, door_closed, button, led, buzzer,
 # battery_adc), ACTIVE_LOW, LED_KIND ("ws2812" or "plain"), BATTERY_DIVIDER,
 # BATTERY (low_mv, critical_mv), FLASH_SIZE, FLASH_BLOCK_SIZE, FS_REGION,
-# LOG_REGION; optional: LOG_PARTITION (ESP32 label, default "eventlog"),
+# LOG_REGION, CAPABILITIES (watchdog_max_ms); optional: LOG_PARTITION (ESP32 label, default "eventlog"),
 # ADC_VREF_MV (rp2 ADC reference, default 3300), ADV_INTERVAL_MS (default 1000,
 # the idle interval: firmware/radio.py advertises faster for a while after a
 # door or button event), PINS["battery_en"] with DIVIDER_SETTLE_US (a switched
 # divider, on only inside battery_mv()), FS_MOUNT (default "/").
+#
+# Sensors: the door and button pins interrupt on both edges (Pin.irq, soft
+# IRQ: scheduled, so it may set an asyncio.ThreadSafeFlag); next_event()
+# waits for the flag, lets the contact settle (DEBOUNCE_MS), reads the pins
+# with the debounced read and returns each change of level as an event. A
+# bounce that ends where it began is no event. Nothing polls.
 #
 # Flash layout (nothing here formats or repartitions anything; a layout that
 # does not match the board file is refused with OSError, never written over):
@@ -79,6 +85,7 @@ except ImportError:  # CPython
 
 DEBOUNCE_SAMPLES = const(3)  # a switch reading counts once this many samples agree
 DEBOUNCE_US = const(250)  # between samples (contact bounce is ~1-5 ms: a read during it keeps the last state)
+DEBOUNCE_MS = const(20)  # after an edge interrupt: let the contact settle, then read
 BRAKE_MS = const(100)  # after a stroke: both bridge outputs low-side (brake), then the driver sleeps
 ADC_SAMPLES = const(8)
 RP2_WDT_MAX_MS = const(8388)  # the RP2040 watchdog's longest timeout
@@ -184,6 +191,27 @@ def _block_device_bytes(dev):
 
 async def _sleep_ms(ms):
     await asyncio.sleep(ms / 1000)
+
+
+class _EventFlag:
+    """CPython's stand-in for asyncio.ThreadSafeFlag (the fakes call the
+    interrupt handler in the loop's thread): an Event that clears on wait."""
+
+    def __init__(self):
+        self._event = asyncio.Event()
+
+    def set(self):
+        self._event.set()
+
+    async def wait(self):
+        await self._event.wait()
+        self._event.clear()
+
+
+def _edge_flag():
+    """asyncio.ThreadSafeFlag where the port has it (set from an interrupt)."""
+    tsf = getattr(asyncio, "ThreadSafeFlag", None)
+    return tsf() if tsf is not None else _EventFlag()
 
 
 def _spawn(coro):
@@ -335,6 +363,15 @@ class MachineHAL(hal_mod.HAL):
             self._inputs[name] = pin
             self._stable[name] = pin.value()
         self._active_low = board.ACTIVE_LOW
+        # Door and button: an interrupt on each edge wakes next_event().
+        self._edge = _edge_flag()
+        self._events = []
+        self._levels = {}
+        for name in ("door_closed", "button"):
+            self._levels[name] = self._sense(name)
+            edges = machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING  # type: ignore[attr-defined,call-arg]  # unix-stubs
+            self._inputs[name].irq(handler=self._irq, trigger=edges)  # type: ignore[attr-defined,call-arg]  # unix-stubs
+        self.watchdog_max_ms = board.CAPABILITIES.get("watchdog_max_ms")
         # Indication: LED (addressable or plain) and a passive buzzer on PWM.
         self._np = None
         self._led = None
@@ -426,7 +463,7 @@ class MachineHAL(hal_mod.HAL):
         application compares ticks by plain subtraction, so the wrap is taken
         out here: each call adds ticks_diff(now, last) to a Python int. That is
         right as long as calls come less than 2**29 ms (6.2 days) apart: the
-        application's watchdog loop feeds, and feeding calls this, every second.
+        application's watchdog loop calls it at every feed (at most a minute).
         After 12.4 days the value leaves the small-int range of a 32-bit port
         and each call allocates a little (a long int): correct, slightly slower.
         """
@@ -490,6 +527,21 @@ class MachineHAL(hal_mod.HAL):
         if name in self._active_low:
             return v == 0
         return v == 1
+
+    def _irq(self, pin):
+        self._edge.set()  # (soft IRQ: nothing else here, no allocation)
+
+    async def next_event(self):
+        names = (("door_closed", hal_mod.EVENT_DOOR), ("button", hal_mod.EVENT_BUTTON))
+        while not self._events:
+            await self._edge.wait()
+            await _sleep_ms(DEBOUNCE_MS)  # bounce over: read the settled level
+            for name, kind in names:
+                level = self._sense(name)
+                if level != self._levels[name]:
+                    self._levels[name] = level
+                    self._events.append((kind, level))
+        return self._events.pop(0)
 
     def bolt_retracted(self):
         return self._sense("bolt_retracted")
@@ -568,6 +620,8 @@ class MachineHAL(hal_mod.HAL):
         if self._wdt is None:
             if self.port == "rp2":
                 timeout_ms = min(timeout_ms, RP2_WDT_MAX_MS)
+            if self.watchdog_max_ms is not None:
+                timeout_ms = min(timeout_ms, self.watchdog_max_ms)
             self._wdt = machine.WDT(timeout=timeout_ms)  # type: ignore[attr-defined,call-arg]  # unix-stubs
             self.watchdog_timeout_ms = timeout_ms
         self.watchdog_feed()

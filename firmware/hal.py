@@ -25,6 +25,21 @@ POWER_CONNECTED = "connected"
 POWER_MOTOR = "motor"
 POWER_STATES = (POWER_SLEEP, POWER_ADVERTISING, POWER_CONNECTED, POWER_MOTOR)
 
+# Events from the hardware (`HAL.next_event`): a sensor's debounced edge.
+EVENT_DOOR = "door"  # value: True closed, False open
+EVENT_BUTTON = "button"  # value: True pressed, False released
+EVENT_TIMINGS = "timings"  # the simulator's timing overrides changed (tests only)
+
+# The HAL methods a board's hardware answers (plain values in, a plain value
+# out: int, str, bool or None). This is the one declaration of them: where the
+# hardware lives in another process (the simulator's MicroPython child), the
+# proxy on the firmware's side (simulator/mpy/proxy.py) and the dispatcher on
+# the hardware's side (simulator/mpyport.py) are both made from it, so a new
+# method of this kind is written once, in the HAL below and in the board.
+BOARD_CALLS = ("rtc_now", "rtc_set", "motor", "bolt_retracted", "bolt_thrown",
+               "door_closed", "button_pressed", "indicate", "battery_mv",
+               "watchdog_start", "watchdog_feed", "power_state", "ble_advertise")
+
 
 def timing(hal, name, default):
     """A wait of the firmware, in ms: `default` unless the board overrides it.
@@ -69,6 +84,9 @@ class HAL:
     # Battery thresholds in millivolts; boards override them for their cells.
     battery_low_mv = 4400
     battery_critical_mv = 4000
+    # The longest watchdog timeout the board's hardware allows, in ms (its
+    # CAPABILITIES["watchdog_max_ms"]); None: longer than the firmware asks.
+    watchdog_max_ms = None
 
     # --- time -------------------------------------------------------------
     def rtc_now(self):
@@ -106,6 +124,14 @@ class HAL:
         pass
 
     def battery_mv(self):
+        raise NotImplementedError
+
+    async def next_event(self):
+        """Wait for the next event from the hardware: (EVENT_DOOR, closed) or
+        (EVENT_BUTTON, pressed), a sensor's edge after debouncing (a pin
+        interrupt on a board: nothing polls). One task awaits it (the app's
+        event loop). Edges that come faster than they are awaited are kept in
+        order; the value is the level after the edge."""
         raise NotImplementedError
 
     # --- supervision ---------------------------------------------------------

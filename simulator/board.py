@@ -1,4 +1,11 @@
-"""One simulated lock: flash, virtual hardware, ports, and the firmware.
+"""One simulated lock: flash, virtual hardware, ports, control, and a firmware
+runner (composition: the board is the same whatever runs the firmware).
+
+Runners (simulator/runner.py's interface): InProcessRunner (the firmware under
+CPython in this loop, simulator/runner.py), MpyRunner (under MicroPython in a
+child, simulator/mpyrunner.py) and ReplRunner (an empty MicroPython board that
+mpremote deploys to, simulator/virtualboard.py). `SimBoard(...)` is a Board
+with an InProcessRunner.
 
 State lives in a directory:
   flash.bin      the whole flash chip (board FLASH_SIZE, 4 MB), erased when new;
@@ -9,8 +16,8 @@ State lives in a directory:
   control.sock   the control channel (simulator/control.py), owner-only, while
                  the board runs: tests and `lockctl sim` act on the hardware.
 
-The firmware runs as `firmware.app.main(hal, stop_event)` in the caller's
-asyncio loop. The board restarts it, on the same flash, after
+In process, the firmware runs as `firmware.app.main(hal, stop_event)` in the
+caller's asyncio loop. The board restarts it, on the same flash, after
   - a watchdog reset (the watchdog was started and not fed in time): WATCHDOG;
   - `hal.reset()`: SOFT;
   - a power cut (an injected flash PowerCut, or `power_cut()`): POWER_ON, and
@@ -34,14 +41,10 @@ while the simulator was stopped.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import fcntl
 import json
 import os
 import sys
-import time
-import traceback
-import weakref
 from types import ModuleType
 from typing import Any, Callable
 
@@ -50,49 +53,31 @@ from firmware import hal as hal_mod
 from simulator import control as control_mod
 from simulator import flash as flash_mod
 from simulator.endpoints import BleServer, EndpointError, PtyEndpoint
-from simulator.hal import BoardReset, SimHAL
+from simulator.hal import SimHAL
 from simulator.hardware import Clock, Hardware
 from simulator.lfs import LittleFsFs
+from simulator.runner import (
+    HANG_MAX_S,
+    POLL_S,
+    SAVE_PERIOD_S,
+    STOP_GRACE_S,
+    BoardError,
+    InProcessRunner,
+    Runner,
+)
 
-POLL_S = 0.02  # supervision period (real time)
-STOP_GRACE_S = 2.0  # how long the firmware gets to stop on its own
-HANG_MAX_S = 120.0  # a hang with no watchdog to end it ends after this (real time)
-SAVE_PERIOD_S = 10.0  # hardware.json is rewritten this often
-MAX_TRACEBACKS = 3  # after this many crashes, one line each
-
-_boot_var: contextvars.ContextVar = contextvars.ContextVar("simulator_boot", default=None)
-
-
-class BoardError(Exception):
-    """The board could not be set up (one-line message)."""
-
-
-class _Boot:
-    def __init__(self, number: int, cause: int, hal: SimHAL) -> None:
-        self.number = number
-        self.cause = cause
-        self.hal = hal
-        self.tasks: weakref.WeakSet = weakref.WeakSet()
-        self.main: asyncio.Future = asyncio.get_running_loop().create_future()  # set at start
-        self.stop = asyncio.Event()
+__all__ = ["Board", "SimBoard", "BoardError", "run_board", "POLL_S", "SAVE_PERIOD_S",
+           "STOP_GRACE_S"]
 
 
-def _default_app() -> Callable[..., Any]:
-    from firmware import app  # imported late: the firmware is written in parallel
-
-    return app.main
-
-
-class SimBoard:
-    def __init__(self, state_dir: str, *, board: ModuleType = sim_board,
+class Board:
+    def __init__(self, state_dir: str, *, runner: Runner, board: ModuleType = sim_board,
                  clock: Clock | None = None, auto_button: bool = False,
                  serial_link: str | None = None, serial: bool = True,
                  ble_host: str = "127.0.0.1", ble_port: int | None = 0,
                  rtc_drift_ppm: float | None = None,
-                 app: Callable[..., Any] | None = None, on_crash: str = "halt",
                  control: bool = True, timings: dict[str, int] | None = None) -> None:
-        if on_crash not in ("halt", "raise"):
-            raise ValueError("on_crash must be 'halt' or 'raise'")
+        self.runner = runner
         self.state_dir = os.path.abspath(state_dir)
         self.board = board
         self.clock = clock
@@ -102,8 +87,6 @@ class SimBoard:
         self.ble_host = ble_host
         self.ble_port = ble_port
         self.rtc_drift_ppm = rtc_drift_ppm
-        self.app = app
-        self.on_crash = on_crash
         self.want_control = control
         self.control: control_mod.ControlServer | None = None
         # Overrides of the firmware's waits (simulator/control.py TIMINGS), shared
@@ -116,11 +99,19 @@ class SimBoard:
         self.ble: BleServer | None = None
         self.boots: list[tuple[int, float]] = []  # (reset cause, clock time) per boot
         self.crashes = 0
-        self.boot: _Boot | None = None
         self._lockfile: Any = None
         self._request: int | None = None  # a reset asked for, with its cause
         self._power_cut = False
         self._next_cause = hal_mod.RESET_POWER_ON
+        runner.attach(self)
+
+    @property
+    def mode(self) -> str:
+        return self.runner.mode
+
+    @property
+    def board_name(self) -> str:
+        return str(self.board.NAME)
 
     def _hw(self) -> Hardware:
         if self.hw is None:
@@ -189,6 +180,10 @@ class SimBoard:
         self.hw = Hardware.from_snapshot(snap, b, self.clock, auto_button=self.auto_button,
                                          rtc_drift_ppm=self.rtc_drift_ppm)
         self.clock = self.hw.clock
+        hw, loop = self.hw, asyncio.get_running_loop()
+        # A scheduled press or release: checked when it is due (the clock may
+        # be a test's, which jumps: the supervision's polls check too).
+        hw.scheduler = lambda t: loop.call_later(max(0.0, t - hw.clock.now()), hw.check_edges)
         try:
             if self.want_serial:
                 self.pty = PtyEndpoint(self.serial_link_path)
@@ -208,6 +203,11 @@ class SimBoard:
                 raise BoardError(f"cannot create {self.control_path}: "
                                  f"{e.strerror or e}") from None
             self.control = server
+        try:
+            await self.runner.prepare()
+        except BoardError:
+            await self.close()
+            raise
         self.save()
 
     def _unlock(self) -> None:
@@ -226,6 +226,7 @@ class SimBoard:
 
     async def close(self) -> None:
         """Save the state and close the ports (after run() has returned)."""
+        await self.runner.close()
         if self.control is not None:
             await self.control.close()
             self.control = None
@@ -243,13 +244,13 @@ class SimBoard:
         self._unlock()
 
     # --- storage for the firmware ---------------------------------------------
-    def _region(self, region: tuple[int, int], name: str) -> flash_mod.BlockDevice:
+    def region(self, region: tuple[int, int], name: str) -> flash_mod.BlockDevice:
         off, size = region
         bs = self.board.FLASH_BLOCK_SIZE
         return flash_mod.BlockDevice(self._flash(), off // bs, size // bs, name=name)
 
-    def _mount_fs(self) -> Any:
-        bdev = self._region(self.board.FS_REGION, "fs")
+    def mount_fs(self) -> Any:
+        bdev = self.region(self.board.FS_REGION, "fs")
         try:
             return LittleFsFs(bdev)
         except OSError:
@@ -258,10 +259,10 @@ class SimBoard:
                 raise  # a damaged filesystem is the firmware's to handle
             return LittleFsFs.mkfs(bdev)  # a new board: format it
 
-    def _erase_fs(self) -> None:
+    def erase_fs(self) -> None:
         """Factory reset: erase the whole configuration region (block by block,
         through the flash model, so writes are counted and cuts still apply)."""
-        bdev = self._region(self.board.FS_REGION, "fs")
+        bdev = self.region(self.board.FS_REGION, "fs")
         for block in range(bdev.block_count):
             bdev.ioctl(6, block)
 
@@ -279,13 +280,18 @@ class SimBoard:
         if after_writes is None:
             self.power_cut()
             return
-        try:
-            self._flash().cut_at(after_writes, mode)
-        except flash_mod.FlashError as e:
-            raise control_mod.ControlError(str(e)) from None
+        self.runner.cut_power(after_writes, mode)
 
     def firmware_running(self) -> bool:
-        return self.boot is not None and not self.boot.main.done()
+        return self.runner.running()
+
+    def heap(self) -> dict:
+        """control "heap": ask the firmware for a heap measurement."""
+        return self.runner.heap()
+
+    def timings_changed(self) -> None:
+        """control "timings" changed them: the running firmware hears of it."""
+        self.runner.timings_changed()
 
     def hang_limit(self, seconds: float | None = None) -> float:
         """How long (real seconds) a hang asked for now would last at most."""
@@ -299,22 +305,9 @@ class SimBoard:
         return min(HANG_MAX_S, max(0.0, left) + 1.0)
 
     def hang(self, seconds: float) -> None:
-        """A task of the running firmware stops yielding: the whole loop (the
-        firmware, its ports, this board's supervision) stands still, as a CPU
-        in a busy loop does, until the watchdog fires or `seconds` pass."""
-        boot = self.boot
-        if boot is None:
-            return
-        hw = self._hw()
-
-        async def stuck() -> None:
-            end = time.monotonic() + seconds
-            while time.monotonic() < end and not hw.watchdog.expired():
-                time.sleep(0.002)
-
-        ctx = contextvars.copy_context()
-        ctx.run(_boot_var.set, boot)
-        asyncio.get_running_loop().create_task(stuck(), context=ctx)
+        """The firmware stops running (as a task in a busy loop) until the
+        watchdog fires or `seconds` pass (see the runner)."""
+        self.runner.hang(seconds)
 
     def state(self) -> dict:
         """The hardware as measured, and the board's own record (for control)."""
@@ -323,102 +316,25 @@ class SimBoard:
         out["boots"] = [{"cause": c, "name": control_mod.RESET_NAMES.get(c, str(c)),
                          "time_s": t} for c, t in self.boots]
         out["crashes"] = self.crashes
-        out["running"] = self.boot is not None and not self.boot.main.done()
-        fl = self.flash
-        out["flash"] = ({"powered": fl.powered, "cut_pending": fl.cut_pending, "ops": fl.ops,
-                         "cuts": fl.cuts} if fl is not None else None)
+        out["running"] = self.runner.running()
+        out["flash"] = self.runner.flash_state()
         out["timings"] = dict(self.timings)
+        out.update(self.runner.state_extra())
         return out
 
-    def _new_hal(self, cause: int) -> SimHAL:
-        return SimHAL(self._hw(), reset_cause=cause, config_fs=self._mount_fs,
-                      log_device=lambda: self._region(self.board.LOG_REGION, "log"),
-                      serial=self.pty, ble=self.ble, on_reset=self.request_reset,
-                      timings=self.timings, erase_config=self._erase_fs)
+    def new_hal(self, cause: int, **kw: Any) -> SimHAL:
+        """The board side of one boot's HAL (every runner's: the one mapping of
+        the HAL onto the hardware models)."""
+        args: dict[str, Any] = dict(
+            config_fs=self.mount_fs, log_device=lambda: self.region(self.board.LOG_REGION, "log"),
+            serial=self.pty, ble=self.ble, on_reset=self.request_reset,
+            timings=self.timings, erase_config=self.erase_fs)
+        args.update(kw)
+        return SimHAL(self._hw(), reset_cause=cause, **args)
 
-    def _task_factory(self, prev: Any) -> Callable[..., asyncio.Task]:
-        def factory(loop: asyncio.AbstractEventLoop, coro: Any, context: Any = None,
-                    **kw: Any) -> asyncio.Task:
-            boot = (context.get(_boot_var) if context is not None else _boot_var.get())
-            if context is not None:
-                kw["context"] = context
-            if prev is not None:
-                task = prev(loop, coro, **kw)
-            else:
-                task = asyncio.Task(coro, loop=loop, **kw)
-            if boot is not None:
-                boot.tasks.add(task)
-            return task
-        return factory
-
-    def _exception_handler(self, prev: Any) -> Callable[..., None]:
-        def handler(loop: asyncio.AbstractEventLoop, context: dict) -> None:
-            exc = context.get("exception")
-            if isinstance(exc, (BoardReset, flash_mod.PowerCut)):
-                return  # the board reset under this task: expected
-            if prev is not None:
-                prev(loop, context)
-            else:
-                loop.default_exception_handler(context)
-        return handler
-
-    async def _start_boot(self, cause: int) -> _Boot:
-        hal = self._new_hal(cause)
-        boot = _Boot(len(self.boots) + 1, cause, hal)
-        self.boots.append((cause, self._hw().clock.now()))
-        main = self.app if self.app is not None else _default_app()
-        token = _boot_var.set(boot)
-        try:
-            boot.main = asyncio.ensure_future(main(hal, boot.stop))
-        finally:
-            _boot_var.reset(token)
-        boot.tasks.add(boot.main)
-        self.boot = boot
-        return boot
-
-    async def _end_boot(self, boot: _Boot, graceful: bool) -> None:
-        if graceful and not boot.main.done():
-            boot.stop.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(boot.main), STOP_GRACE_S)
-            except BaseException:  # noqa: BLE001 - whatever it ended with, it ended
-                pass
-        boot.hal.kill()
-        if self.ble is not None:
-            self.ble.drop_active()
-        me = asyncio.current_task()
-        pending = [t for t in list(boot.tasks) if t is not me]
-        for t in pending:
-            if not t.done():
-                t.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=STOP_GRACE_S)
-        for t in pending:
-            if t.done() and not t.cancelled():
-                t.exception()  # retrieved: no "never retrieved" noise
-            elif not t.done():
-                print(f"simulator: firmware task {t.get_name()} ignored cancellation",
-                      file=sys.stderr)
-
-    def _report_crash(self, boot: _Boot) -> BaseException | None:
-        t = boot.main
-        exc = None if t.cancelled() else t.exception()
-        if isinstance(exc, (BoardReset, flash_mod.PowerCut)):
-            return None
-        self.crashes += 1
-        if exc is None:
-            print("simulator: firmware main returned; board halted", file=sys.stderr)
-        elif self.crashes <= MAX_TRACEBACKS:
-            print("simulator: firmware crashed; board halted until its watchdog resets it",
-                  file=sys.stderr)
-            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-        else:
-            print(f"simulator: firmware crashed again: {exc!r}", file=sys.stderr)
-        sys.stderr.flush()
-        return exc
-
-    async def _supervise(self, boot: _Boot, stop: asyncio.Event) -> str:
-        """Wait for the end of this boot: 'stop', 'watchdog', 'reset', 'power'."""
+    async def _supervise(self, stop: asyncio.Event) -> str:
+        """Wait for the end of this boot: 'stop', 'watchdog', 'reset', 'power',
+        or the runner's own reason (a soft reboot of the REPL board)."""
         loop = asyncio.get_running_loop()
         halted = False
         next_save = loop.time() + SAVE_PERIOD_S
@@ -431,18 +347,21 @@ class SimBoard:
                 return "reset"
             if self._hw().watchdog.expired():
                 return "watchdog"
-            if not halted and boot.main.done():
-                if self._request is not None or not self._flash().powered:
-                    continue
-                exc = self._report_crash(boot)
-                if self.on_crash == "raise" and exc is not None:
-                    raise exc
-                halted = True
-                await self._end_boot(boot, graceful=False)
+            self._hw().check_edges()
+            if not halted:
+                why = await self.runner.check()
+                if why == "halted":
+                    halted = True
+                elif why is not None:
+                    return why
             if loop.time() >= next_save:
                 next_save = loop.time() + SAVE_PERIOD_S
                 self.save()
             await asyncio.sleep(POLL_S)
+
+    def ending(self) -> bool:
+        """A reset or power cut has been asked for (the boot is ending)."""
+        return self._request is not None or self._power_cut
 
     def _restart_cause(self, why: str) -> int:
         """The hardware side of a restart, and the reset cause the next boot sees."""
@@ -460,39 +379,43 @@ class SimBoard:
         """Run the firmware until `stop` is set, restarting it after resets."""
         if self.hw is None:
             await self.start()
-        loop = asyncio.get_running_loop()
-        prev_factory = loop.get_task_factory()
-        prev_handler = loop.get_exception_handler()
-        loop.set_task_factory(self._task_factory(prev_factory))
-        loop.set_exception_handler(self._exception_handler(prev_handler))
+        runner = self.runner
+        await runner.begin()
         try:
             cause = self._next_cause
             while True:
                 self._request = None
-                boot = await self._start_boot(cause)
+                self._power_cut = False
+                self.boots.append((cause, self._hw().clock.now()))
+                await runner.start_boot(cause)
                 try:
-                    why = await self._supervise(boot, stop)
+                    why = await self._supervise(stop)
                 except BaseException:
-                    await self._end_boot(boot, graceful=False)
+                    await runner.end_boot(graceful=False)
                     raise
-                await self._end_boot(boot, graceful=(why == "stop"))
+                await runner.end_boot(graceful=(why == "stop"))
                 if why == "stop":
                     break
+                await runner.after_boot(why)
                 if why == "power":
                     self._flash().reboot()
                 cause = self._restart_cause(why)
         finally:
-            loop.set_task_factory(prev_factory)
-            loop.set_exception_handler(prev_handler)
-            self.boot = None
+            await runner.finish()
             self.save()
 
     def energy_report(self) -> str:
         return self.hw.energy_report() if self.hw else ""
 
 
-async def run_board(board: SimBoard, stop: asyncio.Event,
-                    on_ready: Callable[[SimBoard], None] | None = None) -> None:
+def SimBoard(state_dir: str, *, app: Callable[..., Any] | None = None,  # noqa: N802
+             on_crash: str = "halt", **kw: Any) -> Board:
+    """A board whose firmware runs under CPython in this process."""
+    return Board(state_dir, runner=InProcessRunner(app, on_crash), **kw)
+
+
+async def run_board(board: Board, stop: asyncio.Event,
+                    on_ready: Callable[[Board], None] | None = None) -> None:
     """start, run until stop, close: the whole life of a simulator process."""
     await board.start()
     try:

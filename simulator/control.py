@@ -16,7 +16,8 @@ The commands name physical acts and readings only, never a firmware
 internal, so the same set serves a board running the firmware under CPython
 and under MicroPython (which forwards them to its own virtual hardware):
 
-  ping                                   -> {"mode", "board"}; mode "cpython" here
+  ping                                   -> {"mode", "board"}; mode "cpython",
+                                            "mpy" or "vboard" (the runner's)
   state                                  -> the hardware as measured (see below)
   door      action: open|close, force?   -> {"done", "closed"}; a thrown bolt
                                             stops the door unless force (a break-in)
@@ -47,7 +48,7 @@ and under MicroPython (which forwards them to its own virtual hardware):
                                          waits that start after the change; kept
                                          across resets, not across a restart
   heap      (--mpy only)                 ask the firmware for gc.mem_free()/mem_alloc()
-                                         after a gc.collect() (firmware/board_unix.py);
+                                         after a gc.collect() (simulator/mpy/unixhal.py);
                                          answers the last {"mem": {free, alloc, n}}; the
                                          new one (n + 1) is in "state" within ~1 s
 
@@ -74,12 +75,9 @@ import json
 import os
 import socket
 import sys
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 from firmware import hal as hal_mod
-
-if TYPE_CHECKING:  # pragma: no cover
-    from simulator.board import SimBoard
 
 SOCKET_NAME = "control.sock"
 ENV_TIMINGS = "LOCK_SIM_TIMINGS"
@@ -97,8 +95,8 @@ TIMINGS = {
     "session_max_ms": "no BLE connection lasts longer (30000)",
     "button_window_ms": "time to press the button when asked (30000)",
     "factory_reset_hold_ms": "hold the button this long: factory reset (10000)",
-    "watchdog_ms": "watchdog timeout (8000)",
-    "battery_period_ms": "battery read every (60000)",
+    "watchdog_ms": "watchdog timeout (the board's longest, at most 62000; fed 2 s before)",
+    "battery_period_ms": "battery read every, besides after each motor run (3600000)",
     "peer_budget_ms": "records a peer causes without a verified token: one per (3600000)",
     "challenge_ttl_ms": "a HELLO's nonce answers a request for (15000)",
     "first_bytes_ms": "a new BLE central must start talking within (1000)",
@@ -162,10 +160,38 @@ def _short_path(path: str):
 
 
 # --- the server -------------------------------------------------------------------
-class ControlServer:
-    """Serves the control channel of one SimBoard."""
+class Controlled(Protocol):
+    """What the control channel needs of a board: nothing else (this module
+    imports no board; simulator/board.py's Board is one)."""
 
-    def __init__(self, board: SimBoard, path: str) -> None:
+    hw: Any  # simulator.hardware.Hardware, or None before the board starts
+    timings: dict[str, int]
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def board_name(self) -> str: ...
+
+    def state(self) -> dict: ...
+
+    def cut_power(self, after_writes: int | None = None, mode: str = "lost") -> None: ...
+
+    def request_reset(self, cause: int = hal_mod.RESET_SOFT) -> None: ...
+
+    def hang_limit(self, seconds: float | None = None) -> float: ...
+
+    def hang(self, seconds: float) -> None: ...
+
+    def heap(self) -> dict: ...
+
+    def timings_changed(self) -> None: ...
+
+
+class ControlServer:
+    """Serves the control channel of one board."""
+
+    def __init__(self, board: Controlled, path: str) -> None:
         self.board = board
         self.path = path
         self._server: asyncio.base_events.Server | None = None
@@ -174,7 +200,7 @@ class ControlServer:
             "ping": self._ping, "state": self._state, "door": self._door,
             "bolt": self._bolt, "button": self._button, "battery": self._battery,
             "rtc": self._rtc, "power_cut": self._power_cut, "reset": self._reset,
-            "hang": self._hang, "timings": self._timings,
+            "hang": self._hang, "timings": self._timings, "heap": self._heap,
         }
 
     async def start(self) -> None:
@@ -263,7 +289,10 @@ class ControlServer:
         return action
 
     def _ping(self, command: dict) -> dict:
-        return {"mode": "cpython", "board": self.board.board.NAME}
+        return {"mode": self.board.mode, "board": self.board.board_name}
+
+    def _heap(self, command: dict) -> dict:
+        return self.board.heap()
 
     def _state(self, command: dict) -> dict:
         return self.board.state()
@@ -375,10 +404,12 @@ class ControlServer:
         return {"seconds": limit, "_after": lambda: self.board.hang(limit)}
 
     def _timings(self, command: dict) -> dict:
+        # Checked before anything changes: a bad set leaves the old timings.
+        new = check_timings(command["set"]) if "set" in command else {}
         if command.get("clear"):
             self.board.timings.clear()
-        if "set" in command:
-            self.board.timings.update(check_timings(command["set"]))
+        self.board.timings.update(new)
+        self.board.timings_changed()
         return {"timings": dict(self.board.timings)}
 
 

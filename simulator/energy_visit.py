@@ -36,7 +36,7 @@ DOOR_OPEN_AFTER_S = 3.0  # the person opens the door this long after the answer
 DOOR_HELD_OPEN_S = 5.0  # ... and closes it behind them this long after
 BOOT_SETTLE_S = 5.0
 IDLE_BEFORE_S = 120.0  # idle measured after commissioning, before any visit
-IDLE_AFTER_S = 600.0  # idle measured after the visit (10 battery checks)
+IDLE_AFTER_S = 3600.0  # idle measured after the visit: one idle hour (wakeups_per_hour)
 RELOCK_WAIT_S = 120.0  # give up waiting for the relock after this long
 
 COMMISSION_TIME = 1768464000  # 2026-01-15T08:00:00Z (POSIX): any fixed time
@@ -367,6 +367,7 @@ async def _idle(hw: Hardware, loop: _VirtualLoop, clock: ManualClock, seconds: f
             # firmware's timers drift apart; in virtual time some fall together
             # (`wake_instants` counts those once).
             "wakeups": fires, "wakeups_per_s": fires / elapsed if elapsed else 0.0,
+            "wakeups_per_hour": fires * 3600.0 / elapsed if elapsed else 0.0,
             "wake_instants": instants,
             "wake_instants_per_s": instants / elapsed if elapsed else 0.0}
 
@@ -375,6 +376,7 @@ async def _scenario(board: ModuleType, loop: _VirtualLoop, clock: ManualClock) -
     from firmware import app  # the real application
 
     hw = Hardware(board, clock, auto_button=True)
+    hw.scheduler = lambda t: loop.call_at(t, hw.check_edges)  # a press due later
     timeline: list[tuple[float, str]] = []
     accounted = hw.power_state
 

@@ -9,6 +9,7 @@ from every call, so it can no longer move the motor or write the flash.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any, Callable
 
@@ -32,7 +33,8 @@ class SimHAL(hal_mod.HAL):
                  serial: PtyEndpoint | None = None, ble: BleServer | None = None,
                  on_reset: Callable[[int], None] | None = None,
                  timings: dict[str, int] | None = None,
-                 erase_config: Callable[[], None] | None = None) -> None:
+                 erase_config: Callable[[], None] | None = None,
+                 on_event: Callable[[str, bool], None] | None = None) -> None:
         self.hw = hw
         # Overrides of the firmware's waits, by name (firmware.actuator.timing):
         # the board's own dict, so a change through the control channel is
@@ -56,6 +58,15 @@ class SimHAL(hal_mod.HAL):
         self._boot_t = hw.clock.now()
         self.alive = True
         self.ble_links: list[Any] = []
+        self.watchdog_max_ms = hw.board.CAPABILITIES.get("watchdog_max_ms")
+        # Events (next_event): the hardware's sensor edges, in order. The
+        # models' edges are clean, so there is nothing to debounce here (a
+        # board's HAL debounces its pins). `on_event` sends them elsewhere
+        # instead (the MicroPython child's event stream).
+        self._on_event = on_event
+        self._events: list[tuple[str, bool]] = []
+        self._event_ready = asyncio.Event()
+        hw.listen(self._edge)
 
     def _check(self) -> None:
         if not self.alive:
@@ -64,6 +75,8 @@ class SimHAL(hal_mod.HAL):
     def kill(self) -> None:
         """The board has reset: this HAL answers nothing more."""
         self.alive = False
+        self.hw.unlisten(self._edge)
+        self._event_ready.set()  # a waiter gets BoardReset
         if self._serial_link is not None:
             self._serial_link.close()
         for link in self.ble_links:
@@ -109,6 +122,29 @@ class SimHAL(hal_mod.HAL):
     def battery_mv(self) -> int:
         self._check()
         return self.hw.battery.mv()
+
+    # --- events ---------------------------------------------------------------
+    def _edge(self, name: str, level: bool) -> None:
+        kind = {"door": hal_mod.EVENT_DOOR, "button": hal_mod.EVENT_BUTTON}[name]
+        self.post_event(kind, level)
+
+    def post_event(self, kind: str, value: bool) -> None:
+        """An event for the firmware of this boot (a sensor edge, or new timings)."""
+        if not self.alive:
+            return
+        if self._on_event is not None:
+            self._on_event(kind, value)
+            return
+        self._events.append((kind, value))
+        self._event_ready.set()
+
+    async def next_event(self) -> tuple[str, bool]:
+        while True:
+            self._check()
+            if self._events:
+                return self._events.pop(0)
+            self._event_ready.clear()
+            await self._event_ready.wait()
 
     # --- supervision --------------------------------------------------------
     def watchdog_start(self, timeout_ms: int) -> None:

@@ -196,6 +196,11 @@ class Door:
         self.bolt = bolt
         self._closed = closed
         self.log: collections.deque = collections.deque(maxlen=1000)
+        self.on_change: Callable[[], None] | None = None  # the reed switch's edges
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def closed(self) -> bool:
         return self._closed
@@ -208,6 +213,7 @@ class Door:
             return False
         self._closed = False
         self.log.append((self.clock.now(), "forced-open" if force else "opened"))
+        self._changed()
         return True
 
     def close(self, force: bool = False) -> bool:
@@ -218,6 +224,7 @@ class Door:
             return False
         self._closed = True
         self.log.append((self.clock.now(), "closed"))
+        self._changed()
         return True
 
 
@@ -240,15 +247,28 @@ class Button:
         self._presses: list[tuple[float, float]] = []  # (start, end) in clock time
         self._held = False
         self.presses = 0
+        self.on_change: Callable[[], None] | None = None  # a press or release (maybe later)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def press(self, duration: float = 0.5, delay: float = 0.0) -> None:
         start = self.clock.now() + max(0.0, delay)
         self._presses.append((start, start + max(0.0, duration)))
         self.presses += 1
+        self._changed()
 
     def hold(self) -> None:
         self._held = True
         self.presses += 1
+        self._changed()
+
+    def next_change(self) -> float | None:
+        """The clock time of the next scheduled press or release, if any."""
+        now = self.clock.now()
+        times = [t for s, e in self._presses for t in (s, e) if t > now]
+        return min(times) if times else None
 
     @property
     def held(self) -> bool:
@@ -258,6 +278,7 @@ class Button:
         self._held = False
         now = self.clock.now()
         self._presses = [(s, min(e, now)) for s, e in self._presses if s < now]
+        self._changed()
 
     def pressed(self) -> bool:
         if self._held:
@@ -490,6 +511,39 @@ class Hardware:
         self.battery.add_source(self.power.charge_mas)
         self.battery.add_source(self.bolt.charge_mas)
         self.advertised: tuple | None = None
+        # Sensor edges for the firmware (its pin interrupts): listeners get
+        # (name, level) at each change of the door or button sensor. Door
+        # edges come at once; a press scheduled for later comes when the
+        # owner's `scheduler(clock_time)` calls check_edges() (and the board's
+        # supervision calls it as it polls, for clocks that jump).
+        self._listeners: list[Callable[[str, bool], None]] = []
+        self._levels = {"door": self.door.closed(), "button": self.button.pressed()}
+        self.scheduler: Callable[[float], object] | None = None
+        self._scheduled: float | None = None
+        self.edges = 0
+        self.door.on_change = self.check_edges
+        self.button.on_change = self.check_edges
+
+    def listen(self, listener: Callable[[str, bool], None]) -> None:
+        self._listeners.append(listener)
+
+    def unlisten(self, listener: Callable[[str, bool], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def check_edges(self) -> None:
+        """Tell the listeners of every sensor that changed since the last look."""
+        levels = {"door": self.door.closed(), "button": self.button.pressed()}
+        for name, level in levels.items():
+            if self._levels[name] != level:
+                self._levels[name] = level
+                self.edges += 1
+                for listener in list(self._listeners):
+                    listener(name, level)
+        t = self.button.next_change()
+        if t is not None and t != self._scheduled and self.scheduler is not None:
+            self._scheduled = t
+            self.scheduler(t)
 
     # What the firmware does to the hardware.
     def indicate(self, what: str) -> None:

@@ -69,8 +69,9 @@ from typing import Any
 
 from firmware import hal as hal_mod
 from mpybuild import PORT_PACKAGES, compile_tree
+from simulator.board import Board
 from simulator.endpoints import _make_raw
-from simulator.mpyhost import MpyBoard
+from simulator.mpyrunner import MpyRunner
 
 DEFAULT_HEAP = "256K"
 SLOT_PREFIX = "lockfw."
@@ -80,13 +81,20 @@ FRIENDLY_BANNER = b'Type "help()" for more information.'
 PROMPT = b">>> "
 QUICK_EXIT_S = 1.0  # an interpreter gone this soon, before its REPL: a broken start
 
-class VirtualBoard(MpyBoard):
+def VirtualBoard(state_dir: str, *, heap: str = DEFAULT_HEAP, **kw: Any) -> Board:  # noqa: N802
     """The board behind `python -m simulator --virtual-board` (see the module doc)."""
+    kw.pop("app", None)
+    return Board(state_dir, runner=ReplRunner(heap=heap), **kw)
+
+
+class ReplRunner(MpyRunner):
+    """An empty MicroPython board behind its REPL: the MicroPython runner
+    with the interpreter's stdio on a pty of its own, joined to the board's."""
 
     mode = "vboard"
 
-    def __init__(self, state_dir: str, *, heap: str = DEFAULT_HEAP, **kw: Any) -> None:
-        super().__init__(state_dir, heap=heap, code="ram", **kw)
+    def __init__(self, *, heap: str = DEFAULT_HEAP) -> None:
+        super().__init__(heap=heap, code="ram")
         self.next_boot = "main"  # "main": run /main.py; "repl": skip it; "raw": raw REPL
         self._stdio: int | None = None
         self._stdio_task: asyncio.Task | None = None
@@ -104,13 +112,13 @@ class VirtualBoard(MpyBoard):
         self._quick_exits = 0
 
     # --- the interpreter ------------------------------------------------------------
-    def _prepare_code(self, tmp: Path) -> None:
+    def prepare_code(self, tmp: Path) -> None:
         # No firmware: an empty board, with its port's own code (its boot,
         # simulator/mpy/vboard.py, and the unix port's HAL), as frozen code.
         compile_tree(tmp / "port", PORT_PACKAGES)
 
-    def child_config(self, cause: int) -> dict[str, Any]:
-        cfg = super().child_config(cause)
+    def child_config(self, cause: int, token: str) -> dict[str, Any]:
+        cfg = super().child_config(cause, token)
         cfg.pop("code", None)
         if self._tmp is not None:
             cfg["port_code"] = str(Path(self._tmp) / "port")
@@ -148,8 +156,8 @@ class VirtualBoard(MpyBoard):
         self._stdio_task = asyncio.ensure_future(self._read_stdio(master))
         return child
 
-    async def _kill_child(self) -> None:
-        await super()._kill_child()
+    async def kill_child(self) -> None:
+        await super().kill_child()
         await self._close_stdio()
 
     async def _close_stdio(self) -> None:
@@ -164,14 +172,14 @@ class VirtualBoard(MpyBoard):
             loop.remove_reader(fd)
             os.close(fd)
 
-    async def _stop_child(self) -> None:
+    async def stop_child(self) -> None:
         if self.child is not None and not self._control_active():
-            await self._kill_child()  # no firmware to stop gracefully
+            await self.kill_child()  # no firmware to stop gracefully
             return
-        await super()._stop_child()
+        await super().stop_child()
 
     def _control_active(self) -> bool:
-        return self.control_conns > 0  # a lock runs (else: the REPL, nothing to stop)
+        return self.lock_running  # a lock runs (else: the REPL, nothing to stop)
 
     async def child_exited(self, status: int) -> str | None:
         """The interpreter ended by itself: a soft reset."""
@@ -192,7 +200,7 @@ class VirtualBoard(MpyBoard):
         self.next_boot = "raw" if self.raw else "main"
         return "soft"
 
-    async def boot_done(self, why: str) -> None:
+    async def after_boot(self, why: str) -> None:
         """Choose how the next boot starts: the REPL after an escape, the raw
         REPL after a soft reset in it, else main.py."""
         if self._escape_requested:
@@ -202,8 +210,8 @@ class VirtualBoard(MpyBoard):
             self.next_boot = "main"
         self.raw = False
 
-    def state(self) -> dict:
-        out = super().state()
+    def state_extra(self) -> dict:
+        out = super().state_extra()
         # The boots that were the interpreter ending by itself (Ctrl-D, as
         # mpremote sends before every command): the rest are resets.
         out["soft_reboots"] = self.soft_reboots
@@ -291,12 +299,12 @@ class VirtualBoard(MpyBoard):
     def serial_opened(self) -> None:
         self._at_boundary = True
 
-    async def _serve_serial(self, reader: asyncio.StreamReader,
-                            writer: asyncio.StreamWriter) -> None:
+    async def serve_serial(self, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter) -> None:
         # The lock opened its serial port: what the host sent meanwhile is its.
         pending = bytes(self._host_buf)
         self._host_buf.clear()
-        task = asyncio.ensure_future(super()._serve_serial(reader, writer))
+        task = asyncio.ensure_future(super().serve_serial(reader, writer))
         await asyncio.sleep(0)
         if pending:
             self.from_host(pending)
@@ -306,8 +314,7 @@ class VirtualBoard(MpyBoard):
         """This interpreter is on its way out: a reset or power cut has been
         asked for (machine.reset() sleeps until it is ended), or it has exited."""
         child = self.child
-        return (self._request is not None or self._power_cut
-                or child is None or child.returncode is not None)
+        return self.board.ending() or child is None or child.returncode is not None
 
     def from_host(self, data: bytes) -> None:
         # Bytes for an interpreter that is ending would die with it: a host that
@@ -354,7 +361,7 @@ class VirtualBoard(MpyBoard):
             self._serial_writer = None
         self._host_buf = bytearray(rest)
         self._escape_requested = True
-        self.request_reset(hal_mod.RESET_SOFT)
+        self.board.request_reset(hal_mod.RESET_SOFT)
 
 
 def _wake(fut: asyncio.Future) -> None:
@@ -363,4 +370,4 @@ def _wake(fut: asyncio.Future) -> None:
 
 
 # --- deploy: the path of `lockctl flash` ---------------------------------------------
-__all__ = ["VirtualBoard", "DEFAULT_HEAP"]
+__all__ = ["VirtualBoard", "ReplRunner", "DEFAULT_HEAP"]

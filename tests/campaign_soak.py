@@ -247,6 +247,13 @@ class Soak:
     def boot(self) -> None:
         self.app = app_mod.App(self.hal)
         self.lock = self.app.lock
+        firmware_reads = self.app.read_battery
+
+        def read_after_motor_run() -> None:
+            # The firmware reads the battery after every motor run: so does the model.
+            firmware_reads()
+            self.model.battery_read(self.battery.mv())
+        self.app.actuator.after_run = read_after_motor_run
         self.loop.run_until_complete(self.app.actuator.make_safe())
 
     def power_cut(self) -> None:

@@ -9,6 +9,7 @@ real: Store over a host directory, EventLog over a RAM block device.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -62,6 +63,8 @@ class FakeHAL(hal_mod.HAL):
         self.motor_dir = 0
         self.door = True
         self.button = False
+        self._events: list[tuple[str, bool]] = []
+        self._event_ready: asyncio.Event | None = None
         self.indications: list[str] = []
         # Waits the firmware reads through firmware.actuator.timing: a jam is
         # found after 30 ms of (fake) motor time, not 2 s.
@@ -104,6 +107,28 @@ class FakeHAL(hal_mod.HAL):
 
     def button_pressed(self) -> bool:
         return self.button
+
+    def set_door(self, closed: bool) -> None:
+        """The door moves: its sensor's interrupt (an event) comes with it."""
+        self.door = closed
+        self.post_event(hal_mod.EVENT_DOOR, closed)
+
+    def set_button(self, pressed: bool) -> None:
+        self.button = pressed
+        self.post_event(hal_mod.EVENT_BUTTON, pressed)
+
+    def post_event(self, kind: str, value: bool) -> None:
+        self._events.append((kind, value))
+        if self._event_ready is not None:
+            self._event_ready.set()
+
+    async def next_event(self) -> tuple[str, bool]:
+        if self._event_ready is None:
+            self._event_ready = asyncio.Event()
+        while not self._events:
+            self._event_ready.clear()
+            await self._event_ready.wait()
+        return self._events.pop(0)
 
     def indicate(self, what: str) -> None:
         self.indications.append(what)

@@ -80,3 +80,25 @@ def test_a_visit_stops_the_retries_before_its_motor_runs(tmp_path: Path) -> None
     # The retry did not throw the bolt in the visitor's face.
     assert hal.retracted and hal.motor_dir == 0
     assert events.RELOCKED not in [c for c, _ in codes(app)]
+
+
+def test_the_battery_is_read_after_every_motor_run(tmp_path: Path) -> None:
+    hal, app = make_app(tmp_path)
+    reads: list[int] = []
+    real = hal.battery_mv
+
+    def battery_mv() -> int:
+        reads.append(hal.motor_dir)
+        return real()
+
+    hal.battery_mv = battery_mv  # type: ignore[method-assign]
+
+    async def go() -> None:
+        assert await app.actuator.unlock()
+        assert reads == [0]  # once, with the motor off again
+        assert await app.actuator.relock()
+        assert await app.actuator.relock()  # already thrown: no motor run, no reading
+        assert reads == [0, 0]
+
+    asyncio.run(go())
+    assert app.battery_reads == 2

@@ -68,10 +68,11 @@ def test_a_dead_serial_loop_stops_the_watchdog_feeding(tmp_path: Path) -> None:
     healthy = SupervisedHAL(tmp_path / "b", [])
     run_for(broken, 0.6)
     run_for(healthy, 0.6)
-    # The healthy lock feeds every 50 ms; the broken one stops once its serial
-    # loop has died, so the board's watchdog restarts it.
-    assert healthy.feeds >= 8
-    assert broken.feeds <= 1
+    # The healthy lock feeds every 100 ms (half its 200 ms watchdog); the
+    # broken one stops once its serial loop has died, so the board's watchdog
+    # restarts it.
+    assert healthy.feeds >= 3
+    assert broken.feeds == 0
 
 
 def test_memory_error_drops_the_request_not_the_port(tmp_path: Path) -> None:
@@ -80,4 +81,4 @@ def test_memory_error_drops_the_request_not_the_port(tmp_path: Path) -> None:
     run_for(hal, 0.8)
     hellos = [p for chunk in hal.serial.sent for p in frames.Decoder().feed(chunk)]
     assert any(msg.decode(p)[0] == msg.HELLO for p in hellos)
-    assert hal.feeds >= 5
+    assert hal.feeds >= 3

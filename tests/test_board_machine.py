@@ -180,6 +180,62 @@ def test_motor_drives_the_h_bridge_and_brakes_then_sleeps(rig) -> None:
     assert hal.motor_direction == 0
 
 
+def test_door_and_button_wake_the_firmware_by_interrupt_debounced(rig) -> None:
+    hal = rig.hal()
+    both = rig.m.Pin.IRQ_RISING | rig.m.Pin.IRQ_FALLING
+    for name in ("door_closed", "button"):
+        assert rig.pin(name).handler is not None and rig.pin(name).trigger == both, name
+
+    async def scenario() -> None:
+        waiter = asyncio.ensure_future(hal.next_event())
+        await asyncio.sleep(0.05)
+        assert not waiter.done()  # nothing happens: nothing comes (and nothing polled)
+        rig.level("door_closed", None)  # the door opens: the reed switch opens
+        assert await asyncio.wait_for(waiter, 1) == (hal_mod.EVENT_DOOR, False)
+        # Contact bounce that ends where it began: edges, but no event.
+        nxt = asyncio.ensure_future(hal.next_event())
+        rig.level("button", 0)
+        rig.level("button", None)
+        await asyncio.sleep(rig.bm.DEBOUNCE_MS / 1000 + 0.05)
+        assert not nxt.done()
+        rig.level("button", 0)  # pressed, and held
+        assert await asyncio.wait_for(nxt, 1) == (hal_mod.EVENT_BUTTON, True)
+        rig.level("door_closed", 0)
+        rig.level("button", None)  # two edges before the firmware looks: both, in order
+        assert await asyncio.wait_for(hal.next_event(), 1) == (hal_mod.EVENT_DOOR, True)
+        assert await asyncio.wait_for(hal.next_event(), 1) == (hal_mod.EVENT_BUTTON, False)
+
+    run(scenario())
+
+
+def test_a_switched_battery_divider_is_on_only_while_measuring(rig) -> None:
+    from types import SimpleNamespace
+
+    free = 2  # GPIO2 / GP2: unused by both board files
+    assert free not in rig.board.PINS.values()
+    attrs = {k: getattr(rig.board, k) for k in dir(rig.board) if k.isupper()}
+    attrs["PINS"] = dict(rig.board.PINS, battery_en=free)
+    hal = rig.bm.MachineHAL(SimpleNamespace(**attrs), port=rig.port)
+    en = rig.m.pin(free)
+    assert en.mode == rig.m.Pin.OUT and en.out == 0  # off from the start
+    assert abs(hal.battery_mv() - 5850) < 60
+    assert en.history == [0, 1, 0]  # on for the reading, off after it
+
+
+def test_watchdog_limit_comes_from_the_board_file(rig) -> None:
+    hal = rig.hal()
+    assert hal.watchdog_max_ms == rig.board.CAPABILITIES["watchdog_max_ms"]
+    from firmware import app
+
+    timeout, feed = app.watchdog_periods(hal)
+    if rig.port == "rp2":
+        assert (timeout, feed) == (8388, 6388)  # the RP2040's longest, less the margin
+    else:
+        assert (timeout, feed) == (62000, 60000)  # a feed a minute
+    hal.watchdog_start(timeout)
+    assert rig.m.watchdog().timeout == timeout
+
+
 def test_switches_are_pulled_up_active_low_and_debounced(rig) -> None:
     hal = rig.hal()
     for name, read in (("bolt_retracted", hal.bolt_retracted), ("bolt_thrown", hal.bolt_thrown),
@@ -679,7 +735,10 @@ def test_app_boots_advertises_and_answers_a_ble_hello(rig) -> None:
 
     app = run(scenario())
     wdt = rig.m.watchdog()
-    assert wdt is not None and wdt.timeout == 8000 and wdt.feeds >= 1
+    # The longest timeout the board allows (at most a feed a minute): 8388 ms
+    # on the RP2040, 62 s (a feed a minute, 2 s margin) on the ESP32-C3.
+    assert wdt is not None and wdt.timeout == (8388 if rig.port == "rp2" else 62000)
+    assert wdt.feeds >= 1
     assert app.lock.log.next_seq > 1  # BOOT (and more) in the event log on the log partition
     assert rig.flash().bad_programs == 0
     assert rig.pin("motor_in1").history == [0]  # bolt thrown, door closed: no stroke at boot
@@ -739,4 +798,4 @@ def test_board_machine_type_checks_against_the_port_stubs(port: str, tmp_path: P
     # The markers sit only on lines that call into `machine`.
     for line in SOURCE.splitlines():
         if line.endswith(UNIX_MARKER):
-            assert re.search(r"machine\.|Pin\(|\._rtc\.|adc\.", line), line
+            assert re.search(r"machine\.|Pin\(|\._rtc\.|adc\.|\.irq\(", line), line

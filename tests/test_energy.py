@@ -321,3 +321,33 @@ def test_json_keeps_its_shape_for_every_board(capsys: pytest.CaptureFixture) -> 
     wi = esp["variants"][energy.VARIANT_WHAT_IF]
     assert wi["title"].startswith("WHAT-IF") and "custom MicroPython build" in wi["title"]
     assert any("32.768 kHz" in n for n in wi["needs"])
+
+
+# --- an idle lock does nothing (issue 13, section 1) --------------------------------
+
+def _longest_feed_s(board: Any) -> float:
+    """The longest period at which this board's watchdog can be fed: a minute
+    where the hardware waits longer (the firmware's cap: 60 feeds an hour),
+    else the hardware's longest timeout less the 2 s margin for a late feed."""
+    hw_max = board.CAPABILITIES.get("watchdog_max_ms")
+    if hw_max is None or hw_max >= 62_000:
+        return 60.0
+    return (hw_max - 2_000) / 1000
+
+
+def test_longest_feed_periods_follow_the_hardware() -> None:
+    from boards import esp32c3_devkit, pico_w
+
+    assert _longest_feed_s(sim_board) == _longest_feed_s(esp32c3_devkit) == 60.0
+    assert _longest_feed_s(pico_w) == pytest.approx(6.388)  # RP2040: 8388 ms at most
+
+
+@pytest.mark.parametrize("name", energy.board_names())
+def test_an_idle_hour_wakes_the_firmware_only_to_feed_and_read_the_battery(name: str) -> None:
+    board = energy.load_board(name)
+    idle = energy.measure(board)["idle_after_visit"]
+    assert idle["seconds"] == pytest.approx(3600.0)
+    bound = 3600.0 / _longest_feed_s(board) + 1  # the feeds, and the hourly battery reading
+    assert idle["wakeups"] <= bound, (name, idle["wakeups"], bound)
+    assert idle["wakeups_per_hour"] == pytest.approx(idle["wakeups"])
+    assert idle["wakeups"] >= 3600.0 / _longest_feed_s(board) - 1  # it does feed the watchdog

@@ -476,7 +476,8 @@ def test_real_firmware_boots_on_the_simulated_board(tmp_path) -> None:
         try:
             await wait_for(lambda: board.hw.watchdog.running and board.hw.advertised)
             assert board.hw.power.state == hal_mod.POWER_ADVERTISING
-            clock.advance(60)  # the firmware's feeds are too far apart in this time
+            timeout = board.hw.watchdog.timeout_s
+            clock.advance(timeout + 1)  # longer than the watchdog waits, with no feed between
             await wait_for(lambda: len(board.boots) == 2)
             await wait_for(lambda: board.hw.watchdog.running)
         finally:

@@ -117,6 +117,11 @@ def test_an_empty_board_has_a_repl_and_no_lock(board: Board) -> None:
     assert sim is not None
     assert "hello from the board" in repl(sim.serial, "print('hello from the board')")
     assert lock_answers_on_ble(sim) is None
+    # The board's state counts the writes of its root littlefs: real figures.
+    ops = sim.control({"cmd": "state"})["flash"]["ops"]
+    repl(sim.serial, "f = open('ops.txt', 'w')\nf.write('x' * 5000)\nf.close()\n"
+                     "import os\nos.remove('ops.txt')")
+    assert sim.control({"cmd": "state"})["flash"]["ops"] > ops
     # `mpremote reset` (machine.reset()) restarts the board, as on hardware.
     # mpremote soft-resets the board first (Ctrl-D in the raw REPL), a boot of
     # its own: the reset is the boot that is not a soft reboot. Until it has
@@ -147,7 +152,8 @@ def test_bytes_a_host_sends_during_a_reset_reach_the_next_interpreter(tmp_path: 
     from firmware import hal
     from simulator.virtualboard import PROMPT, VirtualBoard
 
-    vb = VirtualBoard(str(tmp_path / "state"))
+    board = VirtualBoard(str(tmp_path / "state"))
+    vb = board.runner
     old_r, old_w = os.pipe()
     new_r, new_w = os.pipe()
     for fd in (old_r, new_r):
@@ -156,11 +162,11 @@ def test_bytes_a_host_sends_during_a_reset_reach_the_next_interpreter(tmp_path: 
     async def scenario() -> None:
         vb.child = SimpleNamespace(returncode=None)  # the interpreter being reset
         vb._stdio, vb._repl_ready = old_w, True
-        vb.request_reset(hal.RESET_SOFT)  # what machine.reset() asks
+        board.request_reset(hal.RESET_SOFT)  # what machine.reset() asks
         vb.from_host(b"\r\x03\r\x01")
         with pytest.raises(BlockingIOError):
             os.read(old_r, 64)  # nothing for the interpreter being ended
-        vb._request = None  # the board has restarted it
+        board._request = None  # the board has restarted it
         vb.child = SimpleNamespace(returncode=None)
         vb._stdio, vb._repl_ready = new_w, False
         await vb._from_repl(b"MicroPython\r\n" + PROMPT)  # the new one's REPL is up

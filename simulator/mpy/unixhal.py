@@ -3,14 +3,17 @@
 # (`python -m simulator --virtual-board`). MicroPython code, in the port code
 # of those boards, not in the lock's image (firmware/ holds only what a board runs).
 #
-# The board around the firmware is the simulator process (simulator/mpyhost.py),
+# The board around the firmware is the simulator process (simulator/mpyport.py),
 # reached over loopback TCP:
-#   - control: one blocking connection, one text line per request and per
-#     answer ("bolt_retracted" -> "1"). The bolt, motor, door, button, LED,
-#     battery, RTC, watchdog and power account live in the parent's hardware
-#     models (simulator/hardware.py), so --auto-button, RTC drift, the energy
-#     account and hardware.json are the same as under CPython. A call blocks
-#     the interpreter for one loopback round trip (tens of microseconds).
+#   - control and events: the HAL boundary (simulator/mpy/proxy.py). Every
+#     method of firmware.hal.BOARD_CALLS is a call to the parent, made by
+#     proxy.bind() from that one declaration: the bolt, motor, door, button,
+#     LED, battery, RTC, watchdog and power account live in the parent's
+#     hardware models (simulator/hardware.py, through simulator/hal.py's
+#     SimHAL, the same code as under CPython), so --auto-button, RTC drift,
+#     the energy account and hardware.json are the same as under CPython. A
+#     call blocks the interpreter for one loopback round trip (tens of
+#     microseconds). Sensor edges come as events (next_event).
 #   - serial: a byte stream the parent joins to its pty (the USB serial port).
 #     When the host closes the port the parent closes the stream: recv() gives
 #     b"" once (the session ends) and the next recv() connects again.
@@ -45,74 +48,28 @@
 # kills it and starts the next boot with the right reset cause.
 #
 # Heap (a measurement for the simulator's tests, tools/fuzz.py): the directive
-# "!heap" asks for one; at its next watchdog feed (at least once a second, in
-# the watchdog task, between requests) the HAL runs gc.collect() and answers
+# "!heap" asks for one (the board sends "wake" on the event stream with it);
+# right after the wake-up that fetched it, in the event task (or at a
+# watchdog feed, whichever comes first) the HAL runs gc.collect() and answers
 # "heap FREE ALLOC" (gc.mem_free(), gc.mem_alloc()); control "heap" and
-# "state" show the last one (simulator/mpyhost.py).
+# "state" show the last one (simulator/mpyrunner.py). Flash figures: after
+# each program or erase the HAL reports it ("flash 1 PENDING"), so the
+# board's "state" shows real figures (the virtual board's root filesystem
+# reports its own: simulator/mpy/vboard.py).
 import asyncio
 import gc
 import os
-import socket
-import sys
 import time
 
 from firmware import hal as hal_mod
 from firmware.fs import Fs, mount_lfs
-from simulator.mpy.flash import Flash, Partition, PowerCut
+from simulator.mpy import proxy
+from simulator.mpy.flash import Flash, Partition
 from simulator.mpy.stores import FileStore
 
 HOST = "127.0.0.1"
 CHUNK = 244  # bytes per read from a link (a GATT write of ATT_MTU - 3)
 BLE_CONNECTED = b"\x01"
-
-
-class Control:
-    """The blocking request/answer line to the board around the interpreter.
-    An answer may come after directive lines ("!cut N MODE SEED",
-    "!timings {...}", "!stop"), handed to `on_directive`."""
-
-    def __init__(self, port, token, on_directive=None):
-        self.sock = _connect(port, "control", token)
-        self.on_directive = on_directive
-        self.dead = False
-        if self.sock.readline().strip() != b"ok":
-            self.dead = True
-            raise PowerCut("the board refused this boot")
-
-    def call(self, line):
-        if self.dead:
-            raise PowerCut("the board is off")
-        try:
-            self.sock.write(line.encode() + b"\n")
-            answer = self.sock.readline()
-            while answer.startswith(b"!"):
-                if self.on_directive is not None:
-                    self.on_directive(answer[1:].strip().decode())
-                answer = self.sock.readline()
-        except OSError:
-            answer = b""
-        if not answer:
-            # The board (the parent) has gone: so has the power.
-            self.dead = True
-            raise PowerCut("the board is off")
-        return answer.strip().decode()
-
-    def last_words(self, line):
-        """Tell the parent to end this process (reset, power cut) and wait for it."""
-        try:
-            self.call(line)
-            time.sleep(5)
-        except PowerCut:
-            pass
-        self.dead = True
-        sys.exit(3)
-
-
-def _connect(port, kind, token):
-    s = socket.socket()
-    s.connect(socket.getaddrinfo(HOST, port)[0][-1])
-    s.write(("%s %s\n" % (kind, token)).encode())
-    return s
 
 
 async def _open(port, kind, token):
@@ -196,6 +153,18 @@ class SerialLink(hal_mod.Link):
             self.link.close()
 
 
+class _Flash(Flash):
+    """The flash model, reporting its operation count to the board."""
+
+    def __init__(self, report, *args, **kw):
+        self.report = report
+        super().__init__(*args, **kw)
+
+    def count(self, kind, region, n):
+        if kind != "read":
+            self.report(1, self.cut_pending)
+
+
 class UnixHAL(hal_mod.HAL):
     board_name = "unix"
 
@@ -217,16 +186,20 @@ class UnixHAL(hal_mod.HAL):
         self.config = cfg
         self._cause = cfg.get("reset_cause", hal_mod.RESET_POWER_ON)
         self.timings = cfg.get("timings") or {}  # overrides of the firmware's waits
-        self.control = Control(cfg["control"], cfg["token"], self._directive)
-        self.flash = Flash(FileStore(port.flash), board.FLASH_SIZE, board.FLASH_BLOCK_SIZE,
-                           cut=cfg.get("cut"), on_cut=self._power_cut)
+        self.control = proxy.Control(cfg["control"], cfg["token"], self._directive)
+        self.events = proxy.EventStream(cfg["control"], cfg["token"], self.control,
+                                        self._measure_heap)
+        caps = getattr(board, "CAPABILITIES", None) or {}
+        self.watchdog_max_ms = caps.get("watchdog_max_ms")
+        self.flash = _Flash(self._flash_report, FileStore(port.flash), board.FLASH_SIZE,
+                            board.FLASH_BLOCK_SIZE, cut=cfg.get("cut"), on_cut=self._power_cut)
         self._fs = None
         self._log = None
         self._serial = None
         self._t0 = time.ticks_ms()
         self._ms = 0
         self._heap_asked = False
-        self.control.call("boot %d" % self._cause)
+        self.control.call("boot", (self._cause,))
 
     def _directive(self, line):
         what, _, arg = line.partition(" ")
@@ -237,26 +210,25 @@ class UnixHAL(hal_mod.HAL):
             import json
 
             self.timings = json.loads(arg)
+            self.events.local.append((hal_mod.EVENT_TIMINGS, True))  # the app re-arms
         elif what == "heap":
-            self._heap_asked = True  # measured at the next watchdog feed
+            self._heap_asked = True  # measured after the wake-up that brought it
         elif what == "stop":
             self.control.dead = True
             raise SystemExit(0)
 
     def close_repl(self):
         """Production: tell the board the REPL is closed (no escape to it)."""
-        self.control.call("repl closed")
+        self.control.call("repl", ("closed",))
 
     def _power_cut(self):
         self.control.last_words("cut")
 
-    # --- time ---------------------------------------------------------------
-    def rtc_now(self):
-        return int(self.control.call("rtc_now"))
+    def _flash_report(self, ops, pending):
+        # From inside a flash operation: directives wait for the next call.
+        self.control.call("flash", (ops, pending), defer=True)
 
-    def rtc_set(self, lock_seconds):
-        self.control.call("rtc_set %d" % lock_seconds)
-
+    # --- time (the RTC and the rest of BOARD_CALLS: proxy.bind, below) ---
     def ticks_ms(self):
         # Milliseconds since this boot, never wrapping (time.ticks_ms wraps
         # every 2**30 ms, and the firmware subtracts plain numbers).
@@ -265,38 +237,20 @@ class UnixHAL(hal_mod.HAL):
         self._t0 = now
         return self._ms
 
-    # --- actuator and sensors ----------------------------------------------
-    def motor(self, direction):
-        self.control.call("motor %d" % direction)
-
-    def bolt_retracted(self):
-        return self.control.call("bolt_retracted") == "1"
-
-    def bolt_thrown(self):
-        return self.control.call("bolt_thrown") == "1"
-
-    def door_closed(self):
-        return self.control.call("door_closed") == "1"
-
-    def button_pressed(self):
-        return self.control.call("button_pressed") == "1"
-
-    def indicate(self, what):
-        self.control.call("indicate " + what)
-
-    def battery_mv(self):
-        return int(self.control.call("battery_mv"))
-
-    # --- supervision ----------------------------------------------------------
-    def watchdog_start(self, timeout_ms):
-        self.control.call("watchdog_start %d" % timeout_ms)
+    # --- events and supervision ----------------------------------------------
+    async def next_event(self):
+        return await self.events.next()
 
     def watchdog_feed(self):
         self.control.call("watchdog_feed")
+        self._measure_heap()
+
+    def _measure_heap(self):
+        # In the event task (or the watchdog's), between other tasks' steps.
         if self._heap_asked:
             self._heap_asked = False
             gc.collect()
-            self.control.call("heap %d %d" % (gc.mem_free(), gc.mem_alloc()))
+            self.control.call("heap", (gc.mem_free(), gc.mem_alloc()))
 
     def reset_cause(self):
         return self._cause
@@ -306,9 +260,6 @@ class UnixHAL(hal_mod.HAL):
 
     def random_bytes(self, n):
         return os.urandom(n)
-
-    def power_state(self, state):
-        self.control.call("power_state " + state)
 
     # --- storage --------------------------------------------------------------
     def _region(self, region):
@@ -370,5 +321,5 @@ class UnixHAL(hal_mod.HAL):
             _close(writer)
             await asyncio.sleep(0.1)
 
-    def ble_advertise(self, lock_id, status):
-        self.control.call("ble_advertise %d %s" % (status, str(lock_id).replace("\n", " ")))
+
+proxy.bind(UnixHAL)

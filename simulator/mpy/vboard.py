@@ -7,15 +7,29 @@ import sys
 import unixport  # type: ignore[import-not-found]  # made by the port code
 import vfs
 
+from simulator.mpy import proxy
 from simulator.mpy.flash import Flash, Partition
 from simulator.mpy.stores import FileStore
+
+
+class _RootFlash(Flash):
+    """The root filesystem's flash, reporting each program/erase to the
+    board (so its "state" counts them); it takes no power cuts (those are
+    the lock HAL's, simulator/mpy/unixhal.py)."""
+
+    control = None
+
+    def count(self, kind, region, n):
+        if kind != "read" and self.control is not None:
+            self.control.call("flash", (1, None), defer=True)
 
 
 def _mount_root(cfg):
     # littlefs on the FS region at / (as an ESP32's _boot.py mounts its "vfs"
     # partition); formatted if it will not mount, as there.
     off, size = cfg["fs_region"]
-    flash = Flash(FileStore(unixport.flash), cfg["flash_size"], cfg["block_size"])
+    flash = _RootFlash(FileStore(unixport.flash), cfg["flash_size"], cfg["block_size"])
+    flash.control = proxy.Control(cfg["control"], cfg["token"])  # type: ignore[assignment]
     bd = Partition(flash, off, size)
     vfs.umount("/")
     try:
@@ -66,7 +80,7 @@ def _machine():
         s.connect(socket.getaddrinfo("127.0.0.1", cfg["control"])[0][-1])
         s.write(("control %s\n" % cfg["token"]).encode())
         s.readline()
-        s.write(b"reset\n")
+        s.write(b"reset []\n")
         s.readline()
         time.sleep(10)  # the board ends this interpreter
 
