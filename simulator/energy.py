@@ -503,8 +503,8 @@ def _findings(board: ModuleType, r: dict) -> list[str]:
         if "life_years_at_section1_wakeups" in v:
             f.append(f"{v['title']}: {v['life_years']:.2f} years now; "
                      f"{v['life_years_at_section1_wakeups']:.2f} years with at most "
-                     f"{SECTION1_WAKEUPS_PER_HOUR} firmware wake-ups an hour (issue #13 section 1, "
-                     "another change).")
+                     f"{SECTION1_WAKEUPS_PER_HOUR} firmware wake-ups an hour (the bound issue #13 "
+                     "section 1 holds).")
     mo = r["motor_per_open"]
     f.append(f"Motor per opening (both strokes): {mo['mah_per_open'] * 1000:.1f} uAh, of which "
              f"{100 * mo['stall_share_of_charge']:.0f} % is stall against the end stop "

@@ -197,6 +197,7 @@ def run_lock(index: int, openings: int, refusal_rate: float, rng: random.Random)
             task.cancel()
         loop.run_until_complete(asyncio.sleep(0))
         loop.close()
+        a.actuator.after_run = None  # App <-> actuator: freed now, not at the next collection
     c1 = hal.flash.total.as_dict()
     out["events"] = lock.log.next_seq - seq0
     out["bytes_written"] = c1["bytes_written"] - c0["bytes_written"]
