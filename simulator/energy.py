@@ -530,6 +530,43 @@ def caps_sleep(board: ModuleType) -> bool:
                 and getattr(board, "SLEEP_BETWEEN_ADVERTS", None) is not None)
 
 
+def _table(r: dict, keys_: list[str]) -> list[str]:
+    """One board's table: per power state and drain, per variant."""
+    lines: list[str] = []
+    head = f"  {'':<24}" + "".join(f"{r['variants'][k]['title'][:39]:>40}" for k in keys_)
+    lines.append(head)
+    lines.append(f"  {'state':<24}" + "".join(
+        f"{'mA':>12}{'h/day':>12}{'mAh/day':>16}" for _ in keys_))
+    for s in POWER_STATES:
+        row = f"  {s:<24}"
+        for k in keys_:
+            v = r["variants"][k]
+            row += (f"{v['currents_ma'][s]:>12.3f}{v['hours_per_day'][s]:>12.3f}"
+                    f"{v['mah_per_day'][s]:>16.3f}")
+        lines.append(row)
+    row = f"  {'motor winding':<24}"
+    for k in keys_:
+        row += f"{'':>12}{'':>12}{r['variants'][k]['motor_winding_mah_per_day']:>16.3f}"
+    lines.append(row)
+    row = f"  {'fast advertising':<24}"
+    for k in keys_:
+        v = r["variants"][k]["fast_advertising_mah_per_day"]
+        row += f"{'':>12}{'':>12}{v:>16.3f}"
+    lines.append(row)
+    for name in r["variants"][VARIANT_TODAY]["static_mah_per_day"]:
+        row = f"  {name.replace('_', ' '):<24}"
+        for k in keys_:
+            v = r["variants"][k]["static_mah_per_day"][name]
+            row += f"{v / 24.0:>12.3f}{24.0:>12.3f}{v:>16.3f}"
+        lines.append(row)
+    row = f"  {'total':<24}"
+    for k in keys_:
+        v = r["variants"][k]
+        row += f"{v['average_ma']:>12.3f}{24.0:>12.3f}{v['total_mah_per_day']:>16.3f}"
+    lines.append(row)
+    return lines
+
+
 def render(results: list[dict]) -> str:
     lines: list[str] = []
     for r in results:
@@ -551,37 +588,7 @@ def render(results: list[dict]) -> str:
                 + f"; the firmware's timers fire {idle['wakeups_per_s']:.2f} times/s")
         lines.append(f"  {r['opens_per_day']:g} opens/day")
         keys_ = list(r["variants"])
-        head = f"  {'':<24}" + "".join(f"{r['variants'][k]['title'][:39]:>40}" for k in keys_)
-        lines.append(head)
-        lines.append(f"  {'state':<24}" + "".join(
-            f"{'mA':>12}{'h/day':>12}{'mAh/day':>16}" for _ in keys_))
-        for s in POWER_STATES:
-            row = f"  {s:<24}"
-            for k in keys_:
-                v = r["variants"][k]
-                row += (f"{v['currents_ma'][s]:>12.3f}{v['hours_per_day'][s]:>12.3f}"
-                        f"{v['mah_per_day'][s]:>16.3f}")
-            lines.append(row)
-        row = f"  {'motor winding':<24}"
-        for k in keys_:
-            row += f"{'':>12}{'':>12}{r['variants'][k]['motor_winding_mah_per_day']:>16.3f}"
-        lines.append(row)
-        row = f"  {'fast advertising':<24}"
-        for k in keys_:
-            v = r["variants"][k]["fast_advertising_mah_per_day"]
-            row += f"{'':>12}{'':>12}{v:>16.3f}"
-        lines.append(row)
-        for name in r["variants"][VARIANT_TODAY]["static_mah_per_day"]:
-            row = f"  {name.replace('_', ' '):<24}"
-            for k in keys_:
-                v = r["variants"][k]["static_mah_per_day"][name]
-                row += f"{v / 24.0:>12.3f}{24.0:>12.3f}{v:>16.3f}"
-            lines.append(row)
-        row = f"  {'total':<24}"
-        for k in keys_:
-            v = r["variants"][k]
-            row += f"{v['average_ma']:>12.3f}{24.0:>12.3f}{v['total_mah_per_day']:>16.3f}"
-        lines.append(row)
+        lines += _table(r, keys_)
         b = r["battery"]
         lines.append(f"  battery {b['capacity_mah']:.0f} mAh -> {b['effective_mah']:.0f} mAh "
                      f"effective, self-discharge {b['self_discharge_mah_per_day']:.3f} mAh/day")

@@ -81,18 +81,11 @@ def cmd_shift_issue(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-def roster_issue(args: argparse.Namespace, out: Output) -> int:
-    """A whole unit before a shift: every row checked first; any bad row and
-    nothing is issued (every bad row named); rows whose shift ends more than
-    24 h ahead are listed as not yet issuable."""
+def read_roster(path: Path, tz: Any) -> list[dict[str, Any]]:
+    """The roster's rows (staff, clients, start, end), each with its line
+    number; a row that cannot be read carries its error instead."""
     import csv
     import io
-    if not args.out_dir:
-        raise UsageError("--roster needs --out-dir DIR")
-    reg = open_registry(args)
-    tz = zone_of(reg)
-    site = Site(reg)
-    path = Path(args.roster)
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except OSError as e:
@@ -104,7 +97,6 @@ def roster_issue(args: argparse.Namespace, out: Output) -> int:
     rows = list(csv.reader(io.StringIO(text), delimiter=delim))
     if not rows or [h.strip().lower() for h in rows[0]] != ["staff", "clients", "start", "end"]:
         raise Failed(f"{path}:1: the header must be staff{delim}clients{delim}start{delim}end")
-    now = int(time.time())
     parsed: list[dict[str, Any]] = []
     for line, row in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in row):
@@ -121,6 +113,21 @@ def roster_issue(args: argparse.Namespace, out: Output) -> int:
             continue
         parsed.append({"line": line, "staff": staff_id, "clients": clients_text.split(),
                        "start": start, "end": end})
+    return parsed
+
+
+def roster_issue(args: argparse.Namespace, out: Output) -> int:
+    """A whole unit before a shift: every row checked first; any bad row and
+    nothing is issued (every bad row named); rows whose shift ends more than
+    24 h ahead are listed as not yet issuable."""
+    if not args.out_dir:
+        raise UsageError("--roster needs --out-dir DIR")
+    reg = open_registry(args)
+    tz = zone_of(reg)
+    site = Site(reg)
+    path = Path(args.roster)
+    parsed = read_roster(path, tz)
+    now = int(time.time())
     issue, not_yet, errors = site.roster_plan(parsed, now)
     if errors:
         for bad in errors:
