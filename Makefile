@@ -29,7 +29,7 @@ test-cpython: setup
 	$(PY) -m pytest -q -m "not micropython"
 
 test-mpy: setup
-	$(PY) -m pytest -q tests/test_on_micropython.py
+	$(PY) -m pytest -q tests/e2e/test_on_micropython.py
 
 # Fuzzing (issue #12): FUZZ_FRAMES frames into the firmware under MicroPython over
 # both links (tools/fuzz.py), then a FUZZ_SECONDS coverage-guided campaign over the
@@ -60,7 +60,7 @@ demo: setup
 powercut: setup
 	$(PY) tests/campaign_powercut.py
 	env LOCK_MPY_DAY_CUTS=$${LOCK_MPY_DAY_CUTS:-200} $(PY) -m pytest -q -s \
-	  tests/test_campaign_powercut.py -k micropython
+	  tests/e2e/test_campaign_powercut.py -k micropython
 
 # soak: 100,000 openings with random power cuts, drift, battery, jams, revocations.
 soak: setup

@@ -181,7 +181,7 @@ BATTERY_DERATING = {
 
 # What the lock's own forecast (firmware/battery.py) assumes: the energy
 # report's "today" for this board (python -m simulator energy), idle mAh per
-# day and mAh per opening (tests/test_energy.py holds them to the report).
+# day and mAh per opening (tests/simulator/test_energy.py holds them to the report).
 FORECAST = {
     "idle_mah_per_day": 484.5,
     "mah_per_open": 0.052,

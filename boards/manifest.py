@@ -27,7 +27,7 @@
 #   - the chip's own protections (ESP32-C3: secure boot and flash encryption,
 #     which keep the ROM bootloader from reading or replacing the image).
 #
-# What is checked here (tests/test_virtual_board.py): this file runs under a
+# What is checked here (tests/simulator/test_virtual_board.py): this file runs under a
 # stand-in for MicroPython's manifest API (include, require, package, module,
 # options), every file it names exists and compiles with mpy-cross, the frozen
 # main.py and boot.py are MicroPython code that compiles, and the production

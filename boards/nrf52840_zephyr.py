@@ -200,12 +200,12 @@ STATIC_MA = {
 DECISION_S = 0.15
 
 # What the lock's own forecast (firmware/battery.py) assumes, from the energy
-# report of this board as the firmware runs (tests/test_energy.py holds them
+# report of this board as the firmware runs (tests/simulator/test_energy.py holds them
 # to it): idle mAh per day and mAh per opening (visit, motor both ways).
 FORECAST = {
     # The energy report's idle day (0.178 mAh) with the firmware as it runs
     # since issue #13 section 1 (61 wake-ups an hour), rounded up: the
-    # forecast may be pessimistic, never optimistic (tests/test_energy.py).
+    # forecast may be pessimistic, never optimistic (tests/simulator/test_energy.py).
     "idle_mah_per_day": 0.20,
     "mah_per_open": 0.052,
 }

@@ -27,7 +27,7 @@
 #   sleep      every wait ends in k_poll (mphalport.c): Zephyr's idle thread
 #              sleeps between events while the controller advertises
 #
-# Nothing here is checked on a board: tests/test_board_zephyr.py checks our
+# Nothing here is checked on a board: tests/firmware/test_board_zephyr.py checks our
 # use of these APIs against fakes written from the port's source (there are
 # no stubs for the Zephyr port on PyPI).
 import machine

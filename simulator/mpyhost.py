@@ -65,7 +65,7 @@ the word size from a 32-bit baseline" (192 KB here): the room a 96 KB heap
 gives on a board. A literal "96K" does not hold this firmware on this port:
 its live set is about 83 KB here when the application starts (code in ROM),
 94 KB once commissioned and 98 KB while serving a key. Measured smallest literal heaps, and the test that keeps them,
-are in tests/test_mpy_e2e.py.
+are in tests/e2e/test_mpy_e2e.py.
 """
 
 from __future__ import annotations

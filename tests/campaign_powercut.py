@@ -5,7 +5,7 @@ The day: commissioning, 200 openings, two revocation updates, two time updates
 (installer syncs), a full log pull (the serial admin op "log", page by page:
 one LOG_READ record), a decommissioning. firmware.lock.Lock runs on the
 simulator's NOR flash model (simulator/flash.py) with real littlefs for its
-configuration and the raw ring for its log, through tests/test_powercut_lock.py's
+configuration and the raw ring for its log, through tests/firmware/test_powercut_lock.py's
 FlashHAL. After each cut the lock boots on the flash the cut left and must show:
 no committed record lost or altered, no corrupt record accepted, configuration,
 revocation list and trusted time old or new (never a mix), every log chain
@@ -14,7 +14,7 @@ verifies, and the lock still opens (commissioned again if the cut left it free).
     python tests/campaign_powercut.py            # every operation x every mode
     python tests/campaign_powercut.py --sample 300 --seed 12
 
-tests/test_campaign_powercut.py runs a seeded sample of 300 in CI.
+tests/e2e/test_campaign_powercut.py runs a seeded sample of 300 in CI.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-for p in (ROOT, os.path.join(HERE, "portable")):
+# The tests mirror the packages (protocol/, firmware/, simulator/, tools/, and
+# e2e/ for the whole lock); a test module may use another folder's helpers
+# (test_lockctl's Site, test_on_micropython's MPY), so every folder is on the path.
+FOLDERS = ("portable", "protocol", "firmware", "simulator", "tools", "e2e")
+for p in (ROOT, *(os.path.join(HERE, f) for f in FOLDERS)):
     if p not in sys.path:
         sys.path.insert(0, p)

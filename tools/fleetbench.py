@@ -5,7 +5,7 @@ The registry is made by the real migrations, then filled in bulk: every lock
 commissioned with a status, a day of shift keys (two per lock), a week of
 night alarm keys, a few dozen blocks, and collected log records; a share of
 the locks have each problem the rules look for, so the rules run their
-expensive paths. tests/test_fleet.py uses make_registry() for its query-count
+expensive paths. tests/tools/test_fleet.py uses make_registry() for its query-count
 test.
 """
 

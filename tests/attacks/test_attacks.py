@@ -4,9 +4,9 @@ MicroPython (the `target` fixture, tests/attacks/conftest.py). Every case
 checks, through `Target.attack`: refused, logged with its reason (or counted
 where the log budget applies), nothing else changed, a valid key still opens.
 
-Denial of service (held, idle, reconnecting peers) is tests/test_e2e_availability.py;
+Denial of service (held, idle, reconnecting peers) is tests/e2e/test_e2e_availability.py;
 the hardware attacks (forced door, jams, power cuts mid-operation, RTC running
-backwards) are tests/test_e2e_hardware.py; both run on both interpreters too.
+backwards) are tests/e2e/test_e2e_hardware.py; both run on both interpreters too.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # board_machine on the real MicroPython interpreter with the fake port modules
-# (tests/test_board_machine.py): everything compiled with mpy-cross into the
+# (tests/firmware/test_board_machine.py): everything compiled with mpy-cross into the
 # directory $LOCK_BM_BUILD; stdin carries bytes for the serial path.
 import asyncio
 import gc

@@ -1,6 +1,6 @@
 # A seeded sequence of programs, erases and power cuts in every mode on the one
 # flash model (simulator/mpy/flash.py), ending in a SHA-256 of the flash's
-# bytes. MicroPython code: tests/test_flash.py runs it under CPython and under
+# bytes. MicroPython code: tests/simulator/test_flash.py runs it under CPython and under
 # the real MicroPython interpreter (`micropython tests/mpyscripts/flash_scenario.py`) and
 # compares the digests: the same seed must damage the flash the same way.
 import binascii

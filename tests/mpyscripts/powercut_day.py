@@ -1,5 +1,5 @@
 # The scripted day of tests/campaign_powercut.py, run by the real MicroPython
-# interpreter for tests/test_campaign_powercut.py: the job is a JSON file named
+# interpreter for tests/e2e/test_campaign_powercut.py: the job is a JSON file named
 # by $LOCK_CUT_JOB (phase mkfs, day or check; the flash file; the cut to arm;
 # the day's steps, tokens and updates made by the issuer on CPython). It runs with
 # a 1 MB heap: the harness keeps the day's job and every acknowledged record.

@@ -1,4 +1,4 @@
-# The scenario and the check of tests/test_mpy_powercut.py, run by the real
+# The scenario and the check of tests/e2e/test_mpy_powercut.py, run by the real
 # MicroPython interpreter: the job is a JSON file named by $LOCK_CUT_JOB
 # (phase mkfs, scenario or check; the flash file; the power cut to arm).
 import json

@@ -1,4 +1,4 @@
-# The MicroPython half of tests/test_flash.py's image test: load the store that
+# The MicroPython half of tests/simulator/test_flash.py's image test: load the store that
 # littlefs-python wrote ($LOCK_IMAGE: "PATH:BLOCK_SIZE:BLOCKS") with MicroPython's
 # VfsLfs2, print it, save a new version and write the image back.
 import os

@@ -2,7 +2,7 @@
 # the keys, every message byte for byte, and the requests that do not decode.
 # The vectors are made by tests/make_conformance.py from the document alone
 # (cbor2, hmac, cryptography, zlib), never by this code; the firmware itself
-# answers them in tests/test_e2e_conformance.py. Tokens and updates:
+# answers them in tests/e2e/test_e2e_conformance.py. Tokens and updates:
 # tests/portable/test_conformance_tokens.py (two modules: one heap each).
 # Runs on CPython (pytest) and MicroPython (tests/mpy_runner.py).
 import testvectors
@@ -64,7 +64,7 @@ def test_requests_that_do_not_decode():
     doc = testvectors.load("conformance_requests")
     for r in doc["requests"]:
         if "payload" not in r:
-            continue  # built from a live nonce: tests/test_e2e_conformance.py
+            continue  # built from a live nonce: tests/e2e/test_e2e_conformance.py
         try:
             msg.decode(u(r["payload"]))
         except msg.MessageError as exc:
