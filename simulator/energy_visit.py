@@ -13,7 +13,6 @@ saw, the motor's charge and the timer wake-ups; simulator/energy.py prices them.
 from __future__ import annotations
 
 import asyncio
-import selectors
 from types import ModuleType
 from typing import Any
 
@@ -26,6 +25,7 @@ from simulator import flash as flash_mod
 from simulator.hal import SimHAL
 from simulator.hardware import Hardware, ManualClock
 from simulator.lfs import LittleFsFs
+from simulator.vtime import Stalled, VirtualLoop
 
 # --- the visit script: the key and the person at the door (ESTIMATES) --------
 BLE_INTERVAL_S = 0.030  # one GATT write/notification per connection interval
@@ -52,68 +52,6 @@ class EnergyError(Exception):
 def mix_of(seconds: dict[str, float]) -> dict[str, float]:
     total = sum(seconds.values())
     return {s: (seconds.get(s, 0.0) / total if total else 0.0) for s in POWER_STATES}
-
-
-# --- virtual time ---------------------------------------------------------------
-
-class _Stalled(Exception):
-    pass
-
-
-class _VirtualSelector(selectors.BaseSelector):
-    """Real file descriptors are polled without blocking; when nothing is
-    ready the clock jumps to the next timer instead of waiting for it. Each
-    jump is one wake-up of the CPU by a timer."""
-
-    def __init__(self, clock: ManualClock) -> None:
-        self._real = selectors.DefaultSelector()
-        self._clock = clock
-        self.wakeups = 0
-
-    def register(self, fileobj, events, data=None):  # type: ignore[no-untyped-def]
-        return self._real.register(fileobj, events, data)
-
-    def unregister(self, fileobj):  # type: ignore[no-untyped-def]
-        return self._real.unregister(fileobj)
-
-    def modify(self, fileobj, events, data=None):  # type: ignore[no-untyped-def]
-        return self._real.modify(fileobj, events, data)
-
-    def get_map(self):  # type: ignore[no-untyped-def]
-        return self._real.get_map()
-
-    def close(self) -> None:
-        self._real.close()
-
-    def select(self, timeout=None):  # type: ignore[no-untyped-def]
-        ready = self._real.select(0)
-        if ready:
-            return ready
-        if timeout is None:
-            raise _Stalled("nothing is scheduled: the simulation would wait forever")
-        if timeout > 0:
-            self._clock.advance(timeout)
-            self.wakeups += 1
-        return []
-
-
-class _VirtualLoop(asyncio.SelectorEventLoop):
-    def __init__(self, clock: ManualClock) -> None:
-        self._vclock = clock
-        self.vselector = _VirtualSelector(clock)
-        super().__init__(self.vselector)
-
-    def time(self) -> float:
-        return self._vclock.now()
-
-    def call_at(self, when, callback, *args, context=None):  # type: ignore[override, no-untyped-def]
-        """Count every timer that fires (a cancelled one never wakes the CPU)."""
-        def fired(*a):  # type: ignore[no-untyped-def]
-            self.timer_fires += 1
-            return callback(*a)
-        return super().call_at(when, fired, *args, context=context)
-
-    timer_fires = 0
 
 
 # --- in-memory links (BLE and serial) -----------------------------------------
@@ -347,7 +285,7 @@ async def _visit(hw: Hardware, ble: _MemBle, clock: ManualClock, timeline: list)
     }
 
 
-async def _idle(hw: Hardware, loop: _VirtualLoop, clock: ManualClock, seconds: float) -> dict:
+async def _idle(hw: Hardware, loop: VirtualLoop, clock: ManualClock, seconds: float) -> dict:
     fw0 = hw.power.seconds()
     motor0 = _motor_s(hw)
     w0 = loop.vselector.wakeups
@@ -372,7 +310,7 @@ async def _idle(hw: Hardware, loop: _VirtualLoop, clock: ManualClock, seconds: f
             "wake_instants_per_s": instants / elapsed if elapsed else 0.0}
 
 
-async def _scenario(board: ModuleType, loop: _VirtualLoop, clock: ManualClock) -> dict:
+async def _scenario(board: ModuleType, loop: VirtualLoop, clock: ManualClock) -> dict:
     from firmware import app  # the real application
 
     hw = Hardware(board, clock, auto_button=True)
@@ -418,10 +356,10 @@ async def _scenario(board: ModuleType, loop: _VirtualLoop, clock: ManualClock) -
 def measure(board: ModuleType) -> dict:
     """Run the firmware on `board` for one visit and idle spells (virtual time)."""
     clock = ManualClock()
-    loop = _VirtualLoop(clock)
+    loop = VirtualLoop(clock)
     try:
         return loop.run_until_complete(_scenario(board, loop, clock))
-    except _Stalled as e:
+    except Stalled as e:
         raise EnergyError(str(e)) from None
     finally:
         loop.close()

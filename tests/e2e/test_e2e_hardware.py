@@ -244,6 +244,7 @@ def test_door_opened_and_closed_is_logged_and_relocked(start_lock, site: Site) -
     assert_still_opens(lock, site)
 
 
+@pytest.mark.realtime
 def test_nobody_opens_the_door_relock_after_the_open_window(start_lock, site: Site) -> None:
     lock = start_lock({"open_window_ms": 1500})
     out = assert_still_opens(lock, site, "staff-window")
@@ -371,6 +372,7 @@ def test_rtc_running_backwards_is_logged_and_distrusted_until_set(start_lock,
 
 
 # --- BLE connections held open ----------------------------------------------------
+@pytest.mark.realtime
 def test_stalled_connection_is_dropped_and_the_next_key_gets_in(start_lock,
                                                                 site: Site) -> None:
     lock = start_lock({"idle_timeout_ms": 1500})
@@ -405,6 +407,7 @@ def test_stalled_connection_is_dropped_and_the_next_key_gets_in(start_lock,
     assert names(log).index("connection timeout") < names(log).index("opened")
 
 
+@pytest.mark.realtime
 def test_garbage_costs_its_connection_and_the_log_is_not_flooded(start_lock,
                                                                   site: Site) -> None:
     lock = start_lock({"hold_off_ms": 300})
@@ -440,6 +443,7 @@ def test_garbage_costs_its_connection_and_the_log_is_not_flooded(start_lock,
     assert len(summary) == 1 and summary[0][0] >= 1, summary
 
 
+@pytest.mark.realtime
 def test_an_accepted_key_is_cut_at_the_session_maximum(start_lock, site: Site) -> None:
     lock = start_lock({"session_max_ms": 2500})
     before = last_seq(lock, site)

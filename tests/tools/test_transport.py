@@ -41,6 +41,7 @@ def one_line(e: BaseException) -> bool:
 
 
 # --- loop:// ------------------------------------------------------------------------
+@pytest.mark.realtime
 def test_loop_roundtrip_and_timeout() -> None:
     with link_for_url("loop://", timeout=0.2) as link:
         assert isinstance(link, FrameLink)
