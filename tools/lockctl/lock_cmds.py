@@ -221,7 +221,7 @@ def cmd_lock_sync(args: argparse.Namespace, out: Output) -> int:
                 forced = installer.admin(
                     admin_key, "force-time", {msg.SYNC_TIME: int(time.time())}, expect_lock=row.lock_id,
                     on_press=lambda s: out.info(
-                        f"Press the button on the lock now (within {s} s)...")).get(1)
+                        f"Press the button on the lock now (within {s} s)...")).get(msg.SYNC_TIME)
             except Refused as exc:
                 if exc.reason == reasons.BUTTON_REQUIRED:
                     raise Failed("the button was not pressed in time: the lock's clock was "
