@@ -3,84 +3,14 @@
 # by $LOCK_CUT_JOB (phase mkfs, day or check; the flash file; the cut to arm;
 # the day's steps, tokens and updates made by the issuer on CPython). It runs with
 # a 1 MB heap: the harness keeps the day's job and every acknowledged record.
-import json
-import os
-import sys
+from binascii import unhexlify
 
-with open(os.getenv("LOCK_CUT_JOB")) as f:
-    job = json.load(f)
-sys.path.insert(0, job["code"])
+from cutjob import HAL, LOCK_ID, attempt, commission, hexes, job, open_flash, save
 
-from binascii import hexlify, unhexlify
-
-from firmware import hal as hal_mod
-from firmware.fs import mount_lfs
-from firmware.lock import Lock, Session
-from protocol import clock, events, reasons
+from firmware.lock import Lock
+from protocol import clock, reasons
 from protocol import messages as msg
-from simulator.mpy.flash import Flash, Partition, PowerCut
-from simulator.mpy.stores import FileStore
-
-BS = 4096
-LOCK_ID = job["lock_id"]
-
-
-class HAL(hal_mod.HAL):
-    def __init__(self, flash, now):
-        self.rtc = now
-        self.fs_dev = Partition(flash, 0, job["fs_blocks"] * BS)
-        self.log_dev = Partition(flash, job["fs_blocks"] * BS, job["log_blocks"] * BS)
-
-    def rtc_now(self):
-        return self.rtc
-
-    def rtc_set(self, t):
-        self.rtc = t
-
-    def ticks_ms(self):
-        return 0
-
-    def battery_mv(self):
-        return 5200
-
-    def reset_cause(self):
-        return hal_mod.RESET_POWER_ON
-
-    def random_bytes(self, n):
-        return os.urandom(n)
-
-    def config_fs(self):
-        return mount_lfs(self.fs_dev)
-
-    def log_device(self):
-        return self.log_dev
-
-
-def save(obj):
-    with open(job["out"] + ".tmp", "w") as f:
-        json.dump(obj, f)
-    os.rename(job["out"] + ".tmp", job["out"])
-
-
-def hexes(recs):
-    return [hexlify(bytes(r)).decode() for r in recs]
-
-
-def attempt(lock, g):
-    session = Session("ble")
-    _, hello = msg.decode(lock.hello(session))
-    token = unhexlify(g[0])
-    proof = msg.open_proof(unhexlify(g[1]), hello[2], LOCK_ID, "open", token)
-    reason, claims, _ = lock.check_request(session, {1: hello[2], 2: token, 3: "open",
-                                                     4: proof})
-    if reason == reasons.ALLOW:
-        lock.record(events.OPENED, 0, events.key_id_of(claims.sub))
-    return reason
-
-
-def commission(lock, t):
-    lock.commission({1: b"", 2: LOCK_ID, 3: unhexlify(job["lock_secret"]), 4: "hmac",
-                     5: t, 6: job["site"], 7: "apartment"})
+from simulator.mpy.flash import PowerCut
 
 
 def pull(lock):
@@ -97,12 +27,9 @@ def pull(lock):
         start = int.from_bytes(data[1][-1][:4], "big") + 1
 
 
-f = open(job["flash"], "r+b")
-flash = Flash(FileStore(f), job["size"], BS, cut=job.get("cut"))
-if job["phase"] == "mkfs":
-    import vfs
-
-    vfs.VfsLfs2.mkfs(Partition(flash, 0, job["fs_blocks"] * BS))
+flash = open_flash()
+if flash is None:
+    pass  # mkfs: done
 elif job["phase"] == "day":
     # What the lock has acknowledged, and what the step under way may leave
     # instead (lists of the values allowed after a cut); kept in RAM and
