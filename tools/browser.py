@@ -28,6 +28,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from tools.files import write_private
+
 NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 TIMEOUT = 60.0  # seconds for one Chromium run (a cold start takes about one here)
 
@@ -124,18 +126,9 @@ def _last_line(stderr: bytes) -> str:
 
 def _write(out: Path, data: bytes) -> None:
     """Atomically and owner-only: what is printed here is personal data."""
-    out = Path(out)
-    tmp = out.with_name(out.name + ".new")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, out)
+        write_private(out, data)
     except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
         raise BrowserError(f"cannot write {out}: {exc.strerror}") from None
 
 

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from protocol import cbor
 from tools import hpke
+from tools.files import write_private
 from tools.issuer import Grant
 
 GRANT_FORMAT = "nyckelfri-grant/1"
@@ -87,15 +88,6 @@ def _read(path: Path, what: str) -> bytes:
         raise DeviceError(f"{what} {path}: {e.strerror}") from None
 
 
-def _write_new(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write a file that must not exist yet, atomically (temp file, rename)."""
-    tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_public(path: Path) -> bytes:
@@ -146,7 +138,7 @@ class Device:
             f.write(private)
             f.flush()
             os.fsync(f.fileno())
-        _write_new(directory / "device.pub", public.hex().encode() + b"\n", 0o644)
+        write_private(directory / "device.pub", public.hex().encode() + b"\n", 0o644)
         return cls(directory, public, private)
 
     @classmethod
@@ -204,7 +196,7 @@ class Device:
         keys = self.dir / "keys"
         keys.mkdir(exist_ok=True, mode=0o700)
         out = keys / f"{content['end']}-{bytes(grants[0][3]).hex()}.key"
-        _write_new(out, cbor.dumps(sealed))
+        write_private(out, cbor.dumps(sealed))
         return out
 
     def sealed_keys(self) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tools.files import write_private
 from tools.issuer import Grant
 
 FORMAT = "nyckelfri-shift-key/1"
@@ -82,14 +83,7 @@ def write(path: Path, key: ShiftKey, pin: str) -> None:
     aad = json.dumps(header, sort_keys=True).encode()
     sealed = AESGCM(_derive(pin, salt, KDF)).encrypt(nonce, _plain(key), aad)
     doc = dict(header, ciphertext=sealed.hex())
-    path = Path(path)
-    tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_private(Path(path), json.dumps(doc).encode())
 
 
 def read(path: Path, pin: str) -> ShiftKey:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tools import access, siteconfig
 from tools.client import Installer
+from tools.files import write_private
 from tools.registry import Registry, RegistryError
 from tools.site import ID_RE
 from tools.transport import LinkTimeout, link_for_url
@@ -330,11 +331,7 @@ def known_lock(reg: Registry, lock_id: str) -> Any:
 
 def write_file(path: Path, data: bytes) -> None:
     """Atomically, owner-only (grants and reports hold what is not for others)."""
-    tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    write_private(path, data)
 
 
 def registry_problem(site: Path, exc: sqlite3.Error) -> str:
