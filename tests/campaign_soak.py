@@ -48,10 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import firmware.actuator as actuator_mod  # noqa: E402
 import firmware.app as app_mod  # noqa: E402
 from boards import sim as sim_board  # noqa: E402
-from fakehal import FakeHAL  # noqa: E402
+from fakehal import FakeHAL, RecordingLink  # noqa: E402
 from firmware import hal as hal_mod  # noqa: E402
 from firmware.lock import Session  # noqa: E402
-from protocol import clock, events, frames, keys, reasons  # noqa: E402
+from protocol import clock, events, keys, reasons  # noqa: E402
 from protocol import messages as msg  # noqa: E402
 from protocol.crypto import eq  # noqa: E402
 from simulator.flash import BlockDevice, FlashDevice, PowerCut  # noqa: E402
@@ -129,21 +129,6 @@ class SoakHAL(FakeHAL):
 
     def random_bytes(self, n: int) -> bytes:
         return random.randbytes(n)
-
-
-class RecordingLink:
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    async def send(self, data: bytes) -> None:
-        self.sent.append(bytes(data))
-
-    def payloads(self) -> list[bytes]:
-        d = frames.Decoder()
-        out: list[bytes] = []
-        for chunk in self.sent:
-            out.extend(d.feed(chunk))
-        return out
 
 
 # --- the model ---------------------------------------------------------------------

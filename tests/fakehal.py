@@ -15,6 +15,7 @@ from pathlib import Path
 
 from firmware import hal as hal_mod
 from firmware.fs import Fs
+from protocol import frames
 from simulator.mpy.flash import RamBlockDevice
 
 
@@ -147,3 +148,20 @@ class FakeHAL(hal_mod.HAL):
 
     def log_device(self) -> RamBlockDevice:
         return self.log_dev
+
+
+class RecordingLink:
+    """The key's end of a BLE link: collects what the lock sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def send(self, data: bytes) -> None:
+        self.sent.append(bytes(data))
+
+    def payloads(self) -> list[bytes]:
+        decoder = frames.Decoder()
+        out: list[bytes] = []
+        for chunk in self.sent:
+            out.extend(decoder.feed(chunk))
+        return out

@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import firmware.app as app_mod
-from fakehal import FakeHAL
+from fakehal import FakeHAL, RecordingLink
 from firmware import hal as hal_mod
 from firmware.lock import Session
-from protocol import clock, events, frames, keys, reasons
+from protocol import clock, events, keys, reasons
 from protocol import messages as msg
 from protocol.crypto import eq
 from tools import issuer
@@ -44,23 +44,6 @@ PROVEN = ("valid", "expired", "future", "log-scope")
 PEER_REASONS = (reasons.BAD_SIGNATURE, reasons.WRONG_LOCK, reasons.REPLAY)
 OK, LOW, CRITICAL = 0, 1, 2
 HYSTERESIS_MV = 100  # a better battery state only this far clear of its threshold
-
-
-class RecordingLink:
-    """The key's end of a BLE link: collects what the lock sends."""
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    async def send(self, data: bytes) -> None:
-        self.sent.append(bytes(data))
-
-    def payloads(self) -> list[bytes]:
-        decoder = frames.Decoder()
-        out: list[bytes] = []
-        for chunk in self.sent:
-            out.extend(decoder.feed(chunk))
-        return out
 
 
 class LockModel(RuleBasedStateMachine):
