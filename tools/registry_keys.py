@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from contextlib import AbstractContextManager
-from typing import Callable
+from typing import Callable, Iterable
 
 from tools.registry_errors import RegistryError
 
@@ -63,6 +63,13 @@ class KeyRecords:
         """The device's tokens that have not expired yet."""
         return list(self.db.execute("SELECT * FROM tokens WHERE device = ? AND end > ?",
                                     (fingerprint, now)))
+
+    def unblocked(self, tokens: Iterable[sqlite3.Row], now: int) -> list[sqlite3.Row]:
+        """Of these token rows, those no block covers yet: neither a token
+        entry nor their staff member's block (a key issued before it)."""
+        _, staff_cut, revoked = self.revocation_state(now)
+        return [t for t in tokens if bytes(t["cti"]) not in revoked
+                and int(t["issued_at"]) >= staff_cut.get(t["staff_id"], 0)]
 
     def token(self, cti: bytes) -> sqlite3.Row:
         row = self.db.execute("SELECT * FROM tokens WHERE cti = ?", (cti,)).fetchone()

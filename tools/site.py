@@ -299,15 +299,10 @@ class Site(PeopleActs, KeyActs, CareActs):
         """Token entries for this lock's keys that are still unexpired and not
         yet blocked (by a token entry or their staff member's block)."""
         reg = self.registry
-        _, staff_cut, revoked = reg.revocation_state(now)
         blocked = []
-        for t in list(reg.db.execute("SELECT cti, staff_id, end, issued_at FROM tokens "
-                                     "WHERE lock_id = ? AND end > ?", (lock_id, now - tok.SKEW))):
-            cti = bytes(t["cti"])
-            if cti in revoked or int(t["issued_at"]) < staff_cut.get(t["staff_id"], 0):
-                continue
-            reg.revoke("token", cti.hex(), int(t["end"]))
-            blocked.append(cti.hex())
+        for t in reg.unblocked(reg.lock_tokens(lock_id, now - tok.SKEW), now):
+            reg.revoke("token", bytes(t["cti"]).hex(), int(t["end"]))
+            blocked.append(bytes(t["cti"]).hex())
         return blocked
 
     def record_pull(self, actor: str, lock_id: str, epoch: int, start: int,

@@ -276,13 +276,10 @@ class KeyActs:
         the change. Returns the blocked token ids."""
         now = int(time.time()) if now is None else now
         reg = self.registry
-        _, staff_cut, revoked = reg.revocation_state(now)
         blocked = []
-        for t in list(reg.db.execute("SELECT * FROM tokens WHERE end > ? ORDER BY issued_at",
-                                     (now - tok.SKEW,))):
+        for t in reg.unblocked(list(reg.db.execute(
+                "SELECT * FROM tokens WHERE end > ? ORDER BY issued_at", (now - tok.SKEW,))), now):
             cti = bytes(t["cti"])
-            if cti in revoked or t["issued_at"] < staff_cut.get(t["staff_id"], 0):
-                continue
             try:
                 lk = reg.lock(t["lock_id"])
             except RegistryError:
