@@ -10,7 +10,7 @@ import asyncio
 import selectors
 from typing import Any, Coroutine
 
-from simulator.hardware import ManualClock
+from simulator.clocks import ManualClock
 
 
 class Stalled(Exception):
@@ -86,10 +86,6 @@ class VirtualTime:
 
     def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return self.loop.run_until_complete(coro)
-
-    @property
-    def wakeups(self) -> int:
-        return self.loop.vselector.wakeups
 
     def close(self) -> None:
         for task in asyncio.all_tasks(self.loop):
