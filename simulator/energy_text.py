@@ -21,12 +21,11 @@ from simulator.energy import (
     life_days,
 )
 from simulator.energy_visit import (
-    BLE_CHUNK,
-    BLE_INTERVAL_S,
     DISCONNECT_AFTER_S,
     DOOR_HELD_OPEN_S,
     DOOR_OPEN_AFTER_S,
 )
+from simulator.memlock import BLE_CHUNK, BLE_INTERVAL_S
 
 
 def _fmt_days(d: float) -> str:

@@ -14,23 +14,16 @@ from __future__ import annotations
 
 import asyncio
 from types import ModuleType
-from typing import Any
 
-from firmware import hal as hal_mod
 from firmware.hal import POWER_ADVERTISING, POWER_CONNECTED, POWER_MOTOR, POWER_SLEEP, POWER_STATES
-from protocol import cose, frames, keys, keyside, reasons
+from protocol import cose, keys, reasons
 from protocol import messages as msg
 from protocol import token as tok
-from simulator import flash as flash_mod
-from simulator.hal import SimHAL
 from simulator.hardware import Hardware, ManualClock
-from simulator.lfs import LittleFsFs
+from simulator.memlock import MemLock, MemLockError
 from simulator.vtime import Stalled, VirtualLoop
 
 # --- the visit script: the key and the person at the door (ESTIMATES) --------
-BLE_INTERVAL_S = 0.030  # one GATT write/notification per connection interval
-BLE_CHUNK = 244  # bytes per GATT write/notification (ATT_MTU 247 - 3)
-SERIAL_LATENCY_S = 0.001
 DISCONNECT_AFTER_S = 0.1  # the key drops the link this long after the answer
 DOOR_OPEN_AFTER_S = 3.0  # the person opens the door this long after the answer
 DOOR_HELD_OPEN_S = 5.0  # ... and closes it behind them this long after
@@ -54,126 +47,7 @@ def mix_of(seconds: dict[str, float]) -> dict[str, float]:
     return {s: (seconds.get(s, 0.0) / total if total else 0.0) for s in POWER_STATES}
 
 
-# --- in-memory links (BLE and serial) -----------------------------------------
-
-class _MemLink(hal_mod.Link):
-    """One end of a duplex byte pipe. What one end sends reaches the other
-    in chunks of `chunk` bytes, one per `latency` seconds, in order."""
-
-    def __init__(self, latency: float, chunk: int) -> None:
-        self.latency = latency
-        self.chunk = chunk
-        self.peer: _MemLink | None = None
-        self.closed = False
-        self.peer_gone = False
-        self._inbox: asyncio.Queue = asyncio.Queue()
-        self._free_at = 0.0
-
-    @staticmethod
-    def pair(latency: float, chunk: int) -> tuple[_MemLink, _MemLink]:
-        a, b = _MemLink(latency, chunk), _MemLink(latency, chunk)
-        a.peer, b.peer = b, a
-        return a, b
-
-    def _schedule(self, item: bytes) -> None:
-        loop = asyncio.get_running_loop()
-        self._free_at = max(loop.time(), self._free_at) + self.latency
-        assert self.peer is not None
-        loop.call_at(self._free_at, self.peer._inbox.put_nowait, item)
-
-    async def recv(self) -> bytes:
-        if self.closed or self.peer_gone:
-            return b""
-        data = await self._inbox.get()
-        if not data:
-            self.peer_gone = True
-        return data
-
-    async def send(self, data: bytes) -> None:
-        if self.closed or self.peer_gone:
-            raise ConnectionResetError("the other end has gone")
-        data = bytes(data)
-        for i in range(0, len(data), self.chunk):
-            self._schedule(data[i:i + self.chunk])
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._schedule(b"")
-
-
-class _MemBle:
-    """Stands in for simulator.endpoints.BleServer (what SimHAL uses of it)."""
-
-    def __init__(self, notify_bytes: int = BLE_CHUNK) -> None:
-        self._incoming: asyncio.Queue = asyncio.Queue()
-        self.advertisement: tuple | None = None
-        self.connections = 0
-        self.notify_bytes = notify_bytes
-
-    def connect(self) -> _MemLink:
-        lock_end, key_end = _MemLink.pair(BLE_INTERVAL_S, BLE_CHUNK)
-        lock_end.chunk = self.notify_bytes  # the lock's notifications (the board's ATT MTU - 3)
-        self._incoming.put_nowait(lock_end)
-        return key_end
-
-    async def accept(self) -> _MemLink:
-        link = await self._incoming.get()
-        self.connections += 1
-        return link
-
-    def advertise(self, lock_id: Any, status: Any) -> None:
-        self.advertisement = (lock_id, status)
-
-    def drop_active(self) -> None:
-        pass
-
-
-class _MemSerial:
-    """Stands in for simulator.endpoints.PtyEndpoint."""
-
-    def __init__(self) -> None:
-        self._lock_end, self.host_end = _MemLink.pair(SERIAL_LATENCY_S, 4096)
-
-    def link(self) -> _MemLink:
-        return self._lock_end
-
-
-class _Peer:
-    """Messages over a link, as a key or the installer's tool sends them."""
-
-    def __init__(self, link: _MemLink) -> None:
-        self.link = link
-        self._decoder = frames.Decoder()
-        self._pending: list[bytes] = []
-
-    async def send(self, mtype: int, fields: dict) -> None:
-        await self.send_payload(msg.encode(mtype, fields))
-
-    async def send_payload(self, payload: bytes) -> None:
-        await self.link.send(frames.encode(payload))
-
-    async def recv_payload(self, timeout: float = 120.0) -> bytes:
-        while not self._pending:
-            data = await asyncio.wait_for(self.link.recv(), timeout)
-            if not data:
-                raise EnergyError("the lock closed the link")
-            self._pending.extend(self._decoder.feed(data))
-        return self._pending.pop(0)
-
-    async def recv(self, expect: tuple[int, ...], timeout: float = 120.0
-                   ) -> tuple[int, dict]:
-        return msg.decode(await self.recv_payload(timeout), expect)
-
-
 # --- the measurement ------------------------------------------------------------
-
-def _region(flash: flash_mod.FlashDevice, region: tuple[int, int], name: str
-            ) -> flash_mod.BlockDevice:
-    off, size = region
-    bs = flash.erase_size
-    return flash_mod.BlockDevice(flash, off // bs, size // bs, name=name)
-
 
 def _diff(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
     return {s: after[s] - before[s] for s in POWER_STATES}
@@ -181,23 +55,6 @@ def _diff(after: dict[str, float], before: dict[str, float]) -> dict[str, float]
 
 def _motor_s(hw: Hardware) -> float:
     return hw.bolt.run_s + hw.bolt.stall_s
-
-
-async def _commission(serial: _MemSerial) -> None:
-    tool = _Peer(serial.host_end)
-    await tool.send(msg.GET_HELLO, {})
-    _, hello = await tool.recv((msg.HELLO,))
-    await tool.send(msg.COMMISSION, {
-        msg.COMMISSION_NONCE: hello[msg.HELLO_NONCE], msg.COMMISSION_LOCK_ID: LOCK_ID,
-        msg.COMMISSION_SECRET: SECRET, msg.COMMISSION_SUITE: tok.SUITE_HMAC,
-        msg.COMMISSION_TIME: COMMISSION_TIME, msg.COMMISSION_ISSUER: ISSUER,
-        msg.COMMISSION_DOOR: "apartment"})
-    mtype, f = await tool.recv((msg.PRESS_BUTTON, msg.ADMIN_RESULT, msg.ERROR))
-    if mtype == msg.PRESS_BUTTON:  # the virtual installer presses it (auto button)
-        mtype, f = await tool.recv((msg.ADMIN_RESULT, msg.ERROR))
-    outcome = f[msg.ERROR_REASON] if mtype == msg.ERROR else f[msg.ADMIN_RESULT_OUTCOME]
-    if outcome != reasons.ALLOW:
-        raise EnergyError(f"commissioning was refused: {reasons.name(outcome)}")
 
 
 def _grant(cti: bytes) -> tuple[bytes, bytes]:
@@ -208,24 +65,19 @@ def _grant(cti: bytes) -> tuple[bytes, bytes]:
     return token, keys.pop_key(SECRET, cti)
 
 
-async def _visit(hw: Hardware, ble: _MemBle, clock: ManualClock, timeline: list) -> dict:
+async def _visit(lock: MemLock, timeline: list) -> dict:
     """One visit; the seconds per state the firmware accounted, and what the
     hardware saw."""
+    hw, ble, clock = lock.hw, lock.ble, lock.clock
     t0 = clock.now()
     fw0 = hw.power.seconds()
     motor0 = _motor_s(hw)
     run0, stall0 = hw.bolt.run_s, hw.bolt.stall_s
     charge0 = hw.bolt.charge_mas()
     mark = len(timeline)
-    key = _Peer(ble.connect())
-    _, hello = await key.recv((msg.HELLO,))
-    if hello[msg.HELLO_LOCK_ID] != LOCK_ID:
-        raise EnergyError("the lock did not announce the commissioned id")
+    key = lock.connect()
     token, pop = _grant(bytes(16))
-    nonce = hello[msg.HELLO_NONCE]
-    await key.send_payload(keyside.open_request(token, pop, LOCK_ID, nonce, tok.SCOPE_OPEN))
-    outcome, authenticated, *_ = keyside.read_answer(await key.recv_payload(), nonce, pop,
-                                                     LOCK_ID)
+    outcome, authenticated, _seq = await lock.request(key, token, pop)
     if outcome != reasons.ALLOW or not authenticated:
         raise EnergyError(f"the lock refused the visit: {reasons.name(outcome)}")
     t_answer = clock.now()
@@ -311,10 +163,8 @@ async def _idle(hw: Hardware, loop: VirtualLoop, clock: ManualClock, seconds: fl
 
 
 async def _scenario(board: ModuleType, loop: VirtualLoop, clock: ManualClock) -> dict:
-    from firmware import app  # the real application
-
-    hw = Hardware(board, clock, auto_button=True)
-    hw.scheduler = lambda t: loop.call_at(t, hw.check_edges)  # a press due later
+    lock = MemLock(board, clock, loop)
+    hw = lock.hw
     timeline: list[tuple[float, str]] = []
     accounted = hw.power_state
 
@@ -323,33 +173,15 @@ async def _scenario(board: ModuleType, loop: VirtualLoop, clock: ManualClock) ->
         accounted(state)
 
     hw.power_state = traced  # type: ignore[method-assign]
-    flash = flash_mod.FlashDevice(board.FLASH_SIZE, board.FLASH_BLOCK_SIZE)
-    fs = LittleFsFs.mkfs(_region(flash, board.FS_REGION, "fs"))
-    log_dev = _region(flash, board.LOG_REGION, "log")
-    ble = _MemBle(getattr(board, "BLE_NOTIFY_BYTES", BLE_CHUNK))
-    serial = _MemSerial()
-    hal = SimHAL(hw, reset_cause=hal_mod.RESET_POWER_ON, config_fs=lambda: fs,
-                 log_device=lambda: log_dev, serial=serial, ble=ble)  # type: ignore[arg-type]
-    stop = asyncio.Event()
-    main = asyncio.ensure_future(app.main(hal, stop))
     try:
-        await asyncio.sleep(BOOT_SETTLE_S)
-        if main.done():
-            main.result()
-            raise EnergyError("the firmware stopped at boot")
-        await asyncio.wait_for(_commission(serial), 120.0)
+        await lock.start(BOOT_SETTLE_S)
+        await asyncio.wait_for(lock.commission(LOCK_ID, SECRET, ISSUER, COMMISSION_TIME), 120.0)
         await asyncio.sleep(BOOT_SETTLE_S)
         before = await _idle(hw, loop, clock, IDLE_BEFORE_S)
-        visit = await _visit(hw, ble, clock, timeline)
+        visit = await _visit(lock, timeline)
         after = await _idle(hw, loop, clock, IDLE_AFTER_S)
     finally:
-        stop.set()
-        try:
-            await asyncio.wait_for(main, 10.0)
-        except (Exception, asyncio.CancelledError):  # noqa: BLE001 - reported below if it matters
-            pass
-    if main.done() and not main.cancelled() and main.exception() is not None:
-        raise EnergyError(f"the firmware crashed: {main.exception()!r}")
+        await lock.stop()
     return {"idle_before_visit": before, "visit": visit, "idle_after_visit": after}
 
 
@@ -359,7 +191,7 @@ def measure(board: ModuleType) -> dict:
     loop = VirtualLoop(clock)
     try:
         return loop.run_until_complete(_scenario(board, loop, clock))
-    except Stalled as e:
+    except (Stalled, MemLockError) as e:
         raise EnergyError(str(e)) from None
     finally:
         loop.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from protocol import crypto, keys, keyside, reasons
+from protocol import adminside, keys, keyside, reasons
 from protocol import messages as msg
 from tools.issuer import Grant
 from tools.transport import TransportError
@@ -134,31 +134,17 @@ class Installer:
             mtype, f = _recv(self.link, seconds + 10.0, (msg.ADMIN_RESULT, msg.ERROR))
         return mtype, f
 
-    @staticmethod
-    def _checked(f: dict[int, Any], key: bytes, nonce: bytes, lock_id: str) -> bool:
-        """True if an ADMIN_RESULT answers `nonce` under `key`."""
-        expected = msg.admin_result_mac(key, f[msg.ADMIN_RESULT_NONCE], lock_id,
-                                        f[msg.ADMIN_RESULT_OUTCOME], f[msg.ADMIN_RESULT_DATA])
-        return f[msg.ADMIN_RESULT_NONCE] == nonce and crypto.eq(expected,
-                                                                 f[msg.ADMIN_RESULT_MAC])
-
     def commission(self, *, lock_id: str, secret: bytes, suite: str, issuer: str, time: int,
                    door: str = "apartment", issuer_pk: bytes | None = None,
                    on_press: Callable[[int], None] | None = None) -> dict[int, Any]:
         hello = self.hello()
-        fields: dict[int, Any] = {
-            msg.COMMISSION_NONCE: hello.nonce, msg.COMMISSION_LOCK_ID: lock_id,
-            msg.COMMISSION_SECRET: secret, msg.COMMISSION_SUITE: suite,
-            msg.COMMISSION_TIME: int(time), msg.COMMISSION_ISSUER: issuer,
-            msg.COMMISSION_DOOR: door}
-        if issuer_pk is not None:
-            fields[msg.COMMISSION_ISSUER_KEY] = issuer_pk
-        self.link.send(msg.encode(msg.COMMISSION, fields))
+        self.link.send(adminside.commission_request(hello.nonce, lock_id, secret, suite, time,
+                                                    issuer, door, issuer_pk))
         mtype, f = self._await_answer(on_press)
         if mtype == msg.ERROR:
             reason = f[msg.ERROR_REASON]
             raise Refused(reason, f"the lock refused commissioning: {reasons.name(reason)}")
-        if not self._checked(f, keys.admin_key(secret), hello.nonce, lock_id):
+        if not adminside.result_authentic(f, keys.admin_key(secret), hello.nonce, lock_id):
             raise ClientError("the lock's answer is not authenticated: commissioning unconfirmed")
         return dict(f[msg.ADMIN_RESULT_DATA])
 
@@ -170,17 +156,14 @@ class Installer:
             raise Refused(reasons.NOT_COMMISSIONED, "the lock is not commissioned")
         if expect_lock is not None and hello.lock_id != expect_lock:
             raise ForeignLock(f"this is lock {hello.lock_id}, not {expect_lock}")
-        args = args or {}
-        mac = msg.admin_mac(admin_key, hello.nonce, hello.lock_id, op, args)
-        self.link.send(msg.encode(msg.ADMIN, {msg.ADMIN_NONCE: hello.nonce, msg.ADMIN_OP: op,
-                                              msg.ADMIN_ARGS: args, msg.ADMIN_MAC: mac}))
+        self.link.send(adminside.admin_request(admin_key, hello.nonce, hello.lock_id, op, args))
         mtype, f = self._await_answer(on_press)
         if mtype == msg.ERROR:
             reason = f[msg.ERROR_REASON]
             if reason == reasons.BAD_PROOF:
                 raise ForeignLock("the lock does not belong to this site (admin proof refused)")
             raise Refused(reason, f"the lock refused {op}: {reasons.name(reason)}")
-        if not self._checked(f, admin_key, hello.nonce, hello.lock_id):
+        if not adminside.result_authentic(f, admin_key, hello.nonce, hello.lock_id):
             raise ClientError("the lock's answer is not authenticated")
         outcome = f[msg.ADMIN_RESULT_OUTCOME]
         if outcome != reasons.ALLOW:
@@ -196,50 +179,21 @@ class Installer:
         nothing, so the read ends however busy the lock is."""
         reader = LogReader(from_seq)
         while not reader.done:
-            args: dict[int, Any] = {msg.LOG_FROM: reader.next_seq}
-            if reader.bound is not None:
-                args[msg.LOG_BOUND] = reader.bound
-            data = self.admin(admin_key, "log", args)
+            data = self.admin(admin_key, "log", reader.args())
             reader.take(data[msg.LOG_RECORDS], data[msg.LOG_BOUND])
             if progress is not None:
                 progress(*reader.progress())
         return reader.records
 
 
-class LogReader:
-    """The reader's side of a paged log read: where it is, and when it is done."""
-
-    def __init__(self, from_seq: int = 1) -> None:
-        self.from_seq = from_seq
-        self.next_seq = from_seq
-        self.bound: int | None = None
-        self.records: list[bytes] = []
-        self.done = False
+class LogReader(adminside.LogPages):
+    """protocol.adminside.LogPages, whose refusals are ClientErrors."""
 
     def take(self, page: list[bytes], bound: int) -> None:
-        """One answer: its records and the bound the lock gave."""
-        if not isinstance(bound, int) or isinstance(bound, bool) or bound < 0:
-            raise ClientError("the lock sent a log page without a valid bound")
-        # A lock that did not take our bound (it restarted, say) started a new
-        # read: go on with its bound; what we have stays.
-        self.bound = bound
-        for rec in page:
-            seq = int.from_bytes(bytes(rec)[0:4], "big")
-            if seq < self.next_seq or seq > bound:
-                raise ClientError("the lock sent a log record out of the requested range")
-            self.records.append(bytes(rec))
-            self.next_seq = seq + 1
-        if not page or self.next_seq > bound:
-            self.done = True
-
-    def progress(self) -> tuple[int, int]:
-        """(records read, records the read will have): from the first record
-        the lock had, up to the bound."""
-        first = (int.from_bytes(self.records[0][0:4], "big") if self.records
-                 else self.from_seq)
-        if self.done:
-            return len(self.records), len(self.records)
-        return len(self.records), max(len(self.records), (self.bound or 0) - first + 1)
+        try:
+            super().take(page, bound)
+        except adminside.PageError as e:
+            raise ClientError(str(e)) from None
 
 
 def pull_log_ble(connect: Callable[[], Any], grant: Grant, from_seq: int = 1,

@@ -13,6 +13,11 @@ the lock under test through LOCK_SIM_TIMINGS or the control channel, so no
 test waits more than a few seconds. LOCK_E2E_SIM_ARGS passes extra arguments
 to the simulator (e.g. "--mpy"); tests/e2e/test_mpy_e2e_hardware.py runs them all
 again under MicroPython.
+
+The tests marked `realtime` (the open window, a stalled connection, garbage,
+the session maximum) are wall-clock smoke tests with loose bounds: the same
+windows are timed exactly, with the firmware's own unshortened waits, in
+virtual time by tests/firmware/test_windows_vtime.py.
 """
 
 from __future__ import annotations
