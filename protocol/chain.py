@@ -1,9 +1,9 @@
-# The MAC chain over the lock's audit records (protocol/events.py): what a
-# pulled log proves. verify_chain names every record that is missing, altered,
-# reordered or damaged. It runs on the host (tools/logcheck.py, the tests, the
-# campaigns) and stays MicroPython-clean with the rest of protocol/, but it is
-# a module of its own so the lock, which writes the chain and never checks a
-# whole one, does not carry it on its heap.
+# The MAC chain over the lock's audit records: what a pulled log proves.
+# verify_chain names every record that is missing, altered, reordered or
+# damaged. protocol.events.verify_chain, the interface, calls it; it is a
+# module of its own so the lock, which writes the chain and never verifies a
+# whole one, does not carry it on its heap. MicroPython-clean like the rest
+# of protocol/.
 from protocol.crypto import eq
 from protocol.events import _ERASED, GENESIS_MAC, RECORD_SIZE, _crc, _mac
 

@@ -33,7 +33,6 @@ from firmware import hal as hal_mod  # noqa: E402
 from firmware.lock import Lock, Session  # noqa: E402
 from protocol import clock, events, keys, reasons  # noqa: E402
 from protocol import messages as msg  # noqa: E402
-from protocol.chain import verify_chain  # noqa: E402
 from simulator.flash import CUT_MODES, BlockDevice, FlashDevice, PowerCut  # noqa: E402
 from simulator.lfs import LittleFsFs  # noqa: E402
 from tools import issuer  # noqa: E402
@@ -255,7 +254,7 @@ def check(acked: Acked, seen: dict, where: str) -> None:
     # Every chain verifies: each identity's from its COMMISSIONED to its
     # DECOMMISSIONED, an uncommissioned lock's under the all-zero key.
     for key, anchor, seg in segments(seen["after"]):
-        report = verify_chain(seg, key, anchor_mac=anchor)
+        report = events.verify_chain(seg, key, anchor_mac=anchor)
         assert report.ok, (where, report)
     assert seen["attempt"] == reasons.ALLOW, where  # the lock still opens
 

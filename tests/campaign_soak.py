@@ -53,7 +53,6 @@ from firmware import hal as hal_mod  # noqa: E402
 from firmware.lock import Session  # noqa: E402
 from protocol import clock, events, keys, reasons  # noqa: E402
 from protocol import messages as msg  # noqa: E402
-from protocol.chain import verify_chain  # noqa: E402
 from protocol.crypto import eq  # noqa: E402
 from simulator.flash import BlockDevice, FlashDevice, PowerCut  # noqa: E402
 from simulator.hardware import RTC, Battery, ManualClock  # noqa: E402
@@ -369,7 +368,7 @@ class Soak:
             assert seqs == list(range(self.pulled_seq + 1, bound + 1)), \
                 ("a hole in the log", self.pulled_seq, bound, seqs[:3], seqs[-3:],
                  [b - a for a, b in zip(seqs, seqs[1:], strict=False) if b - a != 1], self.stats)
-            report = verify_chain(got, keys.log_key(keys.lock_secret(SECRET, LOCK_ID)),
+            report = events.verify_chain(got, keys.log_key(keys.lock_secret(SECRET, LOCK_ID)),
                                          anchor_mac=self.pulled_mac, anchor_seq=self.pulled_seq)
             assert report.ok, report
             decoded = {e.seq: e for e in (events.decode(r) for r in got)}

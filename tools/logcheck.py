@@ -19,7 +19,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from protocol import clock, events
-from protocol.chain import verify_chain
 
 
 @dataclass
@@ -104,7 +103,7 @@ def check_epoch(com: Any, rows: list[Any], log_key: bytes, zone: str, retention_
         else:
             anchor_mac, anchor_seq = None, None
     if records:
-        chain = verify_chain(records, log_key, anchor_mac=anchor_mac,
+        chain = events.verify_chain(records, log_key, anchor_mac=anchor_mac,
                                     anchor_seq=anchor_seq)
         seqs = [e.seq for e in decoded]
         v.altered = sorted({seqs[i] for i in chain.altered + chain.corrupt})

@@ -20,7 +20,6 @@ import pytest
 from test_on_micropython import MPY, NOT_INSTALLED
 
 from protocol import events
-from protocol.chain import verify_chain
 from simlock import Installer, SimulatedLock, Site, open_with
 from simulator.mpyhost import in_process_runner
 from tools import issuer
@@ -56,7 +55,7 @@ class Target:
         assert all(r in held for r in before), "a record was lost"
         decoded = [events.decode(r) for r in after]
         start = max(i for i, e in enumerate(decoded) if e.code == events.COMMISSIONED)
-        chain = verify_chain(after[start:], issuer.log_key_for(self.site.secret, LOCK),
+        chain = events.verify_chain(after[start:], issuer.log_key_for(self.site.secret, LOCK),
                                     anchor_mac=events.GENESIS_MAC)
         assert chain.ok, chain
         new = [e for e in decoded if e.seq > last and e.code != events.LOG_READ]

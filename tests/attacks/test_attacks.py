@@ -25,7 +25,6 @@ from conftest import LOCK, Target
 from protocol import events, frames, keys, reasons, timeupdate
 from protocol import messages as msg
 from protocol import token as tok
-from protocol.chain import verify_chain
 from simlock import Installer, open_with
 from tools import issuer
 from tools.client import ClientError, access, read_hello
@@ -352,24 +351,24 @@ def test_a_pulled_log_edited_deleted_reordered_or_replayed_is_named(target: Targ
     start = max(i for i, e in enumerate(decoded) if e.code == events.COMMISSIONED)
     chain = records[start:]
     key = issuer.log_key_for(target.site.secret, LOCK)
-    assert verify_chain(chain, key, anchor_mac=events.GENESIS_MAC).ok
+    assert events.verify_chain(chain, key, anchor_mac=events.GENESIS_MAC).ok
     edited = list(chain)
     r = bytearray(edited[3])
     r[12] ^= 0xFF  # another key id
     import zlib
     r[28:32] = (zlib.crc32(bytes(r[:28])) & 0xFFFFFFFF).to_bytes(4, "big")
     edited[3] = bytes(r)
-    rep = verify_chain(edited, key, anchor_mac=events.GENESIS_MAC)
+    rep = events.verify_chain(edited, key, anchor_mac=events.GENESIS_MAC)
     assert not rep.ok and 3 in rep.altered
     deleted = chain[:3] + chain[4:]
-    rep = verify_chain(deleted, key, anchor_mac=events.GENESIS_MAC)
+    rep = events.verify_chain(deleted, key, anchor_mac=events.GENESIS_MAC)
     seq3 = events.decode(chain[3]).seq
     assert not rep.ok and (seq3, seq3) in rep.missing
     swapped = chain[:3] + [chain[4], chain[3]] + chain[5:]
-    rep = verify_chain(swapped, key, anchor_mac=events.GENESIS_MAC)
+    rep = events.verify_chain(swapped, key, anchor_mac=events.GENESIS_MAC)
     assert not rep.ok and rep.reordered
     replayed = chain[:5] + [chain[2]] + chain[5:]
-    rep = verify_chain(replayed, key, anchor_mac=events.GENESIS_MAC)
+    rep = events.verify_chain(replayed, key, anchor_mac=events.GENESIS_MAC)
     assert not rep.ok and rep.reordered
 
 

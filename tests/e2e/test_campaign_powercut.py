@@ -16,7 +16,6 @@ from firmware import hal as hal_mod
 from firmware.lock import END_DECOMMISSIONED, Lock
 from protocol import clock, events, reasons
 from protocol import messages as msg
-from protocol.chain import verify_chain
 from simulator.flash import BlockDevice, PowerCut
 from simulator.lfs import LittleFsFs
 
@@ -61,7 +60,7 @@ def test_cut_after_the_decommissioned_record_finishes_the_decommissioning() -> N
     assert lock.revocations.version == 0
     # Nothing after the identity's last record is logged under its key.
     for key, anchor, seg in day.segments([bytes(r) for r in lock.log.read()]):
-        assert verify_chain(seg, key, anchor_mac=anchor).ok
+        assert events.verify_chain(seg, key, anchor_mac=anchor).ok
     lock.commission(day.commission_fields(day.T0 + 120))
     assert day.attempt(lock, day.Day().grants["s2"]) == reasons.ALLOW
 

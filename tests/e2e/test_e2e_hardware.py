@@ -36,7 +36,6 @@ import pytest
 from firmware import hal as hal_mod
 from protocol import events, keys, reasons
 from protocol import messages as msg
-from protocol.chain import verify_chain
 from simlock import SimulatedLock, Site, open_with
 from tools import issuer
 from tools.client import Installer, access, read_hello
@@ -137,7 +136,7 @@ def assert_still_opens(lock: SimulatedLock, site: Site, sub: str = "staff-after"
 def chain_ok(records: list[bytes], site: Site) -> bool:
     decoded = [events.decode(r) for r in records]
     start = max(i for i, e in enumerate(decoded) if e.code == events.COMMISSIONED)
-    report = verify_chain(records[start:], issuer.log_key_for(site.secret, LOCK),
+    report = events.verify_chain(records[start:], issuer.log_key_for(site.secret, LOCK),
                                  anchor_mac=events.GENESIS_MAC)
     return bool(report.ok)
 

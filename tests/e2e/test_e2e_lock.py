@@ -16,7 +16,6 @@ import pytest
 
 from protocol import events, reasons
 from protocol import messages as msg
-from protocol.chain import verify_chain
 from simlock import SimulatedLock, Site, open_with
 from tools import issuer
 from tools.client import Installer, access, read_hello
@@ -204,6 +203,6 @@ def test_log_chain_verifies(lock: SimulatedLock, site: Site) -> None:
         records = Installer(link).pull_log(site.admin_key(LOCK))
     decoded = [events.decode(r) for r in records]
     start = max(i for i, e in enumerate(decoded) if e.code == events.COMMISSIONED)
-    report = verify_chain(records[start:], issuer.log_key_for(site.secret, LOCK),
+    report = events.verify_chain(records[start:], issuer.log_key_for(site.secret, LOCK),
                                  anchor_mac=events.GENESIS_MAC)
     assert report.ok, report

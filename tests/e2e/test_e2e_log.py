@@ -23,7 +23,6 @@ import pytest
 from boards import sim as sim_board
 from firmware.eventlog import EventLog
 from protocol import events, reasons
-from protocol.chain import verify_chain
 from simlock import Installer, SimulatedLock, Site
 from simulator.flash import BlockDevice, FlashDevice
 from tools import issuer
@@ -103,7 +102,7 @@ def check_whole(records: list[bytes], site: Site, capacity: int) -> None:
     got = seqs(records)
     assert got == list(range(got[0], got[-1] + 1)), "records missing or repeated"
     assert len(got) >= capacity
-    chain = verify_chain(records, issuer.log_key_for(site.secret, LOCK))
+    chain = events.verify_chain(records, issuer.log_key_for(site.secret, LOCK))
     assert chain.ok, chain  # unanchored start: the ring had wrapped
 
 

@@ -30,7 +30,6 @@ from test_on_micropython import MPY, NOT_INSTALLED
 
 from mpybuild import LOCK_PACKAGES, PORT_PACKAGES, compile_tree
 from protocol import events, keys, reasons
-from protocol.chain import verify_chain
 from simulator.flash import CUT_MODES
 from tools import issuer
 
@@ -104,7 +103,7 @@ def check(acked: dict, after: dict, where: str) -> None:
     records = [bytes.fromhex(r) for r in after["after"]]
     decoded = [events.decode(r) for r in records]
     start = max(i for i, e in enumerate(decoded) if e.code == events.COMMISSIONED)
-    report = verify_chain(records[start:], keys.log_key(keys.lock_secret(SECRET, LOCK_ID)),
+    report = events.verify_chain(records[start:], keys.log_key(keys.lock_secret(SECRET, LOCK_ID)),
                                  anchor_mac=events.GENESIS_MAC)
     assert report.ok, (where, report)
 

@@ -28,7 +28,6 @@ from firmware import hal as hal_mod
 from firmware.lock import Session
 from protocol import clock, events, keys, reasons
 from protocol import messages as msg
-from protocol.chain import verify_chain
 from protocol.crypto import eq
 from tools import issuer
 
@@ -289,7 +288,7 @@ class LockModel(RuleBasedStateMachine):
         battery = [(e.code, e.detail) for e in decoded[start:]
                    if e.code in (events.BATTERY_LOW, events.BATTERY_CRITICAL)]
         assert battery == self.battery_events
-        report = verify_chain([bytes(r) for r in recs[start:]],
+        report = events.verify_chain([bytes(r) for r in recs[start:]],
                                      keys.log_key(keys.lock_secret(self.secret, LOCK_ID)),
                                      anchor_mac=events.GENESIS_MAC)
         assert report.ok, report

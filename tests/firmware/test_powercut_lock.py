@@ -22,7 +22,6 @@ from firmware import hal as hal_mod
 from firmware.lock import Lock, Session
 from protocol import clock, events, keys, reasons
 from protocol import messages as msg
-from protocol.chain import verify_chain
 from simulator.flash import CUT_MODES, BlockDevice, FlashDevice, PowerCut
 from simulator.lfs import LittleFsFs
 from tools import issuer
@@ -129,7 +128,7 @@ def check_after_cut(flash: FlashDevice, root: Path, acked: Acked) -> None:
     records = [bytes(r) for r in lock.log.read()]
     decoded = [events.decode(r) for r in records]
     start = max(i for i, e in enumerate(decoded) if e.code == events.COMMISSIONED)
-    report = verify_chain(records[start:], keys.log_key(keys.lock_secret(SECRET, LOCK_ID)),
+    report = events.verify_chain(records[start:], keys.log_key(keys.lock_secret(SECRET, LOCK_ID)),
                                  anchor_mac=events.GENESIS_MAC)
     assert report.ok, (acked.step, report)
 

@@ -3,7 +3,6 @@ import binascii
 
 import testvectors
 from protocol import events
-from protocol.chain import verify_chain
 from protocol.events import GENESIS_MAC, NO_KEY, RECORD_SIZE, EventError
 from testvectors import raises, unhex
 
@@ -59,7 +58,7 @@ def test_vectors():
         assert e.key_id == unhex(v["key_id"]) and e.mac == rec[20:28]
         assert events.check_mac(e, unhex(v["prev_mac"]), KEY)
         assert events.check_mac(rec, unhex(v["prev_mac"]), KEY)
-    rep = verify_chain([unhex(v["record"]) for v in V["chain"]], KEY)
+    rep = events.verify_chain([unhex(v["record"]) for v in V["chain"]], KEY)
     _clean(rep)
     assert rep.anchored and rep.verified == len(V["chain"])
 
@@ -128,17 +127,17 @@ def test_names_and_codes():
 
 
 def test_chain_intact():
-    rep = verify_chain(_chain(10), KEY)
+    rep = events.verify_chain(_chain(10), KEY)
     _clean(rep)
     assert (rep.first_seq, rep.last_seq, rep.anchored, rep.verified) == (1, 10, True, 10)
     assert rep.seqs == list(range(1, 11))
-    _clean(verify_chain([], KEY))
+    _clean(events.verify_chain([], KEY))
 
 
 def test_one_deleted():
     recs = _chain(10)
     del recs[4]  # seq 5
-    rep = verify_chain(recs, KEY)
+    rep = events.verify_chain(recs, KEY)
     _clean(rep, missing=[(5, 5)], unverifiable=[4])
     assert rep.verified == 8
 
@@ -147,13 +146,13 @@ def test_one_edited_with_crc_recomputed():
     for off in (5, 8, 9, 11, 12, 19):  # time, code, flags, detail, key id
         recs = _chain(10)
         recs[6] = _forge(recs[6], off, recs[6][off] ^ 0x01)
-        _clean(verify_chain(recs, KEY), altered=[6])
+        _clean(events.verify_chain(recs, KEY), altered=[6])
 
 
 def test_edited_seq_is_found_in_place():
     recs = _chain(10)
     recs[3] = _forge(recs[3], 3, 9)  # seq 4 now claims 9
-    rep = verify_chain(recs, KEY)
+    rep = events.verify_chain(recs, KEY)
     _clean(rep, altered=[3])
     assert rep.seqs[3] == 4
 
@@ -161,96 +160,96 @@ def test_edited_seq_is_found_in_place():
 def test_edited_mac_field():
     recs = _chain(10)
     recs[6] = _forge(recs[6], 22, recs[6][22] ^ 0x80)
-    _clean(verify_chain(recs, KEY), altered=[6], unverifiable=[7])
+    _clean(events.verify_chain(recs, KEY), altered=[6], unverifiable=[7])
 
 
 def test_first_and_last_edited():
     recs = _chain(6)
     recs[0] = _forge(recs[0], 10, 0x77)
-    _clean(verify_chain(recs, KEY), altered=[0])
+    _clean(events.verify_chain(recs, KEY), altered=[0])
     recs = _chain(6)
     recs[5] = _forge(recs[5], 11, 0x77)
-    _clean(verify_chain(recs, KEY), altered=[5])
+    _clean(events.verify_chain(recs, KEY), altered=[5])
 
 
 def test_two_swapped():
     recs = _chain(10)
     recs[3], recs[4] = recs[4], recs[3]
-    rep = verify_chain(recs, KEY)
+    rep = events.verify_chain(recs, KEY)
     assert len(rep.reordered) == 1 and rep.reordered[0] in (3, 4)
     _clean(rep, reordered=rep.reordered)
     assert rep.verified == 10
     recs = _chain(10)
     recs[2], recs[7] = recs[7], recs[2]
-    _clean(verify_chain(recs, KEY), reordered=[2, 7])
+    _clean(events.verify_chain(recs, KEY), reordered=[2, 7])
 
 
 def test_duplicate():
     recs = _chain(6)
     recs.insert(3, recs[2])
-    _clean(verify_chain(recs, KEY), reordered=[3])  # the later copy
+    _clean(events.verify_chain(recs, KEY), reordered=[3])  # the later copy
 
 
 def test_forged_insert():
     recs = _chain(6)
     fake = events.encode(4, 1, events.OPENED, 0, 0, NO_KEY, recs[2][20:28], b"wrong key")
     recs.insert(3, fake)
-    rep = verify_chain(recs, KEY)
+    rep = events.verify_chain(recs, KEY)
     assert rep.altered == [3] and not rep.ok and rep.verified == 6
 
 
 def test_truncated_tail_is_just_shorter():
-    rep = verify_chain(_chain(10)[:7], KEY)
+    rep = events.verify_chain(_chain(10)[:7], KEY)
     _clean(rep)
     assert rep.last_seq == 7
 
 
 def test_ring_wrap_start():
     recs = _chain(12, start=300)
-    rep = verify_chain(recs, KEY)
+    rep = events.verify_chain(recs, KEY)
     _clean(rep)
     assert (rep.first_seq, rep.last_seq, rep.anchored, rep.verified) == (300, 311, False, 11)
-    rep = verify_chain(recs[3:], KEY)  # losing the oldest looks like more wrap
+    rep = events.verify_chain(recs[3:], KEY)  # losing the oldest looks like more wrap
     _clean(rep)
     assert rep.first_seq == 303
     recs[0] = _forge(recs[0], 3, 0x20)  # an edited seq on the unanchored start is seen
-    _clean(verify_chain(recs, KEY), altered=[0])
+    _clean(events.verify_chain(recs, KEY), altered=[0])
 
 
 def test_anchor_from_previous_collection():
     recs = _chain(12)
     old, new = recs[:5], recs[5:]
-    _clean(verify_chain(old, KEY))
+    _clean(events.verify_chain(old, KEY))
     anchor = old[-1][20:28]
-    rep = verify_chain(new, KEY, anchor_mac=anchor, anchor_seq=5)
+    rep = events.verify_chain(new, KEY, anchor_mac=anchor, anchor_seq=5)
     _clean(rep)
     assert rep.anchored and rep.first_seq == 6 and rep.verified == 7
-    _clean(verify_chain(new, KEY, anchor_mac=anchor))  # anchor_seq implied
-    rep = verify_chain(new[1:], KEY, anchor_mac=anchor, anchor_seq=5)
+    _clean(events.verify_chain(new, KEY, anchor_mac=anchor))  # anchor_seq implied
+    rep = events.verify_chain(new[1:], KEY, anchor_mac=anchor, anchor_seq=5)
     _clean(rep, missing=[(6, 6)], unverifiable=[0])
     assert not rep.anchored
-    _clean(verify_chain(new, KEY, anchor_mac=b"\1" * 8, anchor_seq=5), altered=[0])
-    rep = verify_chain(recs[4:], KEY, anchor_mac=anchor, anchor_seq=5)  # seq 5 again
+    _clean(events.verify_chain(new, KEY, anchor_mac=b"\1" * 8, anchor_seq=5), altered=[0])
+    rep = events.verify_chain(recs[4:], KEY, anchor_mac=anchor, anchor_seq=5)  # seq 5 again
     assert not rep.ok and rep.reordered == [0] and rep.missing == [] and rep.altered == []
 
 
 def test_corrupt_records():
     recs = _chain(8)
     recs[3] = _flip(recs[3], 9)  # damage in the fields: its mac still links seq 5
-    rep = verify_chain(recs, KEY)
+    rep = events.verify_chain(recs, KEY)
     _clean(rep, corrupt=[3])
     assert rep.seqs[3] == 4
     recs = _chain(8)
     recs[3] = _flip(recs[3], 21)  # damage in the mac: seq 4 is gone, 5 cannot be checked
-    _clean(verify_chain(recs, KEY), corrupt=[3], missing=[(4, 4)], unverifiable=[4])
+    _clean(events.verify_chain(recs, KEY), corrupt=[3], missing=[(4, 4)], unverifiable=[4])
     recs = _chain(8)
     recs.insert(2, b"\xff" * RECORD_SIZE)
     recs.insert(5, b"\x01\x02")
-    rep = verify_chain(recs, KEY)
+    rep = events.verify_chain(recs, KEY)
     _clean(rep, corrupt=[2, 5])
     assert rep.verified == 8
 
 
 def test_wrong_key_alters_everything_anchored():
-    rep = verify_chain(_chain(4), b"another key")
+    rep = events.verify_chain(_chain(4), b"another key")
     assert not rep.ok and rep.altered == [0] and rep.unverifiable == [1, 2, 3]

@@ -12,7 +12,6 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from protocol import events
-from protocol.chain import verify_chain
 from protocol.events import RECORD_SIZE, EventError
 
 SETTINGS = settings(deadline=None, max_examples=150)
@@ -72,8 +71,8 @@ def chains(draw, min_size=1):
 
 def run(key, start, prev0, recs, anchored):
     if anchored:
-        return verify_chain(recs, key, anchor_mac=prev0, anchor_seq=start - 1)
-    return verify_chain(recs, key)
+        return events.verify_chain(recs, key, anchor_mac=prev0, anchor_seq=start - 1)
+    return events.verify_chain(recs, key)
 
 
 # --- records -----------------------------------------------------------------------
@@ -117,7 +116,7 @@ def test_decode_any_bytes(data):
        st.none() | st.binary(min_size=8, max_size=8), st.none() | u32)
 def test_verify_chain_never_raises(recs, key, anchor_mac, anchor_seq):
     recs = [o_recrc(r) if len(r) == 32 and r[0] & 1 else r for r in recs]  # half with good CRCs
-    rep = verify_chain(recs, key, anchor_mac, anchor_seq if anchor_mac else None)
+    rep = events.verify_chain(recs, key, anchor_mac, anchor_seq if anchor_mac else None)
     assert len(rep.seqs) == len(recs)
 
 
