@@ -1,17 +1,17 @@
-"""What every lockctl command shares: the exit-status errors, output, argument
-types, the site, times in the site's zone, the serial link and the command tree."""
+"""What every lockctl command shares: the exit-status errors, the site, times
+read in the site's zone, the serial link and the command tree. The argument
+types (argtypes.py) and the output (output.py) are imported from here too, so
+a command module takes all it shares from this one."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
 import re
 import sqlite3
 import stat
 import sys
-import unicodedata
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +20,26 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from tools import access, siteconfig
 from tools.client import Installer
 from tools.files import write_private
+from tools.lockctl.argtypes import (  # noqa: F401 (the command modules import them from here)
+    days_arg,
+    id_arg,
+    path_arg,
+    text_arg,
+    yes_no,
+    zone_arg,
+)
+from tools.lockctl.output import (  # noqa: F401
+    COLOURS,
+    TIME_FIELDS,
+    Output,
+    colour,
+    local_str,
+    print_one,
+    print_rows,
+    shorten,
+    shown,
+    use_colour,
+)
 from tools.registry import Registry, RegistryError
 from tools.site import ID_RE
 from tools.transport import LinkTimeout, link_for_url
@@ -36,123 +56,10 @@ class Failed(Exception):
     """The act was refused or failed: exit status 1."""
 
 
-# --- small helpers -------------------------------------------------------------------
-
-COLOURS = {"red": "31", "green": "32", "yellow": "33", "bold": "1"}
-
-
-def use_colour(stream: Any = None) -> bool:
-    """Colour only on a terminal, and never with NO_COLOR set (no-color.org)."""
-    stream = stream or sys.stdout
-    if os.environ.get("NO_COLOR", "") != "" or os.environ.get("TERM") == "dumb":
-        return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
-
-
-def colour(text: str, name: str, stream: Any = None) -> str:
-    return f"\x1b[{COLOURS[name]}m{text}\x1b[0m" if use_colour(stream) else text
-
-
-class Output:
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
-
-    def done(self, data: dict[str, Any], text: str) -> None:
-        if self.as_json:
-            print(json.dumps(data, ensure_ascii=False, default=str))
-        else:
-            print(text)
-
-    def info(self, text: str) -> None:
-        """Progress and prompts for people: stderr, so --json stays parseable."""
-        print(text, file=sys.stderr, flush=True)
-
-    def progress(self, label: str) -> Callable[[int, int], None]:
-        tty = sys.stderr.isatty() and not self.as_json
-
-        def show(done: int, total: int) -> None:
-            if not tty:
-                return
-            width = 30
-            frac = min(1.0, done / total) if total else 1.0
-            bar = "#" * int(frac * width)
-            print(f"\r{label} [{bar:<{width}}] {done}/{total}", end="", file=sys.stderr,
-                  flush=True)
-            if done >= total:
-                print(file=sys.stderr)
-        return show
-
-
 def check_id(value: str, what: str) -> str:
     if not ID_RE.match(value):
         raise UsageError(f"invalid {what} {value!r}: use 1-64 letters, digits, '.', '_' or '-'")
     return value
-
-
-# Bidirectional overrides would let a name reorder the text around it in a report.
-_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def text_arg(limit: int) -> Callable[[str], str]:
-    """An argparse type for names and addresses: they end up in the registry, in
-    reports and in the audit record, so they must be printable text (an argument
-    that is not UTF-8 arrives with surrogates, which SQLite refuses)."""
-    def check(value: str) -> str:
-        if not value.strip():
-            raise argparse.ArgumentTypeError("must not be empty")
-        if len(value) > limit:
-            raise argparse.ArgumentTypeError(f"at most {limit} characters")
-        if any(unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI for c in value):
-            raise argparse.ArgumentTypeError("control characters or bytes that are not "
-                                             "UTF-8 text are not allowed")
-        return value
-    return check
-
-
-def id_arg(what: str, many: bool = False) -> Callable[[str], str]:
-    """An argparse type for an id that is looked up: every id in a registry
-    passed check_id, so anything else names nothing (and text that is not
-    UTF-8 would fail inside SQLite instead)."""
-    def check(value: str) -> str:
-        for one in [part.strip() for part in value.split(",")] if many else [value]:
-            if many and not one:
-                continue  # "C1,,C2": the command drops the empty name
-            if not ID_RE.match(one):
-                raise argparse.ArgumentTypeError(
-                    f"invalid {what} {shorten(one)!r}: use 1-64 letters, digits, '.', '_' or '-'")
-        return value
-    return check
-
-
-def path_arg(value: str) -> str:
-    if not value:
-        raise argparse.ArgumentTypeError("must not be empty")
-    return value
-
-
-def zone_arg(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except Exception:  # noqa: BLE001 - ValueError, OSError (a name too long), ...
-        raise argparse.ArgumentTypeError(f"unknown time zone {shorten(value)!r}") from None
-    return value
-
-
-def days_arg(value: str) -> int:
-    # Past a century the retention arithmetic leaves SQLite's integer range.
-    try:
-        days = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of days: {shorten(value)!r}") from None
-    if not 1 <= days <= 36500:
-        raise argparse.ArgumentTypeError("must be 1 to 36500 days")
-    return days
-
-
-def shorten(text: str, limit: int = 80) -> str:
-    """A user's value as it may appear in a one-line message."""
-    return text if len(text) <= limit else text[:limit - 20] + "..." + text[-17:]
 
 
 def check_out(path_text: str) -> Path:
@@ -259,18 +166,6 @@ def parse_bound(text: str | None, tz: ZoneInfo, what: str, end: bool = False) ->
     return int(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
 
 
-def yes_no(value: str) -> bool:
-    """An argparse type for yes|no."""
-    v = value.strip().lower()
-    if v in ("yes", "no"):
-        return v == "yes"
-    raise argparse.ArgumentTypeError("yes or no")
-
-
-def local_str(posix: int, tz: ZoneInfo) -> str:
-    return datetime.fromtimestamp(posix, tz).strftime("%Y-%m-%d %H:%M")
-
-
 def read_pin(confirm: bool) -> str:
     pin = os.environ.get("LOCKCTL_PIN")
     if pin is not None:
@@ -349,51 +244,6 @@ def registry_problem(site: Path, exc: sqlite3.Error) -> str:
     if "malformed" in text or "not a database" in text:
         return f"the site registry in {where} is damaged ({text}): restore it from a backup"
     return f"site registry in {where}: {text}"
-
-
-# Fields of the views (tools/views.py) that are times: shown in local time.
-TIME_FIELDS = ("at", "start", "end", "issued_at", "enrolled_at", "changed_at", "created_at",
-               "cancelled_at", "commissioned_at", "last_seen")
-
-
-def shown(value: Any, key: str, tz: ZoneInfo) -> str:
-    if value is None or value == []:
-        return "-"
-    if key in TIME_FIELDS and isinstance(value, int):
-        return local_str(value, tz)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    if isinstance(value, dict):
-        return " ".join(f"{k}={shown(v, k, tz)}" for k, v in value.items())
-    return str(value)
-
-
-def print_rows(out: Output, rows: list[dict[str, Any]], columns: list[str], tz: ZoneInfo,
-               empty: str) -> None:
-    """A list: a JSON array of objects, or one line per row in columns."""
-    if out.as_json:
-        print(json.dumps(rows, ensure_ascii=False))
-        return
-    if not rows:
-        print(empty)
-        return
-    cells = [[shown(r.get(c), c, tz) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-
-
-def print_one(out: Output, data: dict[str, Any], tz: ZoneInfo) -> None:
-    """One object: JSON, or a line per field."""
-    if out.as_json:
-        print(json.dumps(data, ensure_ascii=False))
-        return
-    width = max(len(k) for k in data)
-    for k, v in data.items():
-        print(f"{k.replace('_', ' ') + ':':<{width + 2}} {shown(v, k, tz)}")
 
 
 PORT_HELP = ("the lock's serial port: a device (/dev/ttyACM0), or auto for the one lock "
