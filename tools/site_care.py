@@ -26,7 +26,14 @@ CONSENT_DOORS = ("entrance", "waste-room", "laundry-room")
 RETIRE_REASONS = ("stolen", "destroyed")
 INCIDENT_WINDOW = 30 * 60  # seconds either side of an incident shown from the lock's log
 MAX_TEXT = 200
+# Bidirectional overrides would let a name reorder the text around it in a report.
 _BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(value: str) -> bool:
+    """No control characters, no bidi overrides and no surrogates (an argument
+    that is not UTF-8 arrives with them, and SQLite refuses them)."""
+    return not any(unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI for c in value)
 
 
 def receipt_id(no: int) -> str:
@@ -47,7 +54,7 @@ def check_text(value: str, what: str, limit: int = MAX_TEXT) -> str:
         raise InvalidInput(f"{what} must not be empty")
     if len(value) > limit:
         raise InvalidInput(f"{what} is at most {limit} characters")
-    if any(unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI for c in value):
+    if not printable(value):
         raise InvalidInput(f"{what}: control characters are not allowed")
     return value
 

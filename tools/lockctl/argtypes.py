@@ -4,15 +4,12 @@ time zones, days and yes|no, refused with a message before a command runs."""
 from __future__ import annotations
 
 import argparse
-import unicodedata
 from typing import Callable
 from zoneinfo import ZoneInfo
 
 from tools.lockctl.output import shorten
 from tools.site import ID_RE
-
-# Bidirectional overrides would let a name reorder the text around it in a report.
-_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+from tools.site_care import printable
 
 
 def text_arg(limit: int) -> Callable[[str], str]:
@@ -24,7 +21,7 @@ def text_arg(limit: int) -> Callable[[str], str]:
             raise argparse.ArgumentTypeError("must not be empty")
         if len(value) > limit:
             raise argparse.ArgumentTypeError(f"at most {limit} characters")
-        if any(unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI for c in value):
+        if not printable(value):
             raise argparse.ArgumentTypeError("control characters or bytes that are not "
                                              "UTF-8 text are not allowed")
         return value
