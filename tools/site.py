@@ -12,9 +12,9 @@ a larger act may be made of smaller ones and still be all or nothing.
 
 Site itself holds the site's creation and settings, the revocations and the
 staff devices; its other acts are mixins: site_people.py (clients,
-providers, units, staff and bookings), site_keys.py (shift and alarm keys,
-enforce()), site_locks.py (what a lock answered) and site_care.py
-(receipts, properties, the end of a lock's life, incidents).
+providers, units), site_staff.py (staff and bookings), site_keys.py (shift
+and alarm keys, enforce()), site_locks.py (what a lock answered) and
+site_care.py (receipts, properties, the end of a lock's life, incidents).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from tools.site_care import (  # noqa: F401 - re-exported for lockctl
 from tools.site_keys import AlarmKey, KeyActs, Problem, ShiftPlan
 from tools.site_locks import Commissioned, IngestResult, LockActs
 from tools.site_people import ID_RE, InvalidInput, PeopleActs
+from tools.site_staff import StaffActs
 
 __all__ = ["ID_RE", "AlarmKey", "Commissioned", "IngestResult", "InvalidInput", "Problem",
            "ShiftPlan", "Site", "revocation_blob"]
@@ -87,7 +88,7 @@ def revocation_blob(reg: Registry, lock_id: str, now: int) -> bytes | None:
     return blob
 
 
-class Site(LockActs, PeopleActs, KeyActs, CareActs):
+class Site(LockActs, PeopleActs, StaffActs, KeyActs, CareActs):
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
