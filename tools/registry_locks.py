@@ -1,7 +1,7 @@
 """The registry's locks (a mixin of tools/registry.Registry): each lock's row
 and the clients it serves, the locks of a client, a unit or a staff member,
 and the fleet health its statuses bring home. Data access only; the acts
-are tools/site_locks.py."""
+are tools/site_locks.py and site_care.py (a lock's removal, retirement)."""
 
 from __future__ import annotations
 
