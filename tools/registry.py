@@ -9,6 +9,11 @@ owner-only files; they are never printed, logged or put in an exception, and
 their repr hides them. The registry holds personal data, so the directory and
 every file SQLite keeps in it are owner-only too, and a site that others can
 read is refused.
+
+Registry itself is the site's files and secrets, the connection and its
+nestable transactions, the schema's migration, the settings and the audit
+record; each kind of record is a mixin of its own: registry_locks.py,
+registry_people.py, registry_keys.py, registry_log.py, registry_care.py.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import sqlite3
 import stat
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,13 +36,14 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from protocol import events
 from tools.migrations import MIGRATIONS  # noqa: F401 (tests and tools read it here)
 from tools.migrations import statements as _statements
 from tools.registry_care import CareRecords
 from tools.registry_errors import RegistryError
 from tools.registry_keys import KeyRecords
+from tools.registry_locks import LockRecords, LockRow  # noqa: F401 (tools read it here)
 from tools.registry_log import PREVIOUS_END, LogRecords  # noqa: F401
+from tools.registry_people import ROLES, PeopleRecords  # noqa: F401 (tools read it here)
 
 DB_NAME = "registry.sqlite3"
 SECRET_NAME = "site-secret.key"
@@ -47,35 +52,8 @@ DEFAULT_ZONE = "Europe/Stockholm"
 DEFAULT_RETENTION_DAYS = 365
 
 
-ROLES = ("home-care", "nurse", "rehab", "night-patrol", "installer")
-
-
 class SiteMissing(RegistryError):
     pass
-
-
-@dataclass
-class LockRow:
-    lock_id: str
-    door: str
-    suite: str
-    commissioned_at: int
-    status: str
-    clients: list[str]
-    last_seen: int | None = None
-    revocation_version: int | None = None
-    clock_offset: int | None = None
-    battery: int | None = None
-    battery_mv: int | None = None
-    log_count: int | None = None
-    log_capacity: int | None = None
-    last_seq: int | None = None
-    epoch: int = 1
-    provider: str | None = None  # a key box's provider
-    firmware: str | None = None
-    clock_trusted: int | None = None
-    battery_days: int | None = None
-    status_source: str | None = None
 
 
 # Files SQLite keeps beside the registry while it works (rollback journal, or
@@ -116,7 +94,7 @@ def check_private(path: Path) -> None:
                             f"run chmod {want:o} {shlex.quote(str(path))}")
 
 
-class Registry(KeyRecords, LogRecords, CareRecords):
+class Registry(LockRecords, PeopleRecords, KeyRecords, LogRecords, CareRecords):
     def __init__(self, site_dir: Path) -> None:
         self.dir = Path(site_dir)
         db = self.dir / DB_NAME
@@ -311,136 +289,6 @@ class Registry(KeyRecords, LogRecords, CareRecords):
     def audit_log(self) -> list[sqlite3.Row]:
         return list(self.db.execute("SELECT * FROM audit ORDER BY id"))
 
-    # --- clients, providers, staff -------------------------------------------------
-    def add_client(self, client_id: str, name: str, address: str | None) -> None:
-        with self.tx():
-            if self.db.execute("SELECT 1 FROM clients WHERE client_id = ?",
-                               (client_id,)).fetchone():
-                raise RegistryError(f"client {client_id} already exists")
-            self.db.execute("INSERT INTO clients (client_id, name, address) VALUES (?, ?, ?)",
-                            (client_id, name, address))
-
-    def client(self, client_id: str) -> sqlite3.Row:
-        row = self.db.execute("SELECT * FROM clients WHERE client_id = ?", (client_id,)).fetchone()
-        if row is None:
-            raise RegistryError(f"no client {client_id}")
-        return row
-
-    def add_staff(self, staff_id: str, name: str, provider: str | None) -> None:
-        with self.tx():
-            if self.db.execute("SELECT 1 FROM staff WHERE staff_id = ?", (staff_id,)).fetchone():
-                raise RegistryError(f"staff member {staff_id} already exists")
-            if provider:
-                self.db.execute("INSERT OR IGNORE INTO providers (name) VALUES (?)", (provider,))
-            self.db.execute("INSERT INTO staff (staff_id, name, provider, key_id) "
-                            "VALUES (?, ?, ?, ?)",
-                            (staff_id, name, provider, events.key_id_of(staff_id)))
-
-    def staff(self, staff_id: str) -> sqlite3.Row:
-        row = self.db.execute("SELECT * FROM staff WHERE staff_id = ?", (staff_id,)).fetchone()
-        if row is None:
-            raise RegistryError(f"no staff member {staff_id}")
-        return row
-
-    def staff_by_key_id(self) -> dict[bytes, sqlite3.Row]:
-        return {bytes(r["key_id"]): r for r in self.db.execute("SELECT * FROM staff")}
-
-    # --- locks ---------------------------------------------------------------------
-    def add_lock(self, lock_id: str, door: str, suite: str, clients: list[str],
-                 commissioned_at: int, first_seq: int | None = None, previous_end: int = 0,
-                 previous_after: int = 1) -> int:
-        """Register a commissioning: the lock row and a new epoch. Returns the epoch."""
-        with self.tx():
-            self.db.execute("DELETE FROM lock_clients WHERE lock_id = ?", (lock_id,))
-            self.db.execute(
-                "INSERT INTO locks (lock_id, door, suite, commissioned_at, status) "
-                "VALUES (?, ?, ?, ?, 'active') ON CONFLICT(lock_id) DO UPDATE SET "
-                "door = excluded.door, suite = excluded.suite, "
-                "commissioned_at = excluded.commissioned_at, status = 'active'",
-                (lock_id, door, suite, commissioned_at))
-            for c in clients:
-                self.db.execute("INSERT INTO lock_clients VALUES (?, ?)", (lock_id, c))
-            return self.new_epoch(lock_id, commissioned_at, first_seq or 0, previous_end,
-                                  previous_after)
-
-    def lock(self, lock_id: str) -> LockRow:
-        row = self.db.execute("SELECT * FROM locks WHERE lock_id = ?", (lock_id,)).fetchone()
-        if row is None:
-            raise RegistryError(f"no lock {lock_id} in this site")
-        clients = [r[0] for r in self.db.execute(
-            "SELECT client_id FROM lock_clients WHERE lock_id = ? ORDER BY client_id", (lock_id,))]
-        return LockRow(clients=clients, **{k: row[k] for k in row.keys()})
-
-    def locks_for_clients(self, clients: list[str]) -> list[LockRow]:
-        ids = {r[0] for c in clients for r in self.db.execute(
-            "SELECT lc.lock_id FROM lock_clients lc JOIN locks l USING (lock_id) "
-            "WHERE lc.client_id = ? AND l.status = 'active'", (c,))}
-        return [self.lock(i) for i in sorted(ids)]
-
-    def locks_of_client(self, client_id: str) -> list[LockRow]:
-        """Every lock serving the client now, decommissioned ones included (their
-        history stays reportable)."""
-        return [self.lock(r[0]) for r in self.db.execute(
-            "SELECT lock_id FROM lock_clients WHERE client_id = ? ORDER BY lock_id",
-            (client_id,))]
-
-    def locks_of_unit(self, unit_id: str) -> tuple[str, list[str], list[LockRow]]:
-        """A unit's name, its clients, and every lock serving one of them (as
-        locks_of_client)."""
-        row = self.db.execute("SELECT name FROM units WHERE unit_id = ?", (unit_id,)).fetchone()
-        if row is None:
-            raise RegistryError(f"no unit {unit_id}")
-        ids = [r[0] for r in self.db.execute(
-            "SELECT DISTINCT lc.lock_id FROM lock_clients lc JOIN clients c USING (client_id) "
-            "WHERE c.unit = ? ORDER BY lc.lock_id", (unit_id,))]
-        clients = [str(r[0]) for r in self.db.execute(
-            "SELECT client_id FROM clients WHERE unit = ? ORDER BY client_id", (unit_id,))]
-        return str(row["name"] or unit_id), clients, [self.lock(i) for i in ids]
-
-    def alarm_keys_for(self, clients: list[str], staff_id: str | None, start: int,
-                       end: int) -> list[sqlite3.Row]:
-        """Alarm keys issued for these clients (or to this staff member) whose
-        window overlaps [start, end), oldest first."""
-        if staff_id is not None:
-            return list(self.db.execute(
-                "SELECT * FROM alarm_keys WHERE staff_id = ? AND end > ? AND start < ? "
-                "ORDER BY start, alarm_id", (staff_id, start, end)))
-        marks = ",".join("?" * len(clients))
-        return list(self.db.execute(
-            f"SELECT * FROM alarm_keys WHERE client_id IN ({marks}) AND end > ? AND start < ? "
-            "ORDER BY start, alarm_id", (*clients, start, end))) if clients else []
-
-    def locks_of_staff(self, staff_id: str) -> list[LockRow]:
-        """Every lock the staff member was issued a key for or left a record at."""
-        key_id = self.staff(staff_id)["key_id"]
-        ids = {r[0] for r in self.db.execute(
-            "SELECT DISTINCT lock_id FROM tokens WHERE staff_id = ? UNION "
-            "SELECT DISTINCT lock_id FROM events WHERE key_id = ?", (staff_id, key_id))}
-        known = {r[0] for r in self.db.execute("SELECT lock_id FROM locks")}
-        return [self.lock(i) for i in sorted(ids & known)]
-
-    def set_lock_status(self, lock_id: str, status: str) -> None:
-        with self.tx():
-            self.db.execute("UPDATE locks SET status = ? WHERE lock_id = ?", (status, lock_id))
-
-    def record_health(self, lock_id: str, status: dict[int, Any], seen: int,
-                      source: str = "serial") -> bool:
-        """Fleet health as a key or the installer brought it home, seen at
-        `seen` (POSIX). A status older than the one held is not taken (keys
-        bring statuses home late and in any order): returns whether it was."""
-        from tools import statusfile
-        st = statusfile.status_fields(status, seen)
-        with self.tx():
-            cur = self.db.execute(
-                "UPDATE locks SET last_seen = ?, revocation_version = ?, clock_offset = ?, "
-                "battery = ?, battery_mv = ?, log_count = ?, log_capacity = ?, last_seq = ?, "
-                "firmware = ?, clock_trusted = ?, battery_days = ?, status_source = ? "
-                "WHERE lock_id = ? AND (? = 'serial' OR last_seen IS NULL OR last_seen < ?)",
-                (seen, st.revocation_version, st.clock_offset, st.battery, st.battery_mv,
-                 st.log_count, st.log_capacity, st.last_seq, st.firmware,
-                 None if st.clock_trusted is None else int(st.clock_trusted),
-                 st.battery_days, source, lock_id, source, seen))
-            return cur.rowcount > 0
 
 def _remove(paths: list[Path]) -> None:
     for path in reversed(paths):

@@ -1,6 +1,7 @@
-"""The registry's keys (a mixin of tools/registry.Registry): issued tokens,
-staff devices, and the revocation list (staff and token entries, its
-version). Data access only; the acts are tools/site.py and site_keys.py."""
+"""The registry's keys (a mixin of tools/registry.Registry): issued tokens
+and alarm keys, staff devices, and the revocation list (staff and token
+entries, its version). Data access only; the acts are tools/site.py and
+site_keys.py."""
 
 from __future__ import annotations
 
@@ -28,6 +29,19 @@ class KeyRecords:
                 "alarm, device, alarm_id, booking_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (cti, staff_id, lock_id, start, end, int(time.time()), scope, int(alarm),
                  device, alarm_id, booking_id))
+
+    def alarm_keys_for(self, clients: list[str], staff_id: str | None, start: int,
+                       end: int) -> list[sqlite3.Row]:
+        """Alarm keys issued for these clients (or to this staff member) whose
+        window overlaps [start, end), oldest first."""
+        if staff_id is not None:
+            return list(self.db.execute(
+                "SELECT * FROM alarm_keys WHERE staff_id = ? AND end > ? AND start < ? "
+                "ORDER BY start, alarm_id", (staff_id, start, end)))
+        marks = ",".join("?" * len(clients))
+        return list(self.db.execute(
+            f"SELECT * FROM alarm_keys WHERE client_id IN ({marks}) AND end > ? AND start < ? "
+            "ORDER BY start, alarm_id", (*clients, start, end))) if clients else []
 
     # --- staff devices -----------------------------------------------------------------
     def add_device(self, fingerprint: str, staff_id: str, public: bytes, at: int) -> None:

@@ -1,5 +1,6 @@
 """lockctl's provider, unit and booking commands. Parsing and output only; the
-acts are tools/site.py's (tools/site_people.py), the views tools/views.py."""
+acts are tools/site.py's (tools/site_people.py; bookings tools/site_staff.py), the
+views tools/views.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """lockctl's client and staff commands: add, update, remove, list, show,
 deactivate and activate. Parsing and output only; the acts are tools/site.py's
-(tools/site_people.py), the views tools/views.py."""
+(tools/site_people.py, tools/site_staff.py), the views tools/views.py."""
 
 from __future__ import annotations
 
