@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from protocol import token as tok
 from tools.registry import Registry
-from tools.site_people import ID_RE, InvalidInput
+from tools.site_people import InvalidInput, check_id
 
 RECEIPT_RE = re.compile(r"^[Rr]-?0*([0-9]{1,9})\Z")
 ITEM_KIND_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}\Z")
@@ -77,13 +77,6 @@ def parse_item(text: str) -> tuple[str, str]:
         raise InvalidInput(f"invalid item {text[:60]!r}: give KIND:LABEL, e.g. "
                            "key-box-key:KB-12 (KIND: lowercase letters, digits and '-')")
     return kind, check_text(label.strip(), "the item's label", 100)
-
-
-def _check_id(value: str, what: str) -> str:
-    if not ID_RE.match(value):
-        raise InvalidInput(f"invalid {what} {value!r}: use 1-64 letters, digits, '.', '_' "
-                           "or '-'")
-    return value
 
 
 class CareActs:
@@ -186,7 +179,7 @@ class CareActs:
 
     # --- properties, consent and what a client was told -------------------------------
     def add_property(self, actor: str, property_id: str, address: str, owner: str) -> None:
-        _check_id(property_id, "property id")
+        check_id(property_id, "property id")
         check_text(address, "--address")
         check_text(owner, "--owner")
         with self.act(actor, "property add", {"property": property_id, "owner": owner}):

@@ -17,7 +17,7 @@ from protocol import token as tok
 from tools import access, issuer
 from tools import device as device_mod
 from tools.registry import LockRow, Registry, RegistryError
-from tools.site_people import InvalidInput
+from tools.site_people import InvalidInput, check_id
 
 
 class Problem(str):
@@ -47,14 +47,6 @@ class AlarmKey:
     start: int
     end: int
     left_out: list[str]
-
-
-def _check_id(value: str, what: str) -> str:
-    from tools.site_people import ID_RE
-    if not ID_RE.match(value):
-        raise InvalidInput(f"invalid {what} {value!r}: use 1-64 letters, digits, '.', '_' "
-                           "or '-'")
-    return value
 
 
 class KeyActs:
@@ -221,7 +213,7 @@ class KeyActs:
         (never the medicine cabinet) for at most an hour from now, marked as
         alarm access in every record the lock writes, for the patrol's enrolled
         device. One key per alarm id; audited with the reason and the alarm id."""
-        _check_id(alarm_id, "alarm id")
+        check_id(alarm_id, "alarm id")
         if not reason.strip() or len(reason) > 200:
             raise InvalidInput("the reason must be 1 to 200 characters")
         if not 1 <= minutes <= access.MAX_ALARM_MINUTES:
