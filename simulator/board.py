@@ -52,7 +52,6 @@ from boards import sim as sim_board
 from firmware import hal as hal_mod
 from simulator import control as control_mod
 from simulator import flash as flash_mod
-from simulator.boots import BootCycle
 from simulator.endpoints import BleServer, EndpointError, PtyEndpoint
 from simulator.hal import SimHAL
 from simulator.hardware import Clock, Hardware
@@ -71,7 +70,7 @@ __all__ = ["Board", "SimBoard", "BoardError", "run_board", "POLL_S", "SAVE_PERIO
            "STOP_GRACE_S"]
 
 
-class Board(BootCycle):
+class Board:
     def __init__(self, state_dir: str, *, runner: Runner, board: ModuleType = sim_board,
                  clock: Clock | None = None, auto_button: bool = False,
                  serial_link: str | None = None, serial: bool = True,
@@ -246,7 +245,9 @@ class Board(BootCycle):
 
     # --- storage for the firmware ---------------------------------------------
     def region(self, region: tuple[int, int], name: str) -> flash_mod.BlockDevice:
-        return flash_mod.BlockDevice.region(self._flash(), region, name)
+        off, size = region
+        bs = self.board.FLASH_BLOCK_SIZE
+        return flash_mod.BlockDevice(self._flash(), off // bs, size // bs, name=name)
 
     def mount_fs(self) -> Any:
         bdev = self.region(self.board.FS_REGION, "fs")
@@ -330,6 +331,78 @@ class Board(BootCycle):
             timings=self.timings, erase_config=self.erase_fs)
         args.update(kw)
         return SimHAL(self._hw(), reset_cause=cause, **args)
+
+    async def _supervise(self, stop: asyncio.Event) -> str:
+        """Wait for the end of this boot: 'stop', 'watchdog', 'reset', 'power',
+        or the runner's own reason (a soft reboot of the REPL board)."""
+        loop = asyncio.get_running_loop()
+        halted = False
+        next_save = loop.time() + SAVE_PERIOD_S
+        while True:
+            if stop.is_set():
+                return "stop"
+            if self._power_cut or not self._flash().powered:
+                return "power"
+            if self._request is not None:
+                return "reset"
+            if self._hw().watchdog.expired():
+                return "watchdog"
+            self._hw().check_edges()
+            if not halted:
+                why = await self.runner.check()
+                if why == "halted":
+                    halted = True
+                elif why is not None:
+                    return why
+            if loop.time() >= next_save:
+                next_save = loop.time() + SAVE_PERIOD_S
+                self.save()
+            await asyncio.sleep(POLL_S)
+
+    def ending(self) -> bool:
+        """A reset or power cut has been asked for (the boot is ending)."""
+        return self._request is not None or self._power_cut
+
+    def _restart_cause(self, why: str) -> int:
+        """The hardware side of a restart, and the reset cause the next boot sees."""
+        request, self._request = self._request, None
+        if why == "power":
+            self._power_cut = False
+            self._hw().power_loss()
+            return hal_mod.RESET_POWER_ON
+        self._hw().reset()
+        if why == "watchdog":
+            return hal_mod.RESET_WATCHDOG
+        return request if request is not None else hal_mod.RESET_SOFT
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run the firmware until `stop` is set, restarting it after resets."""
+        if self.hw is None:
+            await self.start()
+        runner = self.runner
+        await runner.begin()
+        try:
+            cause = self._next_cause
+            while True:
+                self._request = None
+                self._power_cut = False
+                self.boots.append((cause, self._hw().clock.now()))
+                await runner.start_boot(cause)
+                try:
+                    why = await self._supervise(stop)
+                except BaseException:
+                    await runner.end_boot(graceful=False)
+                    raise
+                await runner.end_boot(graceful=(why == "stop"))
+                if why == "stop":
+                    break
+                await runner.after_boot(why)
+                if why == "power":
+                    self._flash().reboot()
+                cause = self._restart_cause(why)
+        finally:
+            await runner.finish()
+            self.save()
 
     def energy_report(self) -> str:
         return self.hw.energy_report() if self.hw else ""

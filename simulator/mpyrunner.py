@@ -38,17 +38,17 @@ from mpybuild import (
 from simulator import control as control_mod
 from simulator.mpyhost import DEFAULT_HEAP, ENV_ROM, ROOT, parse_heap
 from simulator.mpyport import ChildPort
-from simulator.mpyserial import SerialJoin
 from simulator.runner import POLL_S, STOP_GRACE_S, BoardError, Runner
 
 CONFIG_NAME = "mpy-boot.json"
 BUILD_NAME = "mpy-build"  # STATE/mpy-build: this run's compiled code, removed at the end
 ENV_CONFIG = "LOCK_UNIXPORT"
+HOST_BUFFER_MAX = 64 * 1024  # host bytes kept while the lock is not reading
 MPY_DIR = Path(__file__).resolve().parent / "mpy"  # the MicroPython side of the board
 MpyError = BuildError  # MicroPython, mpy-cross or the compiled code is not usable
 
 
-class MpyRunner(SerialJoin, Runner):
+class MpyRunner(Runner):
     """The firmware in a MicroPython child process."""
 
     mode = "mpy"
@@ -373,3 +373,56 @@ class MpyRunner(SerialJoin, Runner):
 
     def port_poll(self) -> None:
         return None
+
+    # --- serial: the pty and the lock's stream ------------------------------------------
+    async def _usb(self) -> None:
+        """Host -> board, for the board's life. A host that closes the port
+        ends the lock's serial session."""
+        pty = self.board.pty
+        if pty is None:
+            return
+        link = self._host_link = pty.link()
+        while True:
+            data = await link.recv()
+            if not data:
+                self.host_left()
+                continue
+            self.from_host(data)
+
+    def host_left(self) -> None:
+        self._host_buf.clear()
+        if self._serial_writer is not None:
+            self._serial_writer.close()
+            self._serial_writer = None
+
+    def from_host(self, data: bytes) -> None:
+        if self._serial_writer is not None and not self._serial_writer.is_closing():
+            self._serial_writer.write(data)
+        elif len(self._host_buf) + len(data) <= HOST_BUFFER_MAX:
+            self._host_buf += data  # the lock has not opened its port yet
+
+    async def to_host(self, data: bytes) -> None:
+        if self._host_link is not None:
+            await self._host_link.send(data)
+
+    async def serve_serial(self, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter) -> None:
+        if self._serial_writer is not None:
+            self._serial_writer.close()
+        self._serial_writer = writer
+        self.serial_opened()
+        if self._host_buf:
+            writer.write(bytes(self._host_buf))
+            self._host_buf.clear()
+        try:
+            while True:
+                data = await reader.read(4096)
+                if not data:
+                    return
+                await self.to_host(data)
+        finally:
+            if self._serial_writer is writer:
+                self._serial_writer = None
+
+    def serial_opened(self) -> None:
+        pass

@@ -40,7 +40,9 @@ def sim_args() -> list[str]:
 
 def ring(state: Path) -> tuple[FlashDevice, EventLog]:
     dev = FlashDevice.open(str(state / "flash.bin"), sim_board.FLASH_SIZE)
-    log = EventLog(BlockDevice.region(dev, sim_board.LOG_REGION, "log"))
+    off, size = sim_board.LOG_REGION
+    bs = sim_board.FLASH_BLOCK_SIZE
+    log = EventLog(BlockDevice(dev, off // bs, size // bs, name="log"))
     log.recover()
     return dev, log
 
