@@ -3,9 +3,9 @@ runner (composition: the board is the same whatever runs the firmware).
 
 Runners (simulator/runner.py's interface): InProcessRunner (the firmware under
 CPython in this loop, simulator/runner.py), MpyRunner (under MicroPython in a
-child, simulator/mpyrunner.py) and ReplRunner (an empty MicroPython board that
-mpremote deploys to, simulator/virtualboard.py). `SimBoard(...)` is a Board
-with an InProcessRunner.
+child, simulator/mpyrunner.py) and ReplRunner() (an MpyRunner whose child is an
+empty MicroPython board that mpremote deploys to, simulator/virtualboard.py).
+`SimBoard(...)` is a Board with an InProcessRunner.
 
 State lives in a directory:
   flash.bin      the whole flash chip (board FLASH_SIZE, 4 MB), erased when new;
