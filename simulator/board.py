@@ -3,18 +3,12 @@ runner (composition: the board is the same whatever runs the firmware).
 
 Runners (simulator/runner.py's interface): InProcessRunner (the firmware under
 CPython in this loop, simulator/runner.py), MpyRunner (under MicroPython in a
-child, simulator/mpyrunner.py) and ReplRunner (an empty MicroPython board that
-mpremote deploys to, simulator/virtualboard.py). `SimBoard(...)` is a Board
-with an InProcessRunner.
+child, simulator/mpyrunner.py) and ReplRunner() (an MpyRunner whose child is an
+empty MicroPython board that mpremote deploys to, simulator/virtualboard.py).
+`SimBoard(...)` is a Board with an InProcessRunner.
 
-State lives in a directory:
-  flash.bin      the whole flash chip (board FLASH_SIZE, 4 MB), erased when new;
-                 mmap'ed, so every program/erase is in the file at once.
-  hardware.json  what survives a restart of the simulator: the RTC (reading,
-                 drift), the battery's drawn charge, bolt position, door.
-  .lock          flock: one simulator per state directory.
-  control.sock   the control channel (simulator/control.py), owner-only, while
-                 the board runs: tests and `lockctl sim` act on the hardware.
+State lives in a directory (simulator/statedir.py: flash.bin, hardware.json,
+.lock, control.sock).
 
 In process, the firmware runs as `firmware.app.main(hal, stop_event)` in the
 caller's asyncio loop. The board restarts it, on the same flash, after
@@ -41,10 +35,6 @@ while the simulator was stopped.
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import json
-import os
-import sys
 from types import ModuleType
 from typing import Any, Callable
 
@@ -55,7 +45,6 @@ from simulator import flash as flash_mod
 from simulator.endpoints import BleServer, EndpointError, PtyEndpoint
 from simulator.hal import SimHAL
 from simulator.hardware import Clock, Hardware
-from simulator.lfs import LittleFsFs
 from simulator.runner import (
     HANG_MAX_S,
     POLL_S,
@@ -65,6 +54,8 @@ from simulator.runner import (
     InProcessRunner,
     Runner,
 )
+from simulator.statedir import StateDir
+from simulator.timings import check_timings, timings_from_env
 
 __all__ = ["Board", "SimBoard", "BoardError", "run_board", "POLL_S", "SAVE_PERIOD_S",
            "STOP_GRACE_S"]
@@ -78,7 +69,8 @@ class Board:
                  rtc_drift_ppm: float | None = None,
                  control: bool = True, timings: dict[str, int] | None = None) -> None:
         self.runner = runner
-        self.state_dir = os.path.abspath(state_dir)
+        self.statedir = StateDir(state_dir, board)
+        self.state_dir = self.statedir.path
         self.board = board
         self.clock = clock
         self.auto_button = auto_button
@@ -89,17 +81,15 @@ class Board:
         self.rtc_drift_ppm = rtc_drift_ppm
         self.want_control = control
         self.control: control_mod.ControlServer | None = None
-        # Overrides of the firmware's waits (simulator/control.py TIMINGS), shared
+        # Overrides of the firmware's waits (simulator/timings.py), shared
         # with every boot's SimHAL; from LOCK_SIM_TIMINGS unless given.
         self._given_timings = timings
         self.timings: dict[str, int] = {}
         self.hw: Hardware | None = None
-        self.flash: flash_mod.FlashDevice | None = None
         self.pty: PtyEndpoint | None = None
         self.ble: BleServer | None = None
         self.boots: list[tuple[int, float]] = []  # (reset cause, clock time) per boot
         self.crashes = 0
-        self._lockfile: Any = None
         self._request: int | None = None  # a reset asked for, with its cause
         self._power_cut = False
         self._next_cause = hal_mod.RESET_POWER_ON
@@ -118,19 +108,21 @@ class Board:
             raise BoardError("the board is not started")
         return self.hw
 
+    @property
+    def flash(self) -> flash_mod.FlashDevice | None:
+        return self.statedir.flash
+
     def _flash(self) -> flash_mod.FlashDevice:
-        if self.flash is None:
-            raise BoardError("the board is not started")
-        return self.flash
+        return self.statedir.device()
 
     # --- paths ----------------------------------------------------------------
     @property
     def flash_path(self) -> str:
-        return os.path.join(self.state_dir, "flash.bin")
+        return self.statedir.flash_path
 
     @property
     def hardware_path(self) -> str:
-        return os.path.join(self.state_dir, "hardware.json")
+        return self.statedir.hardware_path
 
     @property
     def serial_path(self) -> str | None:
@@ -148,36 +140,14 @@ class Board:
     async def start(self) -> None:
         """Open the state, the flash and the ports (the firmware starts in run())."""
         try:
-            self.timings = (control_mod.check_timings(self._given_timings)
+            self.timings = (check_timings(self._given_timings)
                             if self._given_timings is not None
-                            else control_mod.timings_from_env())
+                            else timings_from_env())
         except control_mod.ControlError as e:
             raise BoardError(str(e)) from None
-        os.makedirs(self.state_dir, exist_ok=True)
-        self._lockfile = open(os.path.join(self.state_dir, ".lock"), "w")
-        try:
-            fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lockfile.close()
-            self._lockfile = None
-            raise BoardError(f"state directory {self.state_dir} is in use by another "
-                             "simulator") from None
-        b = self.board
-        try:
-            self.flash = flash_mod.FlashDevice.open(self.flash_path, b.FLASH_SIZE,
-                                                    b.FLASH_BLOCK_SIZE)
-        except flash_mod.FlashError as e:
-            self._unlock()
-            raise BoardError(f"{self.flash_path}: {e}") from None
-        snap = None
-        if os.path.exists(self.hardware_path):
-            try:
-                with open(self.hardware_path) as f:
-                    snap = json.load(f)
-            except (OSError, ValueError) as e:
-                print(f"simulator: ignoring unreadable {self.hardware_path}: {e}",
-                      file=sys.stderr)
-        self.hw = Hardware.from_snapshot(snap, b, self.clock, auto_button=self.auto_button,
+        self.statedir.open()
+        self.hw = Hardware.from_snapshot(self.statedir.hardware_snapshot(), self.board,
+                                         self.clock, auto_button=self.auto_button,
                                          rtc_drift_ppm=self.rtc_drift_ppm)
         self.clock = self.hw.clock
         hw, loop = self.hw, asyncio.get_running_loop()
@@ -210,19 +180,8 @@ class Board:
             raise
         self.save()
 
-    def _unlock(self) -> None:
-        if self._lockfile is not None:
-            self._lockfile.close()
-            self._lockfile = None
-
     def save(self) -> None:
-        if self.flash is not None:
-            self.flash.save()
-        if self.hw is not None:
-            tmp = self.hardware_path + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(self.hw.snapshot(), f, indent=1)
-            os.replace(tmp, self.hardware_path)
+        self.statedir.save(self.hw)
 
     async def close(self) -> None:
         """Save the state and close the ports (after run() has returned)."""
@@ -238,33 +197,7 @@ class Board:
         if self.pty is not None:
             self.pty.close()
             self.pty = None
-        if self.flash is not None:
-            self.flash.close()
-            self.flash = None
-        self._unlock()
-
-    # --- storage for the firmware ---------------------------------------------
-    def region(self, region: tuple[int, int], name: str) -> flash_mod.BlockDevice:
-        off, size = region
-        bs = self.board.FLASH_BLOCK_SIZE
-        return flash_mod.BlockDevice(self._flash(), off // bs, size // bs, name=name)
-
-    def mount_fs(self) -> Any:
-        bdev = self.region(self.board.FS_REGION, "fs")
-        try:
-            return LittleFsFs(bdev)
-        except OSError:
-            off, size = self.board.FS_REGION
-            if bytes(self._flash().data[off:off + size]).count(0xFF) != size:
-                raise  # a damaged filesystem is the firmware's to handle
-            return LittleFsFs.mkfs(bdev)  # a new board: format it
-
-    def erase_fs(self) -> None:
-        """Factory reset: erase the whole configuration region (block by block,
-        through the flash model, so writes are counted and cuts still apply)."""
-        bdev = self.region(self.board.FS_REGION, "fs")
-        for block in range(bdev.block_count):
-            bdev.ioctl(6, block)
+        self.statedir.close()
 
     # --- resets -----------------------------------------------------------------
     def request_reset(self, cause: int = hal_mod.RESET_SOFT) -> None:
@@ -325,10 +258,11 @@ class Board:
     def new_hal(self, cause: int, **kw: Any) -> SimHAL:
         """The board side of one boot's HAL (every runner's: the one mapping of
         the HAL onto the hardware models)."""
+        store = self.statedir
         args: dict[str, Any] = dict(
-            config_fs=self.mount_fs, log_device=lambda: self.region(self.board.LOG_REGION, "log"),
+            config_fs=store.mount_fs, log_device=lambda: store.region(self.board.LOG_REGION, "log"),
             serial=self.pty, ble=self.ble, on_reset=self.request_reset,
-            timings=self.timings, erase_config=self.erase_fs)
+            timings=self.timings, erase_config=store.erase_fs)
         args.update(kw)
         return SimHAL(self._hw(), reset_cause=cause, **args)
 

@@ -10,16 +10,13 @@ from types import ModuleType
 from firmware import radio
 from firmware.hal import POWER_ADVERTISING, POWER_CONNECTED, POWER_SLEEP, POWER_STATES
 from simulator.energy import (
-    ADV_DELAY_MAX_S,
-    CONNECT_EVENTS,
-    GATT_SETUP_EVENTS,
     LABEL_MODELLED,
     SECTION1_WAKEUPS_PER_HOUR,
     VARIANT_TODAY,
     VARIANT_WHAT_IF,
     caps_sleep,
-    life_days,
 )
+from simulator.energy_math import ADV_DELAY_MAX_S, CONNECT_EVENTS, GATT_SETUP_EVENTS, life_days
 from simulator.energy_visit import (
     DISCONNECT_AFTER_S,
     DOOR_HELD_OPEN_S,

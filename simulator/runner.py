@@ -4,8 +4,9 @@ control; a runner starts and ends one boot of the firmware at a time.
 
 `Runner` is the interface; `InProcessRunner` runs `firmware.app.main(hal,
 stop_event)` under CPython in the board's own asyncio loop. The MicroPython
-runners are simulator/mpyrunner.py (the firmware in a child interpreter) and
-simulator/virtualboard.py (an empty board behind its REPL).
+runner is simulator/mpyrunner.py (a child interpreter), with the firmware in
+it (simulator/mpyimage.py) or an empty board behind its REPL
+(simulator/virtualboard.py).
 
 In process, a restart cancels every task that boot of the firmware created
 (they are tracked through a context variable and a task factory) and gives

@@ -71,6 +71,7 @@ from firmware import hal as hal_mod
 from mpybuild import PORT_PACKAGES, compile_tree
 from simulator.board import Board
 from simulator.endpoints import _make_raw
+from simulator.mpyimage import ChildImage
 from simulator.mpyrunner import MpyRunner
 
 DEFAULT_HEAP = "256K"
@@ -87,14 +88,20 @@ def VirtualBoard(state_dir: str, *, heap: str = DEFAULT_HEAP, **kw: Any) -> Boar
     return Board(state_dir, runner=ReplRunner(heap=heap), **kw)
 
 
-class ReplRunner(MpyRunner):
-    """An empty MicroPython board behind its REPL: the MicroPython runner
-    with the interpreter's stdio on a pty of its own, joined to the board's."""
+def ReplRunner(*, heap: str = DEFAULT_HEAP) -> MpyRunner:  # noqa: N802
+    """An empty MicroPython board behind its REPL: the MicroPython runner with
+    the REPL's image."""
+    return MpyRunner(heap=heap, image=ReplImage())
+
+
+class ReplImage(ChildImage):
+    """What runs in an empty board's child: the port's own code, and the
+    interpreter's stdio on a pty of its own, joined to the board's."""
 
     mode = "vboard"
+    interpreter_options = ("-i",)  # the REPL after the boot, as on a board
 
-    def __init__(self, *, heap: str = DEFAULT_HEAP) -> None:
-        super().__init__(heap=heap, code="ram")
+    def __init__(self) -> None:
         self.next_boot = "main"  # "main": run /main.py; "repl": skip it; "raw": raw REPL
         self._stdio: int | None = None
         self._stdio_task: asyncio.Task | None = None
@@ -112,26 +119,22 @@ class ReplRunner(MpyRunner):
         self._quick_exits = 0
 
     # --- the interpreter ------------------------------------------------------------
-    def prepare_code(self, tmp: Path) -> None:
+    def prepare_code(self, build: Path) -> tuple[str, str | None]:
         # No firmware: an empty board, with its port's own code (its boot,
         # simulator/mpy/vboard.py, and the unix port's HAL), as frozen code.
-        compile_tree(tmp / "port", PORT_PACKAGES)
+        compile_tree(build / "port", PORT_PACKAGES)
+        return str(build / "port.py"), None
 
-    def child_config(self, cause: int, token: str) -> dict[str, Any]:
-        cfg = super().child_config(cause, token)
-        cfg.pop("code", None)
-        if self._tmp is not None:
-            cfg["port_code"] = str(Path(self._tmp) / "port")
+    def config(self, build: str | None) -> dict[str, Any]:
+        cfg: dict[str, Any] = {}
+        if build is not None:
+            cfg["port_code"] = str(Path(build) / "port")
         cfg["fs"] = "root"
         cfg["boot"] = self.next_boot
         return cfg
 
-    def child_command(self) -> list[str]:
-        cmd = super().child_command()
-        cmd.insert(-1, "-i")  # the REPL after the boot, as on a board
-        return cmd
-
-    async def exec_child(self) -> asyncio.subprocess.Process:
+    async def spawn(self, command: list[str], env: dict[str, str],
+                    cwd: str | None) -> asyncio.subprocess.Process:
         """The interpreter with a pty of its own as stdin/stdout/stderr (its
         REPL needs a terminal), joined to the board's pty by this process."""
         self._repl_ready = False
@@ -144,8 +147,8 @@ class ReplRunner(MpyRunner):
         _make_raw(slave)
         try:
             child = await asyncio.create_subprocess_exec(
-                *self.child_command(), stdin=slave, stdout=slave, stderr=slave,
-                env=self.child_env(), cwd=self._tmp, start_new_session=True)
+                *command, stdin=slave, stdout=slave, stderr=slave,
+                env=env, cwd=cwd, start_new_session=True)
         except BaseException:
             os.close(master)
             raise
@@ -156,11 +159,7 @@ class ReplRunner(MpyRunner):
         self._stdio_task = asyncio.ensure_future(self._read_stdio(master))
         return child
 
-    async def kill_child(self) -> None:
-        await super().kill_child()
-        await self._close_stdio()
-
-    async def _close_stdio(self) -> None:
+    async def child_ended(self) -> None:
         task, self._stdio_task = self._stdio_task, None
         if task is not None:
             with contextlib.suppress(BaseException):
@@ -172,14 +171,8 @@ class ReplRunner(MpyRunner):
             loop.remove_reader(fd)
             os.close(fd)
 
-    async def stop_child(self) -> None:
-        if self.child is not None and not self._control_active():
-            await self.kill_child()  # no firmware to stop gracefully
-            return
-        await super().stop_child()
-
-    def _control_active(self) -> bool:
-        return self.lock_running  # a lock runs (else: the REPL, nothing to stop)
+    def stops_gracefully(self) -> bool:
+        return self.runner.lock_running  # a lock runs (else: the REPL, nothing to stop)
 
     async def child_exited(self, status: int) -> str | None:
         """The interpreter ended by itself: a soft reset."""
@@ -187,7 +180,7 @@ class ReplRunner(MpyRunner):
         if task is not None:  # everything it printed goes out first
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(task), 1.0)
-        if not self._repl_ready and time.monotonic() - self.child_started < QUICK_EXIT_S:
+        if not self._repl_ready and time.monotonic() - self.runner.child_started < QUICK_EXIT_S:
             self._quick_exits += 1  # gone before its REPL came up: it cannot start
             if self._quick_exits >= 3:  # it cannot even start: stop trying
                 print(f"simulator: the virtual board's interpreter exits at once (status "
@@ -195,7 +188,7 @@ class ReplRunner(MpyRunner):
                 return None
         else:
             self._quick_exits = 0
-        await self.to_host(SOFT_REBOOT)
+        await self.runner.serial.to_host(SOFT_REBOOT)
         self.soft_reboots += 1
         self.next_boot = "raw" if self.raw else "main"
         return "soft"
@@ -211,11 +204,9 @@ class ReplRunner(MpyRunner):
         self.raw = False
 
     def state_extra(self) -> dict:
-        out = super().state_extra()
         # The boots that were the interpreter ending by itself (Ctrl-D, as
         # mpremote sends before every command): the rest are resets.
-        out["soft_reboots"] = self.soft_reboots
-        return out
+        return {"soft_reboots": self.soft_reboots}
 
     # --- the REPL's output -----------------------------------------------------------
     async def _read_stdio(self, fd: int) -> None:
@@ -257,12 +248,13 @@ class ReplRunner(MpyRunner):
             self.raw = True
         if FRIENDLY_BANNER in tail and tail.rfind(FRIENDLY_BANNER) > tail.rfind(RAW_BANNER):
             self.raw = False
-        await self.to_host(data)
+        serial = self.runner.serial
+        await serial.to_host(data)
         if not self._repl_ready and (PROMPT in tail or RAW_BANNER in tail):
             self._repl_ready = True
-            if self._host_buf and not self._ending():
-                buf = bytes(self._host_buf)
-                self._host_buf.clear()
+            if serial.held and not self._ending():
+                buf = bytes(serial.held)
+                serial.held.clear()
                 self._write_stdin(buf)
 
     def _write_stdin(self, data: bytes) -> None:
@@ -292,7 +284,7 @@ class ReplRunner(MpyRunner):
 
     # --- the host's bytes -------------------------------------------------------------
     def host_left(self) -> None:
-        super().host_left()
+        self.runner.serial.host_left()
         self._at_boundary = True
         self._held = b""
 
@@ -302,9 +294,10 @@ class ReplRunner(MpyRunner):
     async def serve_serial(self, reader: asyncio.StreamReader,
                            writer: asyncio.StreamWriter) -> None:
         # The lock opened its serial port: what the host sent meanwhile is its.
-        pending = bytes(self._host_buf)
-        self._host_buf.clear()
-        task = asyncio.ensure_future(super().serve_serial(reader, writer))
+        serial = self.runner.serial
+        pending = bytes(serial.held)
+        serial.held.clear()
+        task = asyncio.ensure_future(serial.serve(reader, writer, self.serial_opened))
         await asyncio.sleep(0)
         if pending:
             self.from_host(pending)
@@ -313,23 +306,22 @@ class ReplRunner(MpyRunner):
     def _ending(self) -> bool:
         """This interpreter is on its way out: a reset or power cut has been
         asked for (machine.reset() sleeps until it is ended), or it has exited."""
-        child = self.child
-        return self.board.ending() or child is None or child.returncode is not None
+        child = self.runner.child
+        return self.runner.board.ending() or child is None or child.returncode is not None
 
     def from_host(self, data: bytes) -> None:
         # Bytes for an interpreter that is ending would die with it: a host that
         # connects right after `mpremote reset` would lose its Ctrl-C/Ctrl-A and
         # wait for a raw REPL that never comes. They are the next boot's.
         if not self._ending():
-            writer = self._serial_writer
+            writer = self.runner.serial.lock
             if writer is not None and not writer.is_closing():
                 self._to_lock(writer, data)
                 return
             if self._repl_ready and self._stdio is not None:
                 self._write_stdin(data)
                 return
-        if len(self._host_buf) + len(data) <= 64 * 1024:
-            self._host_buf += data  # booting: for the lock or the REPL, whichever comes
+        self.runner.serial.keep(data)  # booting: for the lock or the REPL, whichever comes
 
     def _to_lock(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         data = self._held + data
@@ -341,7 +333,7 @@ class ReplRunner(MpyRunner):
                     self._held = data[p:]
                     data = data[:p]
                     break
-                if data[p + 1] == 0x03 and not self.repl_closed:
+                if data[p + 1] == 0x03 and not self.runner.repl_closed:
                     writer.write(data[:p])
                     self._escape(data[p:])
                     return
@@ -356,12 +348,11 @@ class ReplRunner(MpyRunner):
     def _escape(self, rest: bytes) -> None:
         """A host asks for the REPL: restart into it (main.py not run)."""
         self.escapes += 1
-        if self._serial_writer is not None:
-            self._serial_writer.close()
-            self._serial_writer = None
-        self._host_buf = bytearray(rest)
+        serial = self.runner.serial
+        serial.end_session()
+        serial.held = bytearray(rest)
         self._escape_requested = True
-        self.board.request_reset(hal_mod.RESET_SOFT)
+        self.runner.board.request_reset(hal_mod.RESET_SOFT)
 
 
 def _wake(fut: asyncio.Future) -> None:
@@ -370,4 +361,4 @@ def _wake(fut: asyncio.Future) -> None:
 
 
 # --- deploy: the path of `lockctl flash` ---------------------------------------------
-__all__ = ["VirtualBoard", "ReplRunner", "DEFAULT_HEAP"]
+__all__ = ["VirtualBoard", "ReplRunner", "ReplImage", "DEFAULT_HEAP"]

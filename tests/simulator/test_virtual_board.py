@@ -154,6 +154,7 @@ def test_bytes_a_host_sends_during_a_reset_reach_the_next_interpreter(tmp_path: 
 
     board = VirtualBoard(str(tmp_path / "state"))
     vb = board.runner
+    repl = vb.image  # the REPL's side of the runner: its stdio and what the host sends
     old_r, old_w = os.pipe()
     new_r, new_w = os.pipe()
     for fd in (old_r, new_r):
@@ -161,15 +162,15 @@ def test_bytes_a_host_sends_during_a_reset_reach_the_next_interpreter(tmp_path: 
 
     async def scenario() -> None:
         vb.child = SimpleNamespace(returncode=None)  # the interpreter being reset
-        vb._stdio, vb._repl_ready = old_w, True
+        repl._stdio, repl._repl_ready = old_w, True
         board.request_reset(hal.RESET_SOFT)  # what machine.reset() asks
-        vb.from_host(b"\r\x03\r\x01")
+        repl.from_host(b"\r\x03\r\x01")
         with pytest.raises(BlockingIOError):
             os.read(old_r, 64)  # nothing for the interpreter being ended
         board._request = None  # the board has restarted it
         vb.child = SimpleNamespace(returncode=None)
-        vb._stdio, vb._repl_ready = new_w, False
-        await vb._from_repl(b"MicroPython\r\n" + PROMPT)  # the new one's REPL is up
+        repl._stdio, repl._repl_ready = new_w, False
+        await repl._from_repl(b"MicroPython\r\n" + PROMPT)  # the new one's REPL is up
         assert os.read(new_r, 64) == b"\r\x03\r\x01"
 
     try:
