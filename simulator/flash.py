@@ -203,6 +203,13 @@ class BlockDevice(core.Partition):
                          name or "blocks %d+%d" % (start_block, block_count))
         self.start_block = start_block
 
+    @classmethod
+    def region(cls, flash: FlashDevice, where: tuple[int, int], name: str) -> BlockDevice:
+        """A board file's region (FS_REGION, LOG_REGION: offset and size in bytes)."""
+        offset, size = where
+        es = flash.erase_size
+        return cls(flash, offset // es, size // es, name=name)
+
     @property
     def counters(self) -> Counters:
         assert isinstance(self.flash, FlashDevice) and self.name is not None

@@ -58,12 +58,8 @@ class FleetHAL(hal_mod.HAL):
         self.battery_low_mv = int(board.BATTERY["low_mv"])  # type: ignore[call-overload]
         self.battery_critical_mv = int(board.BATTERY["critical_mv"])  # type: ignore[call-overload]
         self.flash = flash_mod.FlashDevice(board.FLASH_SIZE, board.FLASH_BLOCK_SIZE)
-        bs = board.FLASH_BLOCK_SIZE
-        fs_off, fs_len = board.FS_REGION
-        log_off, log_len = board.LOG_REGION
-        self._fs = LittleFsFs.mkfs(flash_mod.BlockDevice(self.flash, fs_off // bs, fs_len // bs,
-                                                         name="fs"))
-        self._log = flash_mod.BlockDevice(self.flash, log_off // bs, log_len // bs, name="log")
+        self._fs = LittleFsFs.mkfs(flash_mod.BlockDevice.region(self.flash, board.FS_REGION, "fs"))
+        self._log = flash_mod.BlockDevice.region(self.flash, board.LOG_REGION, "log")
         self.rtc = now
         self.ms = 0
         self.retracted = False

@@ -165,13 +165,6 @@ class Peer:
         self.link.close()
 
 
-def region(flash: flash_mod.FlashDevice, where: tuple[int, int], name: str
-           ) -> flash_mod.BlockDevice:
-    off, size = where
-    bs = flash.erase_size
-    return flash_mod.BlockDevice(flash, off // bs, size // bs, name=name)
-
-
 # --- the lock -------------------------------------------------------------------
 
 class MemLock:
@@ -188,8 +181,8 @@ class MemLock:
         self.hw = hw
         self.clock = clock
         self.flash = flash_mod.FlashDevice(board.FLASH_SIZE, board.FLASH_BLOCK_SIZE)
-        fs = LittleFsFs.mkfs(region(self.flash, board.FS_REGION, "fs"))
-        log_dev = region(self.flash, board.LOG_REGION, "log")
+        fs = LittleFsFs.mkfs(flash_mod.BlockDevice.region(self.flash, board.FS_REGION, "fs"))
+        log_dev = flash_mod.BlockDevice.region(self.flash, board.LOG_REGION, "log")
         self.ble = MemBle(getattr(board, "BLE_NOTIFY_BYTES", BLE_CHUNK))
         self.serial = MemSerial()
         self.timings: dict[str, int] = dict(timings or {})

@@ -103,9 +103,7 @@ class StateDir:
 
     # --- the firmware's regions ---------------------------------------------------
     def region(self, region: tuple[int, int], name: str) -> flash_mod.BlockDevice:
-        off, size = region
-        bs = self.board.FLASH_BLOCK_SIZE
-        return flash_mod.BlockDevice(self.device(), off // bs, size // bs, name=name)
+        return flash_mod.BlockDevice.region(self.device(), region, name)
 
     def mount_fs(self) -> Any:
         bdev = self.region(self.board.FS_REGION, "fs")

@@ -40,9 +40,7 @@ def sim_args() -> list[str]:
 
 def ring(state: Path) -> tuple[FlashDevice, EventLog]:
     dev = FlashDevice.open(str(state / "flash.bin"), sim_board.FLASH_SIZE)
-    off, size = sim_board.LOG_REGION
-    bs = sim_board.FLASH_BLOCK_SIZE
-    log = EventLog(BlockDevice(dev, off // bs, size // bs, name="log"))
+    log = EventLog(BlockDevice.region(dev, sim_board.LOG_REGION, "log"))
     log.recover()
     return dev, log
 
