@@ -288,7 +288,9 @@ class MemLock:
                       ) -> tuple[int, bool, Any]:
         """One request over a connected key's link, after the lock's HELLO:
         (outcome, authenticated, seq)."""
-        _lock_id, nonce, *_ = keyside.hello_fields(await key.recv_payload())
+        lock_id, nonce, *_ = keyside.hello_fields(await key.recv_payload())
+        if lock_id != self.lock_id:
+            raise MemLockError("the lock did not announce the commissioned id")
         await key.send_payload(keyside.open_request(token, pop_key, self.lock_id, nonce,
                                                     action, None, log_from))
         outcome, authenticated, seq, *_ = keyside.read_answer(
